@@ -1,0 +1,148 @@
+//! The keyspace's snapshot stream: a header, one length-prefixed record per key, and a
+//! trailer with the record count, so a truncated or corrupt file is refused on load.
+
+use std::io::{Read, Write};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::{Db, Entry, Key, Keyspace, Value, DATABASES};
+
+const MAGIC: &[u8; 8] = b"CELLKV01";
+/// A record longer than this is corrupt: values are bounded by proto-max-bulk-len.
+const MAX_RECORD: u32 = 1024 * 1024 * 1024;
+
+/// Errors reading or writing a snapshot of the keyspace.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The underlying reader or writer failed.
+    #[error("snapshot i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The bytes are not a snapshot this version understands.
+    #[error("snapshot is corrupt: {0}")]
+    Corrupt(String),
+}
+
+#[derive(Serialize, Deserialize)]
+struct Record {
+    db: u32,
+    key: Bytes,
+    value: Value,
+    expires_at: Option<u64>,
+    written_at: u64,
+}
+
+impl Keyspace {
+    /// Writes this keyspace as a snapshot stream.
+    pub fn write_snapshot(&self, out: &mut dyn Write) -> Result<(), SnapshotError> {
+        out.write_all(MAGIC)?;
+        out.write_all(&self.clock_ms.to_le_bytes())?;
+        let mut count: u64 = 0;
+        let mut buf = Vec::new();
+        for (index, db) in self.dbs.iter().enumerate() {
+            for (key, entry) in db.entries.iter() {
+                let record = Record {
+                    db: index as u32,
+                    key: key.name.clone(),
+                    value: entry.value.clone(),
+                    expires_at: entry.expires_at,
+                    written_at: entry.written_at,
+                };
+                buf.clear();
+                buf = postcard::to_extend(&record, buf)
+                    .map_err(|e| SnapshotError::Corrupt(format!("encode: {e}")))?;
+                out.write_all(&(buf.len() as u32).to_le_bytes())?;
+                out.write_all(&buf)?;
+                count += 1;
+            }
+        }
+        out.write_all(&0u32.to_le_bytes())?;
+        out.write_all(&count.to_le_bytes())?;
+        Ok(())
+    }
+
+    /// Reads a keyspace back from a snapshot stream written by [`Keyspace::write_snapshot`].
+    pub fn read_snapshot(input: &mut dyn Read) -> Result<Keyspace, SnapshotError> {
+        let mut magic = [0u8; 8];
+        input.read_exact(&mut magic)?;
+        if &magic != MAGIC {
+            return Err(SnapshotError::Corrupt("bad magic".into()));
+        }
+        let mut word = [0u8; 8];
+        input.read_exact(&mut word)?;
+        let mut keyspace = Keyspace { clock_ms: u64::from_le_bytes(word), ..Keyspace::new() };
+        let mut count: u64 = 0;
+        let mut buf = Vec::new();
+        loop {
+            let mut len = [0u8; 4];
+            input.read_exact(&mut len)?;
+            let len = u32::from_le_bytes(len);
+            if len == 0 {
+                break;
+            }
+            if len > MAX_RECORD {
+                return Err(SnapshotError::Corrupt(format!("record of {len} bytes")));
+            }
+            buf.resize(len as usize, 0);
+            input.read_exact(&mut buf)?;
+            let record: Record = postcard::from_bytes(&buf)
+                .map_err(|e| SnapshotError::Corrupt(format!("record {count}: {e}")))?;
+            if record.db >= DATABASES {
+                return Err(SnapshotError::Corrupt(format!("database {}", record.db)));
+            }
+            let db: &mut Db = &mut keyspace.dbs[record.db as usize];
+            db.insert(
+                Key::new(record.key),
+                Entry {
+                    value: record.value,
+                    expires_at: record.expires_at,
+                    written_at: record.written_at,
+                },
+            );
+            count += 1;
+        }
+        input.read_exact(&mut word)?;
+        if u64::from_le_bytes(word) != count {
+            return Err(SnapshotError::Corrupt("record count mismatch".into()));
+        }
+        Ok(keyspace)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keyspace::tests::must_apply;
+
+    #[test]
+    fn snapshot_round_trips_values_expiry_and_clock() {
+        let mut ks = Keyspace::new();
+        must_apply(&mut ks, 1000, "set a 1");
+        must_apply(&mut ks, 1000, "set b 2 px 5000");
+        must_apply(&mut ks, 1500, "set c 3");
+        let mut bytes = Vec::new();
+        ks.write_snapshot(&mut bytes).expect("write");
+        let back = Keyspace::read_snapshot(&mut bytes.as_slice()).expect("read");
+        assert_eq!(back.clock_ms(), 1500);
+        assert_eq!(back.total_keys(), 3);
+        let b = back.db(0).and_then(|d| d.get(&Bytes::from("b"), 1500)).cloned();
+        assert_eq!(b.and_then(|e| e.expires_at), Some(6000));
+        assert_eq!(back.db(0).map(|d| d.volatile_len()), Some(1));
+    }
+
+    #[test]
+    fn truncated_snapshot_is_refused() {
+        let mut ks = Keyspace::new();
+        must_apply(&mut ks, 1, "set a 1");
+        let mut bytes = Vec::new();
+        ks.write_snapshot(&mut bytes).expect("write");
+        for cut in [4, 12, bytes.len() - 3] {
+            assert!(Keyspace::read_snapshot(&mut &bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        bytes[0] = b'X';
+        assert!(matches!(
+            Keyspace::read_snapshot(&mut bytes.as_slice()),
+            Err(SnapshotError::Corrupt(_))
+        ));
+    }
+}

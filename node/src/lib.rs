@@ -1,0 +1,18 @@
+//! cellkv-node: the server library behind the `cellkv` binary.
+//!
+//! Map of the crate, one module per concern:
+//! - [`resp`]: RESP2/RESP3 frames, the request parser and the reply encoder.
+//! - [`command`]: the command table (arity, flags, key positions) and Redis's error texts.
+//! - [`keyspace`]: the deterministic state machine: databases, value types, expiry.
+//! - [`raft`]: openraft's type config, runtime adapter, state machine adapter and network.
+//! - [`storage`]: the Raft log and vote stores (RocksDB in production, memory in tests).
+//! - [`server`]: listeners, connections, routing of reads and writes, background expiry.
+//! - [`config`]: flags, environment and TOML file, validated into one struct.
+
+pub mod command;
+pub mod config;
+pub mod keyspace;
+pub mod raft;
+pub mod resp;
+pub mod server;
+pub mod storage;

@@ -1,0 +1,46 @@
+//! The `cellkv` binary: parse the configuration, start the node, serve until SIGTERM,
+//! SIGINT or `SHUTDOWN`, then stop cleanly.
+
+use anyhow::Context;
+use clap::Parser;
+use cellkv_node::config::{Config, Flags};
+use cellkv_node::server::Server;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::load(Flags::parse()).context("configuration")?;
+    let filter = EnvFilter::try_new(&config.log_level)
+        .with_context(|| format!("log-level '{}'", config.log_level))?;
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    tracing::info!(
+        port = config.port,
+        raft_port = config.raft_port,
+        dir = %config.dir.display(),
+        node_id = config.node_id,
+        "starting cellkv"
+    );
+    let server = Server::start(config).await.context("starting the node")?;
+    println!("cellkv ready on {}", server.resp_addr());
+    wait_for_stop(&server).await;
+    tracing::info!("stopping");
+    server.stop().await;
+    Ok(())
+}
+
+async fn wait_for_stop(server: &Server) {
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM");
+            server.wait_shutdown().await;
+            return;
+        }
+    };
+    tokio::select! {
+        biased;
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
+        _ = terminate.recv() => tracing::info!("SIGTERM"),
+        _ = server.wait_shutdown() => {}
+    }
+}

@@ -1,0 +1,314 @@
+//! The Raft layer: openraft's type configuration, the runtime adapter ([`rt`]), the state
+//! machine adapter over the keyspace ([`state_machine`]), snapshot files, the network
+//! ([`network`]) and [`start`], which brings a node's Raft up.
+//!
+//! Every write is a log entry, even on a single node: the server proposes a
+//! [`Request`](crate::keyspace::Request) with `raft.client_write(request)` and answers the
+//! client with the [`Frame`](crate::resp::Frame) it applied with. Concurrent `client_write`
+//! calls are batched by openraft itself: while one append is being fsynced, the proposals that
+//! arrive queue up and go to disk together in the next append (one fsync per batch).
+//!
+//! Linearizable reads: `raft.ensure_linearizable(ReadPolicy::ReadIndex).await` on the leader
+//! confirms leadership with a quorum and waits until the state machine has applied up to the
+//! read index; then read the keyspace. See [`RaftHandle`] for the details.
+//!
+//! After [`start`] returns, the node campaigns; callers wait for [`RaftHandle::wait_leader`]
+//! before they propose (a one-member cluster elects itself within one election timeout).
+
+pub mod network;
+pub mod rt;
+mod snapshot;
+pub mod state_machine;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Cursor;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::InitializeError;
+use openraft::storage::RaftLogStorage;
+use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
+use openraft_rt::WatchReceiver;
+
+use crate::keyspace::{Op, Request, SharedKeyspace};
+use network::NoPeers;
+pub use snapshot::{SnapshotStats, SnapshotStore};
+use state_machine::KeyspaceStateMachine;
+
+openraft::declare_raft_types!(
+    /// openraft's type configuration for cellkv: entries carry keyspace
+    /// [`Request`](crate::keyspace::Request)s and replies are RESP
+    /// [`Frame`](crate::resp::Frame)s.
+    pub TypeConfig:
+        D = crate::keyspace::Request,
+        R = crate::resp::Frame,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+        AsyncRuntime = rt::CellRuntime,
+);
+
+/// A node's id in the cell.
+pub type NodeId = u64;
+/// A log entry.
+pub type Entry = openraft::alias::EntryOf<TypeConfig>;
+/// The position of a log entry: (leader term and node, index).
+pub type LogId = openraft::alias::LogIdOf<TypeConfig>;
+/// A vote: the term and the candidate voted for.
+pub type Vote = openraft::alias::VoteOf<TypeConfig>;
+/// A membership config and the log id it was applied at.
+pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
+/// Metadata of a snapshot: what it covers.
+pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
+/// Snapshot bytes as openraft carries them: the whole snapshot in memory.
+pub type SnapshotData = Cursor<Vec<u8>>;
+/// A snapshot with its metadata.
+pub type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotData>;
+/// The Raft node handle type.
+pub type Raft = openraft::Raft<TypeConfig, KeyspaceStateMachine>;
+/// openraft's live metrics of a node (state, leader, applied, snapshot, purged).
+pub type RaftMetrics = openraft::RaftMetrics<TypeConfig>;
+
+/// Log entries kept after a snapshot covers them, so a briefly lagging follower catches up
+/// from the log instead of needing the whole snapshot.
+pub const LOGS_KEPT_AFTER_SNAPSHOT: u64 = 32;
+
+/// Log lines show what kind of command an entry holds, never its keys or values: values can
+/// be secrets (sessions, tokens) and key names can embed them.
+impl fmt::Display for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.op {
+            Op::Command { db, args } => {
+                let name = args.first().map(|n| String::from_utf8_lossy(n).to_ascii_uppercase());
+                write!(
+                    f,
+                    "{}(db={db}, {} args, t={})",
+                    name.as_deref().unwrap_or("?"),
+                    args.len().saturating_sub(1),
+                    self.time_ms
+                )
+            }
+            Op::Expire { db, keys } => write!(f, "EXPIRE(db={db}, {} keys, t={})", keys.len(), self.time_ms),
+        }
+    }
+}
+
+/// What a node needs to run its Raft.
+#[derive(Debug, Clone)]
+pub struct RaftSettings {
+    /// This node's id in the cell; must never change for a data directory.
+    pub node_id: NodeId,
+    /// Data directory: the log goes to `dir/raft`, snapshots to `dir/snapshots`.
+    pub dir: PathBuf,
+    /// Address other members reach this node's Raft service at (recorded in the membership).
+    pub raft_addr: String,
+    /// Build a snapshot once this many entries were applied since the last one.
+    pub snapshot_entries: u64,
+    /// Also build a snapshot this often if anything was applied since the last one
+    /// (zero disables the timer).
+    pub snapshot_interval: Duration,
+}
+
+/// Why the Raft layer could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RaftError {
+    /// The log store or the snapshot directory failed.
+    #[error("raft storage: {0}")]
+    Storage(#[from] std::io::Error),
+    /// The Raft configuration is invalid.
+    #[error("raft config: {0}")]
+    Config(#[from] openraft::ConfigError),
+    /// The Raft core stopped (shut down, or a storage error stopped it).
+    #[error("raft stopped: {0}")]
+    Fatal(#[from] openraft::error::Fatal<TypeConfig>),
+    /// Forming the one-member cluster failed.
+    #[error("raft initialize: {0}")]
+    Initialize(String),
+    /// The Raft core task failed while shutting down.
+    #[error("raft shutdown: {0}")]
+    Shutdown(String),
+    /// A wait ran out of time.
+    #[error("raft: {0}")]
+    Timeout(String),
+    /// This build has no durable log store.
+    #[error("raft: built without the `rocksdb` feature; use start_with_stores")]
+    NoDurableStore,
+}
+
+/// A running Raft node and its background snapshot timer.
+///
+/// Writes: `handle.raft.client_write(request).await` returns a `ClientWriteResponse` whose
+/// `data` is the reply [`Frame`](crate::resp::Frame) and `log_id` where it was applied; on a
+/// node that is not the leader it fails with `ClientWriteError::ForwardToLeader` (leader id and
+/// node, if known). Submitting many requests concurrently is what lets openraft batch them
+/// into one append and one fsync; `raft.client_write_many(requests)` submits a batch in one
+/// message and streams the results back in order.
+///
+/// Linearizable reads: `handle.raft.ensure_linearizable(openraft::ReadPolicy::ReadIndex)`
+/// returns once the leader confirmed it still leads (heartbeat to a quorum, immediate for a
+/// one-member cell) and the local state machine applied everything up to the read index; read
+/// the keyspace after it returns. `ReadPolicy::LeaseRead` skips the quorum round while the
+/// leader lease holds (clock-drift assumption), and fails at once otherwise. For a read on a
+/// follower: call `raft.get_read_linearizer(ReadPolicy::ReadIndex)` on the leader (over the
+/// `Forward.ReadIndex` RPC), send back `linearizer.read_log_id()`, and on the follower build
+/// `openraft::raft::linearizable_read::Linearizer::new(leader_id, read_log_id, None)` and call
+/// `.try_await_ready(&raft, Some(timeout))`. Reads that wait at the same time share one
+/// leadership confirmation.
+pub struct RaftHandle {
+    /// The openraft node.
+    pub raft: Raft,
+    node_id: NodeId,
+    stats: Arc<SnapshotStats>,
+    snapshot_timer: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl fmt::Debug for RaftHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RaftHandle").field("node_id", &self.node_id).finish_non_exhaustive()
+    }
+}
+
+impl RaftHandle {
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// Snapshot counters for INFO: built, installed, last index, size.
+    pub fn snapshot_stats(&self) -> Arc<SnapshotStats> {
+        self.stats.clone()
+    }
+
+    /// A copy of openraft's current metrics (state, leader, last applied, snapshot, purged).
+    pub fn metrics(&self) -> RaftMetrics {
+        self.raft.metrics().borrow_watched().clone()
+    }
+
+    /// Waits until this node is the leader, at most `timeout`.
+    pub async fn wait_leader(&self, timeout: Duration) -> Result<(), RaftError> {
+        let me = self.node_id;
+        self.raft
+            .wait(Some(timeout))
+            .metrics(
+                |m| m.state == ServerState::Leader && m.current_leader == Some(me),
+                "this node leads",
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| RaftError::Timeout(e.to_string()))
+    }
+
+    /// Stops the snapshot timer and the Raft node, and waits for the Raft core to exit.
+    pub async fn shutdown(mut self) -> Result<(), RaftError> {
+        if let Some(timer) = self.snapshot_timer.take() {
+            timer.abort();
+        }
+        self.raft
+            .shutdown()
+            .await
+            .map_err(|e| RaftError::Shutdown(e.to_string()))
+    }
+}
+
+impl Drop for RaftHandle {
+    fn drop(&mut self) {
+        // The timer holds a Raft clone; left running it would keep the node alive.
+        if let Some(timer) = self.snapshot_timer.take() {
+            timer.abort();
+        }
+    }
+}
+
+/// Starts a node's Raft on RocksDB (`settings.dir/raft`) with snapshot files in
+/// `settings.dir/snapshots`, loading the newest snapshot into `keyspace`. See
+/// [`start_with_stores`].
+#[cfg(feature = "rocksdb")]
+pub async fn start(settings: RaftSettings, keyspace: SharedKeyspace) -> Result<RaftHandle, RaftError> {
+    let log_store = crate::storage::RocksLogStore::open(settings.dir.join("raft"))?;
+    let snapshots = SnapshotStore::dir(settings.dir.join("snapshots"))?;
+    start_with_stores(settings, keyspace, log_store, snapshots).await
+}
+
+/// Without the `rocksdb` feature there is no durable log store: always fails.
+#[cfg(not(feature = "rocksdb"))]
+pub async fn start(_settings: RaftSettings, _keyspace: SharedKeyspace) -> Result<RaftHandle, RaftError> {
+    Err(RaftError::NoDurableStore)
+}
+
+/// Starts a node's Raft over the given log store and snapshot store (tests and the simulation
+/// pass [`MemLogStore`](crate::storage::MemLogStore) and [`SnapshotStore::memory`];
+/// `settings.dir` is not used).
+///
+/// The newest snapshot is loaded into `keyspace` (which is emptied if there is none), openraft
+/// re-applies the committed log after it, and on the very first start (no vote, no log) the
+/// node forms a one-member cluster of itself. A restart never initializes again.
+pub async fn start_with_stores<LS>(
+    settings: RaftSettings,
+    keyspace: SharedKeyspace,
+    log_store: LS,
+    snapshots: SnapshotStore,
+) -> Result<RaftHandle, RaftError>
+where
+    LS: RaftLogStorage<TypeConfig>,
+{
+    let config = Arc::new(raft_config(settings.snapshot_entries)?);
+    let state_machine = KeyspaceStateMachine::open(keyspace, snapshots)?;
+    let stats = state_machine.stats();
+    let raft = Raft::new(settings.node_id, config, NoPeers, log_store, state_machine).await?;
+
+    if raft.is_initialized().await? {
+        tracing::info!(node_id = settings.node_id, "raft restarted from its log");
+    } else {
+        let members = BTreeMap::from([(settings.node_id, BasicNode::new(&settings.raft_addr))]);
+        match raft.initialize(members).await {
+            Ok(()) => tracing::info!(node_id = settings.node_id, "formed a one-member cluster"),
+            // Someone (a leader's replication) got here first: already part of a cluster.
+            Err(openraft::error::RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+            Err(e) => return Err(RaftError::Initialize(e.to_string())),
+        }
+    }
+
+    let snapshot_timer =
+        (!settings.snapshot_interval.is_zero()).then(|| spawn_snapshot_timer(raft.clone(), settings.snapshot_interval));
+    Ok(RaftHandle {
+        raft,
+        node_id: settings.node_id,
+        stats,
+        snapshot_timer,
+    })
+}
+
+fn raft_config(snapshot_entries: u64) -> Result<Config, RaftError> {
+    let config = Config {
+        cluster_name: "cellkv".to_string(),
+        heartbeat_interval: 100,
+        election_timeout_min: 300,
+        election_timeout_max: 600,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_entries.max(1)),
+        max_in_snapshot_log_to_keep: LOGS_KEPT_AFTER_SNAPSHOT,
+        ..Config::default()
+    };
+    Ok(config.validate()?)
+}
+
+/// Builds a snapshot every `every` if anything was applied since the last one, so a quiet
+/// node does not keep a long log tail to replay after a restart.
+fn spawn_snapshot_timer(raft: Raft, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let (applied, snapshot) = {
+                let metrics = raft.metrics();
+                let m = metrics.borrow_watched();
+                (m.last_applied.map(|id| id.index), m.snapshot.map(|id| id.index))
+            };
+            if applied > snapshot && raft.trigger().snapshot().await.is_err() {
+                return; // the node stopped
+            }
+        }
+    })
+}
+
+#[cfg(all(test, not(madsim)))]
+mod tests;

@@ -1,0 +1,506 @@
+//! Commands that act on the connection or the server rather than the keyspace:
+//! connection handling (`PING`, `HELLO`, `SELECT`, `CLIENT ...`), `INFO`, `CONFIG`, `TIME`,
+//! `SHUTDOWN`.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::{clock, Session};
+use crate::command::errors as err;
+use crate::command::parse_i64;
+use crate::keyspace::{glob, help_lines, DATABASES};
+use crate::resp::Frame;
+
+/// The Redis version cellkv answers as: the reference its replies follow.
+pub const REDIS_VERSION: &str = "7.2.4";
+
+/// PING [message]
+pub fn ping(_session: &mut Session, args: &[Bytes]) -> Frame {
+    match args.get(1) {
+        None => Frame::Simple("PONG".into()),
+        Some(msg) if args.len() == 2 => Frame::Bulk(msg.clone()),
+        Some(_) => Frame::error(err::wrong_arity("ping")),
+    }
+}
+
+/// ECHO message
+pub fn echo(_session: &mut Session, args: &[Bytes]) -> Frame {
+    Frame::Bulk(args[1].clone())
+}
+
+/// Whether `user`/`pass` would authenticate: with no password configured the default user
+/// accepts any password, as Redis's `nopass` default user does.
+fn check_credentials(user: &[u8], _pass: &[u8]) -> Result<(), Frame> {
+    if user == b"default" {
+        Ok(())
+    } else {
+        Err(Frame::error("WRONGPASS invalid username-password pair or user is disabled."))
+    }
+}
+
+/// AUTH [username] password
+pub fn auth(_session: &mut Session, args: &[Bytes]) -> Frame {
+    match args.len() {
+        2 => Frame::error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"),
+        3 => match check_credentials(&args[1], &args[2]) {
+            Ok(()) => Frame::ok(),
+            Err(e) => e,
+        },
+        _ => Frame::error(err::SYNTAX),
+    }
+}
+
+/// HELLO [protover [AUTH username password] [SETNAME clientname]]
+pub fn hello(session: &mut Session, args: &[Bytes]) -> Frame {
+    let mut resp3 = session.resp3;
+    if let Some(version) = args.get(1) {
+        match parse_i64(version) {
+            None => {
+                return Frame::error("ERR Protocol version is not an integer or out of range")
+            }
+            Some(2) => resp3 = false,
+            Some(3) => resp3 = true,
+            Some(_) => return Frame::error(err::NOPROTO),
+        }
+    }
+    let mut name = None;
+    let mut i = 2;
+    while i < args.len() {
+        let word = &args[i];
+        if word.eq_ignore_ascii_case(b"auth") && i + 2 < args.len() {
+            if let Err(e) = check_credentials(&args[i + 1], &args[i + 2]) {
+                return e;
+            }
+            i += 3;
+        } else if word.eq_ignore_ascii_case(b"setname") && i + 1 < args.len() {
+            if let Err(e) = valid_name(&args[i + 1], "Client names") {
+                return e;
+            }
+            name = Some(args[i + 1].clone());
+            i += 2;
+        } else {
+            return Frame::error(format!(
+                "ERR Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(word)
+            ));
+        }
+    }
+    if let Some(name) = name {
+        *session.client.name.lock() = (!name.is_empty()).then_some(name);
+    }
+    session.set_resp3(resp3);
+    let role = if session.node.is_leader() { "master" } else { "replica" };
+    Frame::Map(vec![
+        (Frame::bulk("server"), Frame::bulk("redis")),
+        (Frame::bulk("version"), Frame::bulk(REDIS_VERSION)),
+        (Frame::bulk("proto"), Frame::Integer(if resp3 { 3 } else { 2 })),
+        (Frame::bulk("id"), Frame::Integer(session.client.id as i64)),
+        (Frame::bulk("mode"), Frame::bulk("standalone")),
+        (Frame::bulk("role"), Frame::bulk(role)),
+        (Frame::bulk("modules"), Frame::Array(Vec::new())),
+    ])
+}
+
+/// SELECT index
+pub fn select(session: &mut Session, args: &[Bytes]) -> Frame {
+    match parse_i64(&args[1]) {
+        None => Frame::error(err::NOT_INTEGER),
+        Some(db) if !(0..DATABASES as i64).contains(&db) => {
+            Frame::error(err::DB_INDEX_OUT_OF_RANGE)
+        }
+        Some(db) => {
+            session.select(db as u32);
+            Frame::ok()
+        }
+    }
+}
+
+/// QUIT
+pub fn quit(session: &mut Session, _args: &[Bytes]) -> Frame {
+    session.close_after_reply = true;
+    Frame::ok()
+}
+
+/// RESET
+pub fn reset(session: &mut Session, _args: &[Bytes]) -> Frame {
+    session.select(0);
+    session.set_resp3(false);
+    *session.client.name.lock() = None;
+    Frame::Simple("RESET".into())
+}
+
+/// Client names and library fields may not contain spaces or control characters.
+fn valid_name(name: &[u8], what: &str) -> Result<(), Frame> {
+    if name.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
+        return Err(Frame::error(format!(
+            "ERR {what} cannot contain spaces, newlines or special characters."
+        )));
+    }
+    Ok(())
+}
+
+/// CLIENT ID
+pub fn client_id(session: &mut Session, _args: &[Bytes]) -> Frame {
+    Frame::Integer(session.client.id as i64)
+}
+
+/// CLIENT SETNAME name
+pub fn client_setname(session: &mut Session, args: &[Bytes]) -> Frame {
+    if let Err(e) = valid_name(&args[2], "Client names") {
+        return e;
+    }
+    *session.client.name.lock() = (!args[2].is_empty()).then(|| args[2].clone());
+    Frame::ok()
+}
+
+/// CLIENT GETNAME
+pub fn client_getname(session: &mut Session, _args: &[Bytes]) -> Frame {
+    session.client.name.lock().clone().map(Frame::Bulk).unwrap_or(Frame::Null)
+}
+
+/// CLIENT INFO
+pub fn client_info(session: &mut Session, _args: &[Bytes]) -> Frame {
+    *session.client.last_cmd.lock() = "client|info".into();
+    let line = session.client.describe(clock::now_ms());
+    Frame::Verbatim("txt".into(), Bytes::from(format!("{line}\n")))
+}
+
+/// CLIENT LIST [TYPE normal|master|replica|pubsub] [ID id [id ...]]
+pub fn client_list(session: &mut Session, args: &[Bytes]) -> Frame {
+    *session.client.last_cmd.lock() = "client|list".into();
+    let mut ids: Option<Vec<u64>> = None;
+    let mut only_other_types = false;
+    let mut i = 2;
+    while i < args.len() {
+        if args[i].eq_ignore_ascii_case(b"type") && i + 1 < args.len() {
+            let kind = args[i + 1].to_ascii_lowercase();
+            match kind.as_slice() {
+                b"normal" => {}
+                b"master" | b"replica" | b"slave" | b"pubsub" => only_other_types = true,
+                _ => {
+                    return Frame::error(format!(
+                        "ERR Unknown client type '{}'",
+                        String::from_utf8_lossy(&args[i + 1])
+                    ))
+                }
+            }
+            i += 2;
+        } else if args[i].eq_ignore_ascii_case(b"id") && i + 1 < args.len() {
+            let mut wanted = Vec::new();
+            for raw in &args[i + 1..] {
+                match parse_i64(raw) {
+                    Some(id) if id > 0 => wanted.push(id as u64),
+                    _ => return Frame::error("ERR Invalid client ID"),
+                }
+            }
+            ids = Some(wanted);
+            i = args.len();
+        } else {
+            return Frame::error(err::SYNTAX);
+        }
+    }
+    let now = clock::now_ms();
+    let mut text = String::new();
+    if !only_other_types {
+        for client in session.node.clients() {
+            if ids.as_ref().is_some_and(|ids| !ids.contains(&client.id)) {
+                continue;
+            }
+            text.push_str(&client.describe(now));
+            text.push('\n');
+        }
+    }
+    Frame::Verbatim("txt".into(), Bytes::from(text))
+}
+
+/// CLIENT SETINFO LIB-NAME|LIB-VER value
+pub fn client_setinfo(session: &mut Session, args: &[Bytes]) -> Frame {
+    let value = &args[3];
+    let attr = args[2].to_ascii_lowercase();
+    let field = match attr.as_slice() {
+        b"lib-name" => &session.client.lib_name,
+        b"lib-ver" => &session.client.lib_ver,
+        _ => {
+            return Frame::error(format!(
+                "ERR Unrecognized option '{}'",
+                String::from_utf8_lossy(&args[2])
+            ))
+        }
+    };
+    let label = if attr.as_slice() == b"lib-name" { "lib-name" } else { "lib-ver" };
+    if let Err(e) = valid_name(value, label) {
+        return e;
+    }
+    *field.lock() = (!value.is_empty()).then(|| String::from_utf8_lossy(value).into_owned());
+    Frame::ok()
+}
+
+/// CLIENT HELP
+pub fn client_help(_session: &mut Session, _args: &[Bytes]) -> Frame {
+    help_lines(
+        "CLIENT",
+        &[
+            "GETNAME",
+            "    Return the name of the current connection.",
+            "ID",
+            "    Return the ID of the current connection.",
+            "INFO",
+            "    Return information about the current client connection.",
+            "LIST [options ...]",
+            "    Return information about client connections. Options:",
+            "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+            "      Return clients of specified type.",
+            "    * ID <client-id> [<client-id> ...]",
+            "      Return clients of specified IDs only.",
+            "SETNAME <name>",
+            "    Assign the name <name> to the current connection.",
+            "SETINFO <option> <value>",
+            "    Set client meta attr. Options are:",
+            "    * LIB-NAME: the client lib name.",
+            "    * LIB-VER: the client lib version.",
+        ],
+    )
+}
+
+/// TIME
+pub fn time(_session: &mut Session, _args: &[Bytes]) -> Frame {
+    let us = clock::now_us();
+    Frame::Array(vec![
+        Frame::bulk((us / 1_000_000).to_string()),
+        Frame::bulk((us % 1_000_000).to_string()),
+    ])
+}
+
+/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: the log is already durable, so every
+/// form stops at once; the connection closes without a reply, as in Redis.
+pub fn shutdown(session: &mut Session, args: &[Bytes]) -> Frame {
+    for arg in &args[1..] {
+        match arg.to_ascii_lowercase().as_slice() {
+            b"nosave" | b"save" | b"now" | b"force" => {}
+            b"abort" => return Frame::error("ERR No shutdown in progress."),
+            _ => return Frame::error(err::SYNTAX),
+        }
+    }
+    tracing::info!(client = session.client.id, "SHUTDOWN requested");
+    session.node.request_shutdown();
+    session.skip_reply = true;
+    session.close_after_reply = true;
+    Frame::ok()
+}
+
+/// The options `CONFIG GET` knows, with their current values.
+fn config_values(session: &Session) -> Vec<(&'static str, String)> {
+    let node = &session.node;
+    let config = &node.config;
+    let runtime = node.runtime.read().clone();
+    vec![
+        ("port", config.port.to_string()),
+        ("bind", config.bind.clone()),
+        ("dir", config.dir.display().to_string()),
+        ("databases", DATABASES.to_string()),
+        ("node-id", config.node_id.to_string()),
+        ("raft-port", config.raft_port.to_string()),
+        ("snapshot-entries", config.snapshot_entries.to_string()),
+        ("snapshot-interval", format!("{}s", config.snapshot_interval.as_secs())),
+        ("loglevel", config.log_level.clone()),
+        ("proto-max-bulk-len", runtime.proto_max_bulk_len.to_string()),
+        ("maxclients", runtime.maxclients.to_string()),
+        // Every write is in the Raft log, fsynced before it is acknowledged.
+        ("appendonly", "yes".into()),
+        ("appendfsync", "always".into()),
+        ("save", String::new()),
+        ("maxmemory", "0".into()),
+        ("maxmemory-policy", "noeviction".into()),
+        ("timeout", "0".into()),
+        ("protected-mode", "yes".into()),
+    ]
+}
+
+/// CONFIG GET parameter [parameter ...]
+pub fn config_get(session: &mut Session, args: &[Bytes]) -> Frame {
+    let values = config_values(session);
+    let mut out = Vec::new();
+    for (name, value) in &values {
+        if args[2..].iter().any(|p| glob::matches(p, name.as_bytes(), true)) {
+            out.push((Frame::bulk(name), Frame::bulk(value)));
+        }
+    }
+    Frame::Map(out)
+}
+
+/// CONFIG SET parameter value [parameter value ...]
+pub fn config_set(session: &mut Session, args: &[Bytes]) -> Frame {
+    if args.len() % 2 != 0 {
+        return Frame::error(err::wrong_arity("config|set"));
+    }
+    let known: Vec<&str> = config_values(session).into_iter().map(|(n, _)| n).collect();
+    let mut next = session.node.runtime.read().clone();
+    for pair in args[2..].chunks_exact(2) {
+        let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
+        let fail = |reason: &str| {
+            Frame::error(format!(
+                "ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}"
+            ))
+        };
+        let number = parse_i64(&pair[1]).filter(|n| *n > 0).map(|n| n as usize);
+        match name.as_str() {
+            "proto-max-bulk-len" => match number {
+                Some(n) if n >= 1024 => next.proto_max_bulk_len = n,
+                _ => return fail("argument must be a memory value of at least 1024"),
+            },
+            "maxclients" => match number {
+                Some(n) => next.maxclients = n,
+                None => return fail("argument couldn't be parsed into an integer"),
+            },
+            other if known.contains(&other) => return fail("can't set immutable config"),
+            _ => {
+                return Frame::error(format!(
+                    "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+                ))
+            }
+        }
+    }
+    *session.node.runtime.write() = next;
+    Frame::ok()
+}
+
+/// CONFIG RESETSTAT
+pub fn config_resetstat(session: &mut Session, _args: &[Bytes]) -> Frame {
+    let stats = &session.node.stats;
+    for counter in [
+        &stats.connections_received,
+        &stats.rejected_connections,
+        &stats.commands_processed,
+        &stats.expired_keys,
+        &stats.protocol_errors,
+    ] {
+        counter.store(0, Ordering::Relaxed);
+    }
+    Frame::ok()
+}
+
+/// CONFIG HELP
+pub fn config_help(_session: &mut Session, _args: &[Bytes]) -> Frame {
+    help_lines(
+        "CONFIG",
+        &[
+            "GET <pattern>",
+            "    Return parameters matching the glob-like <pattern> and their values.",
+            "SET <directive> <value>",
+            "    Set the configuration <directive> to <value>.",
+            "RESETSTAT",
+            "    Reset statistics reported by the INFO command.",
+        ],
+    )
+}
+
+/// Resident set size from /proc, 0 where unavailable.
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// INFO [section ...]
+pub fn info(session: &mut Session, args: &[Bytes]) -> Frame {
+    let wanted: Vec<String> =
+        args[1..].iter().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect();
+    let all = wanted.is_empty()
+        || wanted.iter().any(|w| w == "all" || w == "everything" || w == "default");
+    let show = |name: &str| all || wanted.iter().any(|w| w == name);
+    let node = &session.node;
+    let mut text = String::new();
+    let mut section = |title: &str, body: String| {
+        if show(&title.to_ascii_lowercase()) {
+            if !text.is_empty() {
+                text.push_str("\r\n");
+            }
+            let _ = write!(text, "# {title}\r\n{body}");
+        }
+    };
+    let uptime = node.uptime_ms() / 1000;
+    section(
+        "Server",
+        format!(
+            "redis_version:{REDIS_VERSION}\r\ncellkv_version:{}\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:64\r\nprocess_id:{}\r\nrun_id:cellkv-node-{}\r\ntcp_port:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nexecutable:cellkv\r\n",
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::OS,
+            std::process::id(),
+            node.config.node_id,
+            node.resp_addr.port(),
+            uptime / 86_400,
+        ),
+    );
+    section(
+        "Clients",
+        format!(
+            "connected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n",
+            node.connected_clients(),
+            node.runtime.read().maxclients
+        ),
+    );
+    let rss = rss_bytes();
+    section(
+        "Memory",
+        format!(
+            "used_memory:{rss}\r\nused_memory_rss:{rss}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n"
+        ),
+    );
+    let snapshots = node.raft.snapshot_stats();
+    let metrics = node.raft.metrics();
+    section(
+        "Persistence",
+        format!(
+            "loading:0\r\naof_enabled:1\r\nraft_snapshots_built:{}\r\nraft_snapshots_installed:{}\r\nraft_last_snapshot_index:{}\r\nraft_last_snapshot_bytes:{}\r\nraft_purged_index:{}\r\n",
+            snapshots.built(),
+            snapshots.installed(),
+            snapshots.last_index().map_or(-1, |i| i as i64),
+            snapshots.last_size(),
+            metrics.purged.as_ref().map_or(-1, |l| l.index as i64),
+        ),
+    );
+    let stats = &node.stats;
+    section(
+        "Stats",
+        format!(
+            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\ntotal_error_replies:0\r\nprotocol_errors:{}\r\n",
+            stats.connections_received.load(Ordering::Relaxed),
+            stats.commands_processed.load(Ordering::Relaxed),
+            stats.rejected_connections.load(Ordering::Relaxed),
+            stats.expired_keys.load(Ordering::Relaxed),
+            stats.protocol_errors.load(Ordering::Relaxed),
+        ),
+    );
+    let role = if node.is_leader() { "master" } else { "slave" };
+    let members: Vec<String> =
+        metrics.membership_config.membership().voter_ids().map(|id| id.to_string()).collect();
+    section(
+        "Replication",
+        format!(
+            "role:{role}\r\nconnected_slaves:0\r\nraft_node_id:{}\r\nraft_state:{:?}\r\nraft_term:{}\r\nraft_leader_id:{}\r\nraft_commit_index:{}\r\nraft_applied_index:{}\r\nraft_last_log_index:{}\r\nraft_members:{}\r\n",
+            node.config.node_id,
+            metrics.state,
+            metrics.current_term,
+            metrics.current_leader.map_or(-1, |l| l as i64),
+            metrics.local_committed.as_ref().map_or(0, |l| l.index),
+            metrics.last_applied.as_ref().map_or(0, |l| l.index),
+            metrics.last_log_index.unwrap_or(0),
+            members.join(","),
+        ),
+    );
+    let keyspace_body = {
+        let keyspace = node.keyspace.read();
+        let mut body = String::new();
+        for db in 0..DATABASES {
+            if let Some(d) = keyspace.db(db).filter(|d| !d.is_empty()) {
+                let _ = write!(body, "db{db}:keys={},expires={},avg_ttl=0\r\n", d.len(), d.volatile_len());
+            }
+        }
+        body
+    };
+    section("Keyspace", keyspace_body);
+    Frame::Verbatim("txt".into(), Bytes::from(text))
+}

@@ -1,0 +1,213 @@
+//! Connections: accept with a `maxclients` limit, then per connection read, parse every
+//! complete request in the buffer, run them in order, and write all replies at once.
+//!
+//! Pipelined writes are proposed back to back without waiting, so they share log appends
+//! and fsyncs; their replies are awaited in order. A read first waits for this
+//! connection's earlier writes (so it sees them) and for one read confirmation per batch.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::{clock, Node, PendingWrite, Session};
+use crate::command::{self, Handler, Resolved};
+use crate::keyspace::{Op, ReadCtx};
+use crate::resp::{encode, parse_request, Frame, RequestLimits};
+
+/// Accepts connections until the node stops.
+pub async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
+    let mut shutdown = node.shutdown_signal();
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = shutdown.changed() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        node.stats.connections_received.fetch_add(1, Ordering::Relaxed);
+        let maxclients = node.runtime.read().maxclients;
+        if node.connected.fetch_add(1, Ordering::Relaxed) >= maxclients {
+            node.connected.fetch_sub(1, Ordering::Relaxed);
+            node.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(refuse(stream));
+            continue;
+        }
+        let node = node.clone();
+        tokio::spawn(async move {
+            serve(node.clone(), stream, peer.to_string()).await;
+            node.connected.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+async fn refuse(mut stream: TcpStream) {
+    let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+}
+
+async fn serve(node: Arc<Node>, stream: TcpStream, peer: String) {
+    let _ = stream.set_nodelay(true);
+    let local = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let client = node.register(peer.clone(), local);
+    let client_id = client.id;
+    let mut session = Session::new(node.clone(), client);
+    let (mut reader, mut writer) = stream.into_split();
+    let mut input = BytesMut::with_capacity(16 * 1024);
+    let mut output = BytesMut::with_capacity(16 * 1024);
+    let mut shutdown = node.shutdown_signal();
+    loop {
+        let read = tokio::select! {
+            biased;
+            _ = shutdown.changed() => break,
+            read = reader.read_buf(&mut input) => read,
+        };
+        match read {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(client = client_id, error = %e, "read failed");
+                break;
+            }
+        }
+        let limits = RequestLimits {
+            max_bulk_len: node.runtime.read().proto_max_bulk_len,
+            ..RequestLimits::default()
+        };
+        let mut batch = Batch::default();
+        let mut protocol_error = None;
+        loop {
+            match parse_request(&mut input, &limits) {
+                Ok(Some(args)) if args.is_empty() => {}
+                Ok(Some(args)) => {
+                    batch.run(&mut session, args, &mut output).await;
+                    if session.close_after_reply {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    protocol_error = Some(e);
+                    break;
+                }
+            }
+        }
+        batch.finish(&session, &mut output).await;
+        if let Some(e) = &protocol_error {
+            node.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(client = client_id, peer = %peer, error = %e, "closing connection on protocol error");
+            encode(&Frame::Error(e.reply_text()), session.resp3, &mut output);
+        }
+        if !output.is_empty() {
+            if let Err(e) = writer.write_all(&output).await {
+                tracing::debug!(client = client_id, error = %e, "write failed");
+                break;
+            }
+            output.clear();
+        }
+        if protocol_error.is_some() || session.close_after_reply {
+            break;
+        }
+    }
+    node.unregister(client_id);
+}
+
+/// Replies of one read's worth of requests, kept in request order.
+#[derive(Default)]
+struct Batch {
+    /// Writes proposed but not yet answered, each after the replies queued before it.
+    pending: Vec<(PendingWrite, Vec<Frame>)>,
+    /// Replies that follow the last pending write.
+    tail: Vec<Frame>,
+    /// A read confirmation was obtained during this batch.
+    read_confirmed: bool,
+}
+
+impl Batch {
+    fn push(&mut self, session: &Session, frame: Frame, output: &mut BytesMut) {
+        if self.pending.is_empty() {
+            encode(&frame, session.resp3, output);
+        } else {
+            self.tail.push(frame);
+        }
+    }
+
+    /// Waits for every pending write and writes all replies in order.
+    async fn finish(&mut self, session: &Session, output: &mut BytesMut) {
+        let pending = std::mem::take(&mut self.pending);
+        let mut queued_after_last = std::mem::take(&mut self.tail);
+        let mut before: Vec<Vec<Frame>> = Vec::new();
+        let mut writes = Vec::new();
+        for (write, frames) in pending {
+            writes.push(write);
+            before.push(frames);
+        }
+        for (write, frames) in writes.into_iter().zip(before) {
+            for frame in &frames {
+                encode(frame, session.resp3, output);
+            }
+            encode(&write.reply().await, session.resp3, output);
+        }
+        for frame in queued_after_last.drain(..) {
+            encode(&frame, session.resp3, output);
+        }
+    }
+
+    async fn run(&mut self, session: &mut Session, args: Vec<Bytes>, output: &mut BytesMut) {
+        let node = session.node.clone();
+        node.stats.commands_processed.fetch_add(1, Ordering::Relaxed);
+        let spec = match command::resolve(&args) {
+            Resolved::Error(text) => return self.push(session, Frame::Error(text), output),
+            Resolved::Command(spec) => spec,
+        };
+        session.client.last_active_ms.store(clock::now_ms(), Ordering::Relaxed);
+        match spec.handler {
+            Handler::Write(_) => {
+                let write = node.propose(Op::Command { db: session.db, args }).await;
+                let queued = std::mem::take(&mut self.tail);
+                self.pending.push((write, queued));
+                // Replies after this write must wait for it; reads get a fresh confirmation
+                // only if needed (they wait for this write, which is then applied).
+            }
+            Handler::Read(run) => {
+                self.finish(session, output).await;
+                if !self.read_confirmed {
+                    if let Err(e) = node.read_barrier.confirm().await {
+                        return self.push(session, e, output);
+                    }
+                    self.read_confirmed = true;
+                }
+                let reply = {
+                    let keyspace = node.keyspace.read();
+                    let ctx = ReadCtx {
+                        keyspace: &keyspace,
+                        db: session.db,
+                        now_ms: clock::now_ms().max(keyspace.clock_ms()),
+                        seed: rand::random(),
+                    };
+                    run(&ctx, &args)
+                };
+                self.push(session, reply, output);
+            }
+            Handler::Session(run) => {
+                self.finish(session, output).await;
+                let reply = run(session, &args);
+                if !session.skip_reply {
+                    self.push(session, reply, output);
+                }
+                session.skip_reply = false;
+            }
+            Handler::Container => {
+                self.push(session, Frame::error(command::errors::wrong_arity(spec.name)), output);
+            }
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! The server: the RESP listener, one task per connection, the routing of each command to
+//! the write path (a Raft log entry) or the read path (a linearizable read of the local
+//! keyspace), and the leader's background deletion of expired keys.
+
+pub mod clock;
+pub mod commands;
+mod conn;
+mod expiry;
+mod read_barrier;
+mod session;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::impls::ProgressResponder;
+use parking_lot::{Mutex, RwLock};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::keyspace::{Keyspace, Op, Request, SharedKeyspace};
+use crate::raft::{self, RaftHandle, RaftSettings};
+use crate::resp::Frame;
+
+pub use read_barrier::ReadBarrier;
+pub use session::{ClientState, Session};
+
+/// Errors starting a node.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory could not be created.
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Raft (log store, state machine, initialization) failed to start.
+    #[error("raft: {0}")]
+    Raft(#[from] raft::RaftError),
+    /// The RESP port could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Counters for `INFO stats`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Connections accepted.
+    pub connections_received: AtomicU64,
+    /// Connections refused by `maxclients`.
+    pub rejected_connections: AtomicU64,
+    /// Commands run.
+    pub commands_processed: AtomicU64,
+    /// Keys deleted by active expiry.
+    pub expired_keys: AtomicU64,
+    /// Connections closed for protocol errors.
+    pub protocol_errors: AtomicU64,
+}
+
+/// Settings that `CONFIG SET` may change while running.
+#[derive(Debug, Clone)]
+pub struct RuntimeSettings {
+    /// `proto-max-bulk-len`.
+    pub proto_max_bulk_len: usize,
+    /// `maxclients`.
+    pub maxclients: usize,
+}
+
+/// Everything a connection needs from the node it runs on.
+pub struct Node {
+    /// The configuration the node started with.
+    pub config: Config,
+    /// Settings changeable at run time.
+    pub runtime: RwLock<RuntimeSettings>,
+    /// Raft.
+    pub raft: RaftHandle,
+    /// The replicated keyspace (read side).
+    pub keyspace: SharedKeyspace,
+    /// Counters.
+    pub stats: Stats,
+    /// Linearizable-read confirmations shared by all waiting readers.
+    pub read_barrier: ReadBarrier,
+    /// The RESP address actually bound.
+    pub resp_addr: SocketAddr,
+    clients: Mutex<BTreeMap<u64, Arc<ClientState>>>,
+    connected: AtomicUsize,
+    next_client_id: AtomicU64,
+    started_ms: u64,
+    shutdown: watch::Sender<bool>,
+    leader: AtomicBool,
+}
+
+impl Node {
+    /// Proposes a log entry stamped with this node's clock; returns a future reply.
+    pub async fn propose(&self, op: Op) -> PendingWrite {
+        let request = Request { time_ms: clock::now_ms(), op };
+        let (responder, reply) = ProgressResponder::complete_only();
+        match self.raft.raft.client_write_ff(request, Some(responder)).await {
+            Ok(()) => PendingWrite::Waiting(reply),
+            Err(fatal) => PendingWrite::Failed(Frame::error(format!("ERR raft stopped: {fatal}"))),
+        }
+    }
+
+    /// Proposes and waits for the reply.
+    pub async fn write(&self, op: Op) -> Frame {
+        self.propose(op).await.reply().await
+    }
+
+    /// Whether this node currently leads (refreshed from Raft's metrics).
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Relaxed)
+    }
+
+    /// Asks the node to stop; `wait_shutdown` then returns.
+    pub fn request_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// A receiver that turns true when the node is stopping.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Milliseconds since the node started.
+    pub fn uptime_ms(&self) -> u64 {
+        clock::now_ms().saturating_sub(self.started_ms)
+    }
+
+    /// Every connected client's record.
+    pub fn clients(&self) -> Vec<Arc<ClientState>> {
+        self.clients.lock().values().cloned().collect()
+    }
+
+    /// Number of connected clients.
+    pub fn connected_clients(&self) -> usize {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    fn register(&self, addr: String, laddr: String) -> Arc<ClientState> {
+        let id = self.next_client_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let client = Arc::new(ClientState::new(id, addr, laddr));
+        self.clients.lock().insert(id, client.clone());
+        client
+    }
+
+    fn unregister(&self, id: u64) {
+        self.clients.lock().remove(&id);
+    }
+}
+
+/// A write on its way through the log.
+pub enum PendingWrite {
+    /// Proposed; the reply comes when the entry applies.
+    Waiting(openraft::alias::OneshotReceiverOf<raft::TypeConfig, openraft::raft::ClientWriteResult<raft::TypeConfig>>),
+    /// Could not be proposed.
+    Failed(Frame),
+}
+
+impl PendingWrite {
+    /// Waits for the entry to apply and returns the command's reply.
+    pub async fn reply(self) -> Frame {
+        match self {
+            PendingWrite::Failed(frame) => frame,
+            PendingWrite::Waiting(rx) => match rx.await {
+                Ok(Ok(response)) => response.data,
+                Ok(Err(openraft::error::ClientWriteError::ForwardToLeader(_))) => {
+                    Frame::error(crate::command::errors::TRYAGAIN_NO_LEADER)
+                }
+                Ok(Err(e)) => Frame::error(format!("ERR write failed: {e}")),
+                Err(_) => Frame::error("ERR write abandoned: the node is shutting down"),
+            },
+        }
+    }
+}
+
+/// A running node: its listener and background tasks.
+pub struct Server {
+    /// The shared node state.
+    pub node: Arc<Node>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Starts Raft (loading the snapshot and replaying the log), waits until this node
+    /// leads its one-member cluster, then binds the RESP port and serves.
+    pub async fn start(config: Config) -> Result<Server, StartError> {
+        std::fs::create_dir_all(&config.dir)
+            .map_err(|source| StartError::DataDir { path: config.dir.clone(), source })?;
+        let keyspace: SharedKeyspace = Arc::new(RwLock::new(Keyspace::new()));
+        let settings = RaftSettings {
+            node_id: config.node_id,
+            dir: config.dir.clone(),
+            raft_addr: format!("{}:{}", config.bind, config.raft_port),
+            snapshot_entries: config.snapshot_entries,
+            snapshot_interval: config.snapshot_interval,
+        };
+        let raft = raft::start(settings, keyspace.clone()).await?;
+        raft.wait_leader(Duration::from_secs(30)).await?;
+
+        let addr = format!("{}:{}", config.bind, config.port);
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|source| StartError::Listen { addr: addr.clone(), source })?;
+        let resp_addr =
+            listener.local_addr().map_err(|source| StartError::Listen { addr, source })?;
+        let (shutdown, _) = watch::channel(false);
+        let read_barrier = ReadBarrier::start(raft.raft.clone());
+        let node = Arc::new(Node {
+            runtime: RwLock::new(RuntimeSettings {
+                proto_max_bulk_len: config.proto_max_bulk_len,
+                maxclients: config.maxclients,
+            }),
+            config,
+            raft,
+            keyspace,
+            stats: Stats::default(),
+            read_barrier,
+            resp_addr,
+            clients: Mutex::new(BTreeMap::new()),
+            connected: AtomicUsize::new(0),
+            next_client_id: AtomicU64::new(0),
+            started_ms: clock::now_ms(),
+            shutdown,
+            leader: AtomicBool::new(false),
+        });
+        tracing::info!(addr = %resp_addr, node_id = node.config.node_id, "serving RESP");
+        let tasks = vec![
+            tokio::spawn(conn::accept_loop(node.clone(), listener)),
+            tokio::spawn(expiry::run(node.clone())),
+            tokio::spawn(watch_leadership(node.clone())),
+        ];
+        Ok(Server { node, tasks })
+    }
+
+    /// The bound RESP address.
+    pub fn resp_addr(&self) -> SocketAddr {
+        self.node.resp_addr
+    }
+
+    /// Waits until something asks the node to stop (SHUTDOWN, or `request_shutdown`).
+    pub async fn wait_shutdown(&self) {
+        let mut signal = self.node.shutdown_signal();
+        while !*signal.borrow_and_update() {
+            if signal.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Stops serving and shuts Raft down cleanly (its log is already durable).
+    pub async fn stop(self) {
+        self.node.request_shutdown();
+        for task in &self.tasks {
+            task.abort();
+        }
+        if let Err(e) = self.node.raft.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+    }
+}
+
+/// Keeps [`Node::is_leader`] current from Raft's metrics.
+async fn watch_leadership(node: Arc<Node>) {
+    let me = node.config.node_id;
+    let mut metrics = node.raft.raft.metrics();
+    loop {
+        let leads = {
+            let m = openraft_rt::WatchReceiver::borrow_watched(&metrics);
+            m.current_leader == Some(me) && m.state == openraft::ServerState::Leader
+        };
+        node.leader.store(leads, Ordering::Relaxed);
+        if openraft_rt::WatchReceiver::changed(&mut metrics).await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Per-connection state: the selected database, the protocol version, and the shared
+//! [`ClientState`] that `CLIENT LIST` shows to other connections.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use super::{clock, Node};
+
+/// What other connections may see of a client (`CLIENT LIST`, `CLIENT INFO`).
+#[derive(Debug)]
+pub struct ClientState {
+    /// `CLIENT ID`.
+    pub id: u64,
+    /// Peer address.
+    pub addr: String,
+    /// Local address.
+    pub laddr: String,
+    /// Connection time (ms since epoch).
+    pub created_ms: u64,
+    /// `CLIENT SETNAME`.
+    pub name: Mutex<Option<Bytes>>,
+    /// `CLIENT SETINFO LIB-NAME`.
+    pub lib_name: Mutex<Option<String>>,
+    /// `CLIENT SETINFO LIB-VER`.
+    pub lib_ver: Mutex<Option<String>>,
+    /// Selected database.
+    pub db: AtomicU32,
+    /// Protocol version (2 or 3).
+    pub resp: AtomicU8,
+    /// Last command time (ms since epoch).
+    pub last_active_ms: AtomicU64,
+    /// Last command's full name.
+    pub last_cmd: Mutex<String>,
+}
+
+impl ClientState {
+    /// A fresh client record.
+    pub fn new(id: u64, addr: String, laddr: String) -> ClientState {
+        let now = clock::now_ms();
+        ClientState {
+            id,
+            addr,
+            laddr,
+            created_ms: now,
+            name: Mutex::new(None),
+            lib_name: Mutex::new(None),
+            lib_ver: Mutex::new(None),
+            db: AtomicU32::new(0),
+            resp: AtomicU8::new(2),
+            last_active_ms: AtomicU64::new(now),
+            last_cmd: Mutex::new("NULL".into()),
+        }
+    }
+
+    /// The `CLIENT LIST` line for this client (no trailing newline).
+    pub fn describe(&self, now_ms: u64) -> String {
+        let name = self.name.lock().as_ref().map(|n| String::from_utf8_lossy(n).into_owned());
+        format!(
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 watch=0 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            self.id,
+            self.addr,
+            self.laddr,
+            name.unwrap_or_default(),
+            now_ms.saturating_sub(self.created_ms) / 1000,
+            now_ms.saturating_sub(self.last_active_ms.load(Ordering::Relaxed)) / 1000,
+            self.db.load(Ordering::Relaxed),
+            self.last_cmd.lock(),
+            self.resp.load(Ordering::Relaxed),
+            self.lib_name.lock().clone().unwrap_or_default(),
+            self.lib_ver.lock().clone().unwrap_or_default(),
+        )
+    }
+}
+
+/// One connection's session.
+pub struct Session {
+    /// The node serving it.
+    pub node: Arc<Node>,
+    /// Its shared record.
+    pub client: Arc<ClientState>,
+    /// Selected database.
+    pub db: u32,
+    /// Whether replies use RESP3.
+    pub resp3: bool,
+    /// Close the connection once the current replies are written (QUIT).
+    pub close_after_reply: bool,
+    /// Send nothing for the current command (SHUTDOWN closes the connection unanswered).
+    pub skip_reply: bool,
+}
+
+impl Session {
+    /// A session for a newly accepted connection.
+    pub fn new(node: Arc<Node>, client: Arc<ClientState>) -> Session {
+        Session { node, client, db: 0, resp3: false, close_after_reply: false, skip_reply: false }
+    }
+
+    /// Selects a database, keeping the shared record current.
+    pub fn select(&mut self, db: u32) {
+        self.db = db;
+        self.client.db.store(db, Ordering::Relaxed);
+    }
+
+    /// Switches the protocol version.
+    pub fn set_resp3(&mut self, resp3: bool) {
+        self.resp3 = resp3;
+        self.client.resp.store(if resp3 { 3 } else { 2 }, Ordering::Relaxed);
+    }
+}

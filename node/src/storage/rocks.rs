@@ -1,0 +1,317 @@
+//! [`RocksLogStore`]: the Raft log, vote and log pointers in RocksDB, the production store.
+//!
+//! Layout, one column family each:
+//! - `log`: key = big-endian `u64` log index (so key order is index order), value = the
+//!   postcard-encoded openraft entry.
+//! - `vote`: the single key `vote`.
+//! - `meta`: `committed` (the last committed log id, so a restart re-applies the log tail up to
+//!   it) and `last_purged` (the log id purging stopped at, which must outlive the entries).
+//!
+//! Durability: every append is one `WriteBatch` written with `sync = true`, and only then is
+//! openraft told the entries are flushed. openraft hands over many entries per append while the
+//! previous fsync is running, so one fsync covers a whole batch of client writes. The vote,
+//! truncations and purges are synced too. `committed` alone is written without sync: losing
+//! its last update only means re-applying less on restart, and the next synced write makes it
+//! durable anyway, since RocksDB's WAL is one ordered file.
+//!
+//! Disk I/O that waits for an fsync runs on the blocking pool, so it never stalls a runtime
+//! worker thread. Nothing read from disk is unwrapped: undecodable data becomes an
+//! `InvalidData` error, which openraft turns into a storage error that stops the node.
+
+use std::fmt::Debug;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::path::Path;
+use std::sync::Arc;
+
+use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
+use openraft::OptionalSend;
+use rocksdb::{
+    ColumnFamily, ColumnFamilyDescriptor, DBWithThreadMode, Direction, IteratorMode, Options,
+    ReadOptions, SingleThreaded, WriteBatch, WriteOptions,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::raft::{Entry, LogId, TypeConfig, Vote};
+
+type Db = DBWithThreadMode<SingleThreaded>;
+
+const CF_LOG: &str = "log";
+const CF_VOTE: &str = "vote";
+const CF_META: &str = "meta";
+
+const KEY_VOTE: &[u8] = b"vote";
+const KEY_COMMITTED: &[u8] = b"committed";
+const KEY_LAST_PURGED: &[u8] = b"last_purged";
+
+/// The RocksDB-backed Raft log store. Clones share the database; the log reader is a clone.
+#[derive(Clone)]
+pub struct RocksLogStore {
+    db: Arc<Db>,
+}
+
+impl Debug for RocksLogStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RocksLogStore")
+            .field("path", &self.db.path())
+            .finish()
+    }
+}
+
+/// One write of a batch, built before the batch goes to the blocking pool (a `WriteBatch`
+/// cannot cross threads).
+enum WriteOp {
+    Put(&'static str, Vec<u8>, Vec<u8>),
+    DeleteRange(&'static str, Vec<u8>, Vec<u8>),
+}
+
+impl RocksLogStore {
+    /// Opens (or creates) the log store in directory `path`.
+    pub fn open(path: impl AsRef<Path>) -> io::Result<RocksLogStore> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        // RocksDB's info LOG files would otherwise pile up in the data directory.
+        opts.set_keep_log_file_num(4);
+        let cfs = [CF_LOG, CF_VOTE, CF_META]
+            .into_iter()
+            .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+        let db = Db::open_cf_descriptors(&opts, path, cfs).map_err(rocks_err)?;
+        Ok(RocksLogStore { db: Arc::new(db) })
+    }
+
+    /// Index of the first entry still held, if any (for tests that check purging).
+    pub fn first_index(&self) -> io::Result<Option<u64>> {
+        let cf = cf(&self.db, CF_LOG)?;
+        match self.db.iterator_cf(cf, IteratorMode::Start).next() {
+            None => Ok(None),
+            Some(item) => {
+                let (key, _) = item.map_err(rocks_err)?;
+                Ok(Some(decode_index(&key)?))
+            }
+        }
+    }
+
+    fn get_meta<T: DeserializeOwned>(&self, cf_name: &str, key: &[u8]) -> io::Result<Option<T>> {
+        let cf = cf(&self.db, cf_name)?;
+        match self.db.get_pinned_cf(cf, key).map_err(rocks_err)? {
+            None => Ok(None),
+            Some(bytes) => decode(&bytes).map(Some),
+        }
+    }
+
+    fn last_entry_log_id(&self) -> io::Result<Option<LogId>> {
+        let cf = cf(&self.db, CF_LOG)?;
+        match self.db.iterator_cf(cf, IteratorMode::End).next() {
+            None => Ok(None),
+            Some(item) => {
+                let (_, value) = item.map_err(rocks_err)?;
+                let entry: Entry = decode(&value)?;
+                Ok(Some(entry.log_id))
+            }
+        }
+    }
+
+    /// Writes `ops` atomically on the blocking pool; `sync` waits for the fsync.
+    async fn write(&self, ops: Vec<WriteOp>, sync: bool) -> io::Result<()> {
+        let db = self.db.clone();
+        let work = move || -> io::Result<()> {
+            let mut batch = WriteBatch::default();
+            for op in &ops {
+                match op {
+                    WriteOp::Put(name, key, value) => batch.put_cf(cf(&db, name)?, key, value),
+                    WriteOp::DeleteRange(name, from, to) => {
+                        batch.delete_range_cf(cf(&db, name)?, from, to)
+                    }
+                }
+            }
+            let mut opts = WriteOptions::default();
+            opts.set_sync(sync);
+            db.write_opt(batch, &opts).map_err(rocks_err)
+        };
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(io::Error::other)?
+    }
+}
+
+fn cf<'a>(db: &'a Db, name: &str) -> io::Result<&'a ColumnFamily> {
+    db.cf_handle(name)
+        .ok_or_else(|| io::Error::other(format!("rocksdb column family `{name}` is missing")))
+}
+
+fn rocks_err(e: rocksdb::Error) -> io::Error {
+    io::Error::other(e)
+}
+
+fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
+    postcard::to_stdvec(value).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
+    postcard::from_bytes(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+fn index_key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+fn decode_index(key: &[u8]) -> io::Result<u64> {
+    let bytes: [u8; 8] = key.try_into().map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("raft log key of {} bytes, expected 8", key.len()),
+        )
+    })?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+impl RaftLogReader<TypeConfig> for RocksLogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, io::Error> {
+        let start = match range.start_bound() {
+            Bound::Included(&s) => s,
+            Bound::Excluded(&s) => match s.checked_add(1) {
+                Some(s) => s,
+                None => return Ok(Vec::new()),
+            },
+            Bound::Unbounded => 0,
+        };
+        // Exclusive end; None = to the end of the log.
+        let end = match range.end_bound() {
+            Bound::Included(&e) => e.checked_add(1),
+            Bound::Excluded(&e) => Some(e),
+            Bound::Unbounded => None,
+        };
+        if end.is_some_and(|end| end <= start) {
+            return Ok(Vec::new());
+        }
+
+        let cf = cf(&self.db, CF_LOG)?;
+        let mut read_opts = ReadOptions::default();
+        if let Some(end) = end {
+            read_opts.set_iterate_upper_bound(index_key(end).to_vec());
+        }
+        let start_key = index_key(start);
+        let iter = self.db.iterator_cf_opt(
+            cf,
+            read_opts,
+            IteratorMode::From(&start_key, Direction::Forward),
+        );
+        let mut entries = Vec::with_capacity(end.map_or(0, |end| (end - start).min(1024) as usize));
+        for item in iter {
+            let (key, value) = item.map_err(rocks_err)?;
+            let index = decode_index(&key)?;
+            let entry: Entry = decode(&value)?;
+            if entry.log_id.index != index {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("raft log key {index} holds entry {}", entry.log_id),
+                ));
+            }
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+        self.get_meta(CF_VOTE, KEY_VOTE)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for RocksLogStore {
+    type LogReader = RocksLogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
+        let last_purged: Option<LogId> = self.get_meta(CF_META, KEY_LAST_PURGED)?;
+        let last_log_id = self.last_entry_log_id()?.or(last_purged);
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
+        let value = encode(vote)?;
+        self.write(vec![WriteOp::Put(CF_VOTE, KEY_VOTE.to_vec(), value)], true)
+            .await
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
+        let value = encode(&committed)?;
+        // Unsynced on purpose (see the module doc); a plain memtable write needs no pool thread.
+        let cf = cf(&self.db, CF_META)?;
+        self.db
+            .put_cf(cf, KEY_COMMITTED, value)
+            .map_err(rocks_err)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
+        let committed: Option<Option<LogId>> = self.get_meta(CF_META, KEY_COMMITTED)?;
+        Ok(committed.flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut ops = Vec::new();
+        for entry in entries {
+            let value = encode(&entry)?;
+            ops.push(WriteOp::Put(
+                CF_LOG,
+                index_key(entry.log_id.index).to_vec(),
+                value,
+            ));
+        }
+        if ops.is_empty() {
+            callback.io_completed(Ok(()));
+            return Ok(());
+        }
+        match self.write(ops, true).await {
+            Ok(()) => {
+                callback.io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                callback.io_completed(Err(io::Error::new(e.kind(), e.to_string())));
+                Err(e)
+            }
+        }
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
+        let from = last_log_id.map_or(0, |id| id.index.saturating_add(1));
+        let ops = vec![WriteOp::DeleteRange(
+            CF_LOG,
+            index_key(from).to_vec(),
+            index_key(u64::MAX).to_vec(),
+        )];
+        self.write(ops, true).await
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
+        let last_purged: Option<LogId> = self.get_meta(CF_META, KEY_LAST_PURGED)?;
+        if last_purged >= Some(log_id) {
+            return Ok(());
+        }
+        // The pointer and the deletion go in one batch: a crash leaves either both or neither.
+        let ops = vec![
+            WriteOp::Put(CF_META, KEY_LAST_PURGED.to_vec(), encode(&log_id)?),
+            WriteOp::DeleteRange(
+                CF_LOG,
+                index_key(0).to_vec(),
+                index_key(log_id.index.saturating_add(1)).to_vec(),
+            ),
+        ];
+        self.write(ops, true).await
+    }
+}
