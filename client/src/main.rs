@@ -1,1 +1,188 @@
-fn main() {}
+//! `cellkv-cli`: the admin tool for a cellkv node. `ping`, `info`, `status` (role, Raft
+//! state and key counts at a glance) and `raw` (any command, reply printed as `redis-cli`
+//! prints it).
+//!
+//! Exit status: 0 on success, 1 when the node cannot be reached, the call fails or the
+//! reply is an error, 2 on a usage error.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use cellkv_client::{format, info, Client, ClientOptions, Frame};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "cellkv-cli", version, about = "Admin tool for cellkv nodes")]
+struct Cli {
+    /// The node to talk to.
+    #[arg(
+        long,
+        global = true,
+        env = "CELLKV_NODE",
+        default_value = "127.0.0.1:6379",
+        value_name = "HOST:PORT"
+    )]
+    node: String,
+    /// Seconds to wait for a connection.
+    #[arg(long, global = true, default_value_t = 5.0, value_name = "SECS")]
+    connect_timeout: f64,
+    /// Seconds a command may take; 0 waits forever (for blocking commands).
+    #[arg(long, global = true, default_value_t = 30.0, value_name = "SECS")]
+    timeout: f64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Checks that the node answers; prints PONG.
+    Ping,
+    /// Prints the INFO text: the default sections, or one section (`all`, `everything`, ...).
+    Info {
+        /// Section name, e.g. `replication` or `keyspace`.
+        section: Option<String>,
+    },
+    /// Prints the node's role, its Raft state and the number of keys per database.
+    Status,
+    /// Sends any command and prints the reply as redis-cli does.
+    Raw {
+        /// The command and its arguments, e.g. `set k v`.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("cellkv-cli: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let options = ClientOptions {
+        connect_timeout: seconds(cli.connect_timeout, "--connect-timeout")?,
+        call_timeout: match seconds(cli.timeout, "--timeout")? {
+            Duration::ZERO => None,
+            limit => Some(limit),
+        },
+    };
+    let mut client = Client::connect_with(&cli.node, options)
+        .await
+        .with_context(|| format!("cannot connect to {}", cli.node))?;
+    match cli.command {
+        Command::Ping => {
+            let reply = call(&mut client, vec![b"PING".to_vec()]).await?;
+            Ok(print_reply(&reply))
+        }
+        Command::Raw { args } => {
+            let reply = call(&mut client, args.into_iter().map(arg_bytes).collect()).await?;
+            Ok(print_reply(&reply))
+        }
+        Command::Info { section } => {
+            let mut args = vec![b"INFO".to_vec()];
+            args.extend(section.map(String::into_bytes));
+            let text = info_text(&mut client, args).await?;
+            print!("{}", text.replace("\r\n", "\n"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status => {
+            let text =
+                info_text(&mut client, vec![b"INFO".to_vec(), b"everything".to_vec()]).await?;
+            println!("{:<26}{}", "node", cli.node);
+            print!("{}", info::status_summary(&text));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// A non-negative, finite number of seconds.
+fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| anyhow!("{flag} must be a number of seconds >= 0"))
+}
+
+async fn call(client: &mut Client, args: Vec<Vec<u8>>) -> anyhow::Result<Frame> {
+    client
+        .command(&args)
+        .await
+        .with_context(|| format!("talking to {}", client.addr()))
+}
+
+/// Prints like redis-cli; an error reply fails the process so scripts notice.
+fn print_reply(reply: &Frame) -> ExitCode {
+    print!("{}", format::format_reply(reply));
+    if reply.is_error() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// The text of an `INFO` reply: a bulk string in RESP2, verbatim text in RESP3.
+async fn info_text(client: &mut Client, args: Vec<Vec<u8>>) -> anyhow::Result<String> {
+    match call(client, args).await? {
+        Frame::Bulk(data) | Frame::Verbatim(_, data) => Ok(String::from_utf8_lossy(&data).into()),
+        Frame::Error(text) => Err(anyhow!("(error) {text}")),
+        other => Err(anyhow!(
+            "unexpected INFO reply: {}",
+            format::format_reply(&other).trim_end()
+        )),
+    }
+}
+
+/// Arguments reach the server byte for byte, even when they are not UTF-8.
+fn arg_bytes(arg: OsString) -> Vec<u8> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStringExt;
+        arg.into_vec()
+    }
+    #[cfg(not(unix))]
+    {
+        arg.to_string_lossy().into_owned().into_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// The clap definition is internally consistent.
+    #[test]
+    fn cli_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    /// `raw` takes dash-leading arguments as data, and global flags work after the subcommand.
+    #[test]
+    fn raw_keeps_dashes_and_global_flags_parse_anywhere() {
+        let cli = Cli::try_parse_from(["cellkv-cli", "raw", "incrby", "k", "-5"]).expect("parse");
+        match cli.command {
+            Command::Raw { args } => assert_eq!(args, ["incrby", "k", "-5"]),
+            other => panic!("parsed as {other:?}"),
+        }
+        let cli =
+            Cli::try_parse_from(["cellkv-cli", "ping", "--node", "10.0.0.1:7000"]).expect("parse");
+        assert_eq!(cli.node, "10.0.0.1:7000");
+    }
+
+    /// Negative or non-finite timeouts are refused rather than wrapped.
+    #[test]
+    fn timeouts_must_be_non_negative() {
+        assert_eq!(
+            seconds(1.5, "--timeout").expect("ok"),
+            Duration::from_millis(1500)
+        );
+        assert!(seconds(-1.0, "--timeout").is_err());
+        assert!(seconds(f64::NAN, "--timeout").is_err());
+    }
+}

@@ -40,7 +40,11 @@ pub enum ConfigError {
 
 /// Command-line flags; each also reads `CELLKV_<NAME>` from the environment.
 #[derive(Debug, Default, Parser)]
-#[command(name = "cellkv", version, about = "Redis-compatible key-value server replicated with Raft")]
+#[command(
+    name = "cellkv",
+    version,
+    about = "Redis-compatible key-value server replicated with Raft"
+)]
 pub struct Flags {
     /// TOML configuration file.
     #[arg(long, env = "CELLKV_CONFIG")]
@@ -66,7 +70,7 @@ pub struct Flags {
     /// Take a snapshot at least this often if anything changed, e.g. `300s`, `5m` [default: 5m].
     #[arg(long, env = "CELLKV_SNAPSHOT_INTERVAL")]
     pub snapshot_interval: Option<String>,
-    /// Log level: error, warn, info, debug, trace (or a tracing filter) [default: info].
+    /// Log level: error, warn, info, debug, trace, or a tracing filter [default: info,openraft=warn].
     #[arg(long, env = "CELLKV_LOG_LEVEL")]
     pub log_level: Option<String>,
     /// Largest bulk string a client may send, in bytes [default: 536870912].
@@ -129,7 +133,8 @@ impl Default for Config {
             raft_port: 16379,
             snapshot_entries: 100_000,
             snapshot_interval: Duration::from_secs(300),
-            log_level: "info".into(),
+            // openraft narrates every election and re-applied batch at info; keep its warnings.
+            log_level: "info,openraft=warn".into(),
             proto_max_bulk_len: 512 * 1024 * 1024,
             maxclients: 10_000,
         }
@@ -139,7 +144,9 @@ impl Default for Config {
 /// Parses `300`, `300s`, `5m`, `1h`, `250ms` into a duration.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let n: u64 = number.parse().ok()?;
     match unit {
@@ -158,8 +165,10 @@ impl Config {
         let file = match &flags.config {
             None => FileConfig::default(),
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
                 toml::from_str(&text).map_err(|source| ConfigError::Parse {
                     path: path.clone(),
                     source: Box::new(source),
@@ -189,10 +198,12 @@ impl Config {
         let raft_port = match flags.raft_port.or(file.raft_port) {
             Some(p) => p,
             None if port == 0 => 0,
-            None => port.checked_add(10_000).ok_or_else(|| ConfigError::Invalid {
-                option: "raft-port",
-                reason: format!("port {port} + 10000 does not fit; set raft-port"),
-            })?,
+            None => port
+                .checked_add(10_000)
+                .ok_or_else(|| ConfigError::Invalid {
+                    option: "raft-port",
+                    reason: format!("port {port} + 10000 does not fit; set raft-port"),
+                })?,
         };
         let config = Config {
             port,
@@ -205,12 +216,18 @@ impl Config {
                 .or(file.snapshot_entries)
                 .unwrap_or(defaults.snapshot_entries),
             snapshot_interval,
-            log_level: flags.log_level.or(file.log_level).unwrap_or(defaults.log_level),
+            log_level: flags
+                .log_level
+                .or(file.log_level)
+                .unwrap_or(defaults.log_level),
             proto_max_bulk_len: flags
                 .proto_max_bulk_len
                 .or(file.proto_max_bulk_len)
                 .unwrap_or(defaults.proto_max_bulk_len),
-            maxclients: flags.maxclients.or(file.maxclients).unwrap_or(defaults.maxclients),
+            maxclients: flags
+                .maxclients
+                .or(file.maxclients)
+                .unwrap_or(defaults.maxclients),
         };
         config.validate()?;
         Ok(config)
@@ -218,7 +235,12 @@ impl Config {
 
     /// Checks ranges and consistency between options.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |option, reason: &str| Err(ConfigError::Invalid { option, reason: reason.into() });
+        let invalid = |option, reason: &str| {
+            Err(ConfigError::Invalid {
+                option,
+                reason: reason.into(),
+            })
+        };
         if self.node_id == 0 {
             return invalid("node-id", "must be at least 1");
         }
@@ -255,10 +277,21 @@ mod tests {
     }
 
     #[test]
+    fn example_file_parses_to_the_defaults() {
+        let file = Config::parse_file(include_str!("../../docs/cellkv.example.toml"))
+            .expect("docs/cellkv.example.toml parses");
+        let config = Config::merge(Flags::default(), file).expect("valid");
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
     fn flags_override_file_and_raft_port_follows_port() {
         let file = Config::parse_file("port = 7000\nsnapshot-interval = \"2m\"\nnode-id = 3\n")
             .expect("toml");
-        let flags = Flags { port: Some(7100), ..Flags::default() };
+        let flags = Flags {
+            port: Some(7100),
+            ..Flags::default()
+        };
         let config = Config::merge(flags, file).expect("valid");
         assert_eq!(config.port, 7100);
         assert_eq!(config.raft_port, 17100);
@@ -269,10 +302,16 @@ mod tests {
     #[test]
     fn bad_values_name_the_option() {
         assert!(Config::parse_file("no-such-option = 1").is_err());
-        let flags = Flags { node_id: Some(0), ..Flags::default() };
+        let flags = Flags {
+            node_id: Some(0),
+            ..Flags::default()
+        };
         let err = Config::merge(flags, FileConfig::default()).expect_err("node id 0");
         assert!(err.to_string().contains("node-id"), "{err}");
-        let flags = Flags { snapshot_interval: Some("soon".into()), ..Flags::default() };
+        let flags = Flags {
+            snapshot_interval: Some("soon".into()),
+            ..Flags::default()
+        };
         let err = Config::merge(flags, FileConfig::default()).expect_err("bad duration");
         assert!(err.to_string().contains("snapshot-interval"), "{err}");
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));

@@ -2,9 +2,9 @@
 //! SIGINT or `SHUTDOWN`, then stop cleanly.
 
 use anyhow::Context;
-use clap::Parser;
 use cellkv_node::config::{Config, Flags};
 use cellkv_node::server::Server;
+use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -12,7 +12,12 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::load(Flags::parse()).context("configuration")?;
     let filter = EnvFilter::try_new(&config.log_level)
         .with_context(|| format!("log-level '{}'", config.log_level))?;
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     tracing::info!(
         port = config.port,
         raft_port = config.raft_port,
@@ -29,14 +34,15 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn wait_for_stop(server: &Server) {
-    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(signal) => signal,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGTERM");
-            server.wait_shutdown().await;
-            return;
-        }
-    };
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM");
+                server.wait_shutdown().await;
+                return;
+            }
+        };
     tokio::select! {
         biased;
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),

@@ -12,22 +12,33 @@ use openraft::testing::log::{StoreBuilder, Suite};
 use openraft::type_config::TypeConfigExt;
 use openraft::StorageError;
 
-fn state_machine(snapshots: SnapshotStore) -> Result<KeyspaceStateMachine, StorageError<TypeConfig>> {
+fn state_machine(
+    snapshots: SnapshotStore,
+) -> Result<KeyspaceStateMachine, StorageError<TypeConfig>> {
     let keyspace = Arc::new(parking_lot::RwLock::new(Keyspace::new()));
-    KeyspaceStateMachine::open(keyspace, snapshots).map_err(|e| StorageError::read(TypeConfig::err_from_error(&e)))
+    KeyspaceStateMachine::open(keyspace, snapshots)
+        .map_err(|e| StorageError::read(TypeConfig::err_from_error(&e)))
 }
 
 struct MemBuilder;
 
 impl StoreBuilder<TypeConfig, MemLogStore, KeyspaceStateMachine> for MemBuilder {
-    async fn build(&self) -> Result<((), MemLogStore, KeyspaceStateMachine), StorageError<TypeConfig>> {
-        Ok(((), MemLogStore::new(), state_machine(SnapshotStore::memory())?))
+    async fn build(
+        &self,
+    ) -> Result<((), MemLogStore, KeyspaceStateMachine), StorageError<TypeConfig>> {
+        Ok((
+            (),
+            MemLogStore::new(),
+            state_machine(SnapshotStore::memory())?,
+        ))
     }
 }
 
 #[tokio::test]
 async fn memory_store_conformance() {
-    Suite::test_all(MemBuilder).await.expect("memory store conformance");
+    Suite::test_all(MemBuilder)
+        .await
+        .expect("memory store conformance");
 }
 
 #[cfg(feature = "rocksdb")]
@@ -40,7 +51,10 @@ mod rocks {
     struct RocksBuilder;
 
     impl StoreBuilder<TypeConfig, RocksLogStore, KeyspaceStateMachine, TempDir> for RocksBuilder {
-        async fn build(&self) -> Result<(TempDir, RocksLogStore, KeyspaceStateMachine), StorageError<TypeConfig>> {
+        async fn build(
+            &self,
+        ) -> Result<(TempDir, RocksLogStore, KeyspaceStateMachine), StorageError<TypeConfig>>
+        {
             let to_storage = |e: std::io::Error| StorageError::read(TypeConfig::err_from_error(&e));
             let dir = tempfile::tempdir().map_err(to_storage)?;
             let log = RocksLogStore::open(dir.path().join("raft")).map_err(to_storage)?;
@@ -51,6 +65,8 @@ mod rocks {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn rocksdb_store_conformance() {
-        Suite::test_all(RocksBuilder).await.expect("rocksdb store conformance");
+        Suite::test_all(RocksBuilder)
+            .await
+            .expect("rocksdb store conformance");
     }
 }

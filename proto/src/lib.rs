@@ -13,6 +13,8 @@
 
 /// Generated messages, clients (`raft_client`, `forward_client`) and servers (`raft_server`,
 /// `forward_server`) of package `cellkv.v1`.
+// The simulated (madsim) flavour of the generated code unwraps internally.
+#[allow(clippy::unwrap_used)]
 pub mod v1 {
     tonic::include_proto!("cellkv.v1");
 }

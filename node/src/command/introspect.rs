@@ -33,7 +33,10 @@ fn info_of(spec: &CommandSpec, parent: Option<&str>) -> Frame {
                     (simple("type"), simple("index")),
                     (
                         simple("spec"),
-                        Frame::Map(vec![(simple("index"), Frame::Integer(spec.keys.first.into()))]),
+                        Frame::Map(vec![(
+                            simple("index"),
+                            Frame::Integer(spec.keys.first.into()),
+                        )]),
                     ),
                 ]),
             ),
@@ -62,7 +65,11 @@ fn info_of(spec: &CommandSpec, parent: Option<&str>) -> Frame {
     } else {
         Vec::new()
     };
-    let subs = spec.subcommands.iter().map(|s| info_of(s, Some(spec.name))).collect();
+    let subs = spec
+        .subcommands
+        .iter()
+        .map(|s| info_of(s, Some(spec.name)))
+        .collect();
     Frame::Array(vec![
         Frame::bulk(name),
         Frame::Integer(spec.arity.into()),
@@ -88,7 +95,11 @@ fn docs_of(spec: &CommandSpec, parent: Option<&str>) -> (Frame, Frame) {
         (simple("group"), Frame::bulk(spec.group)),
     ];
     if !spec.subcommands.is_empty() {
-        let subs = spec.subcommands.iter().map(|s| docs_of(s, Some(spec.name))).collect();
+        let subs = spec
+            .subcommands
+            .iter()
+            .map(|s| docs_of(s, Some(spec.name)))
+            .collect();
         fields.push((simple("subcommands"), Frame::Map(subs)));
     }
     (Frame::bulk(name), Frame::Map(fields))
@@ -100,7 +111,9 @@ fn find(name: &[u8]) -> Option<(&'static CommandSpec, Option<&'static str>)> {
         None => lookup(name).map(|s| (s, None)),
         Some(bar) => {
             let parent = lookup(&name[..bar])?;
-            parent.subcommand(&name[bar + 1..]).map(|s| (s, Some(parent.name)))
+            parent
+                .subcommand(&name[bar + 1..])
+                .map(|s| (s, Some(parent.name)))
         }
     }
 }
@@ -133,7 +146,13 @@ pub fn command_docs(_session: &mut Session, args: &[Bytes]) -> Frame {
     if args.len() == 2 {
         return Frame::Map(COMMANDS.iter().map(|c| docs_of(c, None)).collect());
     }
-    Frame::Map(args[2..].iter().filter_map(|n| find(n)).map(|(s, p)| docs_of(s, p)).collect())
+    Frame::Map(
+        args[2..]
+            .iter()
+            .filter_map(|n| find(n))
+            .map(|(s, p)| docs_of(s, p))
+            .collect(),
+    )
 }
 
 /// COMMAND LIST [FILTERBY ACLCAT category | PATTERN pattern | MODULE name]
@@ -146,9 +165,15 @@ pub fn command_list(_session: &mut Session, args: &[Bytes]) -> Frame {
             if args[3].eq_ignore_ascii_case(b"aclcat") {
                 let wanted = String::from_utf8_lossy(value).to_ascii_lowercase();
                 let wanted = wanted.trim_start_matches('@').to_string();
-                COMMANDS.iter().filter(|c| c.acl.contains(&wanted.as_str())).map(|c| c.name).collect()
+                COMMANDS
+                    .iter()
+                    .filter(|c| c.acl.contains(&wanted.as_str()))
+                    .map(|c| c.name)
+                    .collect()
             } else if args[3].eq_ignore_ascii_case(b"pattern") {
-                names.filter(|n| glob::matches(value, n.as_bytes(), true)).collect()
+                names
+                    .filter(|n| glob::matches(value, n.as_bytes(), true))
+                    .collect()
             } else if args[3].eq_ignore_ascii_case(b"module") {
                 Vec::new()
             } else {

@@ -2,6 +2,8 @@
 //! flags, key positions, ACL categories and handler. Dispatch, arity checks, the
 //! write/read split and the `COMMAND` replies all read this one table.
 
+#[cfg(test)]
+mod compat_doc;
 pub mod errors;
 mod introspect;
 mod table;
@@ -15,8 +17,8 @@ use crate::keyspace::{ReadCtx, WriteCtx};
 use crate::resp::Frame;
 use crate::server::Session;
 
-pub use introspect::{command_count, command_docs, command_getkeys, command_info, command_list};
 pub(crate) use crate::keyspace::help_lines as keyspace_help;
+pub use introspect::{command_count, command_docs, command_getkeys, command_info, command_list};
 pub use table::COMMANDS;
 
 /// Flags, as `COMMAND INFO` names them.
@@ -97,7 +99,11 @@ pub struct KeyPositions {
 
 impl KeyPositions {
     /// No keys at all.
-    pub const NONE: KeyPositions = KeyPositions { first: 0, last: 0, step: 0 };
+    pub const NONE: KeyPositions = KeyPositions {
+        first: 0,
+        last: 0,
+        step: 0,
+    };
 
     /// The keys of `args` (the full command, name included) according to these positions.
     pub fn extract<'a>(&self, args: &'a [Bytes]) -> Vec<&'a Bytes> {
@@ -105,7 +111,11 @@ impl KeyPositions {
             return Vec::new();
         }
         let argc = args.len() as i64;
-        let last = if self.last < 0 { argc + self.last as i64 } else { self.last as i64 };
+        let last = if self.last < 0 {
+            argc + self.last as i64
+        } else {
+            self.last as i64
+        };
         let mut keys = Vec::new();
         let mut i = self.first as i64;
         while i <= last && i < argc {
@@ -161,7 +171,9 @@ impl CommandSpec {
 
     /// Looks a subcommand up by name, case-insensitively.
     pub fn subcommand(&self, name: &[u8]) -> Option<&'static CommandSpec> {
-        self.subcommands.iter().find(|s| s.name.as_bytes().eq_ignore_ascii_case(name))
+        self.subcommands
+            .iter()
+            .find(|s| s.name.as_bytes().eq_ignore_ascii_case(name))
     }
 }
 
@@ -255,7 +267,9 @@ pub fn parse_i64(raw: &[u8]) -> Option<i64> {
 /// trailing space, `inf`/`-inf` accepted, NaN refused.
 pub fn parse_f64(raw: &[u8]) -> Option<f64> {
     let text = std::str::from_utf8(raw).ok()?;
-    if text.is_empty() || text.starts_with(char::is_whitespace) || text.ends_with(char::is_whitespace)
+    if text.is_empty()
+        || text.starts_with(char::is_whitespace)
+        || text.ends_with(char::is_whitespace)
     {
         return None;
     }
@@ -282,7 +296,17 @@ mod tests {
         assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
         assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
         assert_eq!(parse_i64(b"9223372036854775808"), None);
-        for bad in [&b"01"[..], b"+1", b" 1", b"1 ", b"-0", b"", b"1.0", b"-", b"abc"] {
+        for bad in [
+            &b"01"[..],
+            b"+1",
+            b" 1",
+            b"1 ",
+            b"-0",
+            b"",
+            b"1.0",
+            b"-",
+            b"abc",
+        ] {
             assert_eq!(parse_i64(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
     }
@@ -305,7 +329,11 @@ mod tests {
             assert_eq!(spec.name, spec.name.to_ascii_lowercase());
             assert!(lookup(spec.name.to_ascii_uppercase().as_bytes()).is_some());
             let is_container = matches!(spec.handler, Handler::Container);
-            assert!(!is_container || !spec.subcommands.is_empty(), "{}", spec.name);
+            assert!(
+                !is_container || !spec.subcommands.is_empty(),
+                "{}",
+                spec.name
+            );
             let write = spec.flags & flag::WRITE != 0;
             let read = spec.flags & flag::READONLY != 0;
             assert!(!(write && read), "{} is both write and readonly", spec.name);
@@ -339,7 +367,10 @@ mod tests {
         let args: Vec<Bytes> = ["nosuch", "x"].map(Bytes::from).to_vec();
         match resolve(&args) {
             Resolved::Error(e) => {
-                assert_eq!(e, "ERR unknown command 'nosuch', with args beginning with: 'x' ")
+                assert_eq!(
+                    e,
+                    "ERR unknown command 'nosuch', with args beginning with: 'x' "
+                )
             }
             Resolved::Command(_) => panic!("resolved an unknown command"),
         }

@@ -53,37 +53,257 @@ use Handler::{Read as R, Session as S, Write as W};
 const CONN: u32 = NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY;
 
 static CLIENT_SUBS: &[CommandSpec] = &[
-    spec!("id", 2, NOSCRIPT | LOADING | STALE, NO_KEYS, ["slow", "connection"], "connection", "5.0.0", S(srv::client_id), "Returns the unique client ID of the connection."),
-    spec!("setname", 3, NOSCRIPT | LOADING | STALE, NO_KEYS, ["slow", "connection"], "connection", "2.6.9", S(srv::client_setname), "Sets the connection name."),
-    spec!("getname", 2, NOSCRIPT | LOADING | STALE, NO_KEYS, ["slow", "connection"], "connection", "2.6.9", S(srv::client_getname), "Returns the name of the connection."),
-    spec!("info", 2, NOSCRIPT | LOADING | STALE, NO_KEYS, ["slow", "connection"], "connection", "6.2.0", S(srv::client_info), "Returns information about the connection."),
-    spec!("list", -2, ADMIN | NOSCRIPT | LOADING | STALE, NO_KEYS, ["admin", "slow", "dangerous", "connection"], "connection", "2.4.0", S(srv::client_list), "Lists open connections."),
-    spec!("setinfo", 4, NOSCRIPT | LOADING | STALE, NO_KEYS, ["slow", "connection"], "connection", "7.2.0", S(srv::client_setinfo), "Sets information specific to the client or connection."),
-    spec!("help", 2, LOADING | STALE, NO_KEYS, ["slow", "connection"], "connection", "5.0.0", S(srv::client_help), "Returns helpful text about the different subcommands."),
+    spec!(
+        "id",
+        2,
+        NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["slow", "connection"],
+        "connection",
+        "5.0.0",
+        S(srv::client_id),
+        "Returns the unique client ID of the connection."
+    ),
+    spec!(
+        "setname",
+        3,
+        NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["slow", "connection"],
+        "connection",
+        "2.6.9",
+        S(srv::client_setname),
+        "Sets the connection name."
+    ),
+    spec!(
+        "getname",
+        2,
+        NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["slow", "connection"],
+        "connection",
+        "2.6.9",
+        S(srv::client_getname),
+        "Returns the name of the connection."
+    ),
+    spec!(
+        "info",
+        2,
+        NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["slow", "connection"],
+        "connection",
+        "6.2.0",
+        S(srv::client_info),
+        "Returns information about the connection."
+    ),
+    spec!(
+        "list",
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["admin", "slow", "dangerous", "connection"],
+        "connection",
+        "2.4.0",
+        S(srv::client_list),
+        "Lists open connections."
+    ),
+    spec!(
+        "setinfo",
+        4,
+        NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["slow", "connection"],
+        "connection",
+        "7.2.0",
+        S(srv::client_setinfo),
+        "Sets information specific to the client or connection."
+    ),
+    spec!(
+        "help",
+        2,
+        LOADING | STALE,
+        NO_KEYS,
+        ["slow", "connection"],
+        "connection",
+        "5.0.0",
+        S(srv::client_help),
+        "Returns helpful text about the different subcommands."
+    ),
 ];
 
 static CONFIG_SUBS: &[CommandSpec] = &[
-    spec!("get", -3, ADMIN | NOSCRIPT | LOADING | STALE, NO_KEYS, ["admin", "slow", "dangerous"], "server", "2.0.0", S(srv::config_get), "Returns the effective values of configuration parameters."),
-    spec!("set", -4, ADMIN | NOSCRIPT | LOADING | STALE, NO_KEYS, ["admin", "slow", "dangerous"], "server", "2.0.0", S(srv::config_set), "Sets configuration parameters in-flight."),
-    spec!("resetstat", 2, ADMIN | NOSCRIPT | LOADING | STALE, NO_KEYS, ["admin", "slow", "dangerous"], "server", "2.0.0", S(srv::config_resetstat), "Resets the server's statistics."),
-    spec!("help", 2, LOADING | STALE, NO_KEYS, ["slow"], "server", "5.0.0", S(srv::config_help), "Returns helpful text about the different subcommands."),
+    spec!(
+        "get",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["admin", "slow", "dangerous"],
+        "server",
+        "2.0.0",
+        S(srv::config_get),
+        "Returns the effective values of configuration parameters."
+    ),
+    spec!(
+        "set",
+        -4,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["admin", "slow", "dangerous"],
+        "server",
+        "2.0.0",
+        S(srv::config_set),
+        "Sets configuration parameters in-flight."
+    ),
+    spec!(
+        "resetstat",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["admin", "slow", "dangerous"],
+        "server",
+        "2.0.0",
+        S(srv::config_resetstat),
+        "Resets the server's statistics."
+    ),
+    spec!(
+        "help",
+        2,
+        LOADING | STALE,
+        NO_KEYS,
+        ["slow"],
+        "server",
+        "5.0.0",
+        S(srv::config_help),
+        "Returns helpful text about the different subcommands."
+    ),
 ];
 
 static COMMAND_SUBS: &[CommandSpec] = &[
-    spec!("count", 2, LOADING | STALE, NO_KEYS, ["slow", "connection"], "server", "2.8.13", S(super::command_count), "Returns a count of commands."),
-    spec!("info", -2, LOADING | STALE, NO_KEYS, ["slow", "connection"], "server", "2.8.13", S(super::command_info), "Returns information about one, multiple or all commands."),
-    spec!("docs", -2, LOADING | STALE, NO_KEYS, ["slow", "connection"], "server", "7.0.0", S(super::command_docs), "Returns documentary information about one, multiple or all commands."),
-    spec!("getkeys", -3, LOADING | STALE, NO_KEYS, ["slow", "connection"], "server", "2.8.13", S(super::command_getkeys), "Extracts the key names from an arbitrary command."),
-    spec!("list", -2, LOADING | STALE, NO_KEYS, ["slow", "connection"], "server", "7.0.0", S(super::command_list), "Returns a list of command names."),
-    spec!("help", 2, LOADING | STALE, NO_KEYS, ["slow", "connection"], "server", "5.0.0", S(super::introspect::command_help), "Returns helpful text about the different subcommands."),
+    spec!(
+        "count",
+        2,
+        LOADING | STALE,
+        NO_KEYS,
+        ["slow", "connection"],
+        "server",
+        "2.8.13",
+        S(super::command_count),
+        "Returns a count of commands."
+    ),
+    spec!(
+        "info",
+        -2,
+        LOADING | STALE,
+        NO_KEYS,
+        ["slow", "connection"],
+        "server",
+        "2.8.13",
+        S(super::command_info),
+        "Returns information about one, multiple or all commands."
+    ),
+    spec!(
+        "docs",
+        -2,
+        LOADING | STALE,
+        NO_KEYS,
+        ["slow", "connection"],
+        "server",
+        "7.0.0",
+        S(super::command_docs),
+        "Returns documentary information about one, multiple or all commands."
+    ),
+    spec!(
+        "getkeys",
+        -3,
+        LOADING | STALE,
+        NO_KEYS,
+        ["slow", "connection"],
+        "server",
+        "2.8.13",
+        S(super::command_getkeys),
+        "Extracts the key names from an arbitrary command."
+    ),
+    spec!(
+        "list",
+        -2,
+        LOADING | STALE,
+        NO_KEYS,
+        ["slow", "connection"],
+        "server",
+        "7.0.0",
+        S(super::command_list),
+        "Returns a list of command names."
+    ),
+    spec!(
+        "help",
+        2,
+        LOADING | STALE,
+        NO_KEYS,
+        ["slow", "connection"],
+        "server",
+        "5.0.0",
+        S(super::introspect::command_help),
+        "Returns helpful text about the different subcommands."
+    ),
 ];
 
 static OBJECT_SUBS: &[CommandSpec] = &[
-    spec!("encoding", 3, READONLY, keys(2, 2, 1), ["keyspace", "read", "slow"], "generic", "2.2.3", R(ks::object_encoding), "Returns the internal encoding of a Redis object."),
-    spec!("freq", 3, READONLY, keys(2, 2, 1), ["keyspace", "read", "slow"], "generic", "4.0.0", R(ks::object_freq), "Returns the logarithmic access frequency counter of a Redis object."),
-    spec!("idletime", 3, READONLY, keys(2, 2, 1), ["keyspace", "read", "slow"], "generic", "2.2.3", R(ks::object_idletime), "Returns the time since the last access to a Redis object."),
-    spec!("refcount", 3, READONLY, keys(2, 2, 1), ["keyspace", "read", "slow"], "generic", "2.2.3", R(ks::object_refcount), "Returns the reference count of a value of a key."),
-    spec!("help", 2, LOADING | STALE, NO_KEYS, ["keyspace", "slow"], "generic", "6.2.0", R(ks::object_help), "Returns helpful text about the different subcommands."),
+    spec!(
+        "encoding",
+        3,
+        READONLY,
+        keys(2, 2, 1),
+        ["keyspace", "read", "slow"],
+        "generic",
+        "2.2.3",
+        R(ks::object_encoding),
+        "Returns the internal encoding of a Redis object."
+    ),
+    spec!(
+        "freq",
+        3,
+        READONLY,
+        keys(2, 2, 1),
+        ["keyspace", "read", "slow"],
+        "generic",
+        "4.0.0",
+        R(ks::object_freq),
+        "Returns the logarithmic access frequency counter of a Redis object."
+    ),
+    spec!(
+        "idletime",
+        3,
+        READONLY,
+        keys(2, 2, 1),
+        ["keyspace", "read", "slow"],
+        "generic",
+        "2.2.3",
+        R(ks::object_idletime),
+        "Returns the time since the last access to a Redis object."
+    ),
+    spec!(
+        "refcount",
+        3,
+        READONLY,
+        keys(2, 2, 1),
+        ["keyspace", "read", "slow"],
+        "generic",
+        "2.2.3",
+        R(ks::object_refcount),
+        "Returns the reference count of a value of a key."
+    ),
+    spec!(
+        "help",
+        2,
+        LOADING | STALE,
+        NO_KEYS,
+        ["keyspace", "slow"],
+        "generic",
+        "6.2.0",
+        R(ks::object_help),
+        "Returns helpful text about the different subcommands."
+    ),
 ];
 
 /// Every command, in the order `COMMAND` lists them.

@@ -24,7 +24,11 @@ pub fn touch(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
 
 /// TYPE key
 pub fn type_of(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
-    Frame::Simple(ctx.get(&args[1]).map_or("none", |e| e.value.type_name()).to_string())
+    Frame::Simple(
+        ctx.get(&args[1])
+            .map_or("none", |e| e.value.type_name())
+            .to_string(),
+    )
 }
 
 /// DBSIZE
@@ -124,12 +128,21 @@ pub fn copy(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
         return Frame::error(err::DB_INDEX_OUT_OF_RANGE);
     };
     let dst_key = Key::new(dst.clone());
-    let occupied = target.entries.get(&dst_key).is_some_and(|e| !e.is_expired(now_ms));
+    let occupied = target
+        .entries
+        .get(&dst_key)
+        .is_some_and(|e| !e.is_expired(now_ms));
     if occupied && !replace {
         return Frame::Integer(0);
     }
     target.remove(&dst_key);
-    target.insert(dst_key, super::Entry { written_at: now_ms, ..entry });
+    target.insert(
+        dst_key,
+        super::Entry {
+            written_at: now_ms,
+            ..entry
+        },
+    );
     Frame::Integer(1)
 }
 
@@ -152,7 +165,11 @@ pub fn move_key(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     let Some(target) = ctx.other_db(db as u32) else {
         return Frame::error(err::DB_INDEX_OUT_OF_RANGE);
     };
-    if target.entries.get(&key).is_some_and(|e| !e.is_expired(now_ms)) {
+    if target
+        .entries
+        .get(&key)
+        .is_some_and(|e| !e.is_expired(now_ms))
+    {
         return Frame::Integer(0);
     }
     target.insert(key, entry);
@@ -179,7 +196,9 @@ pub fn keys(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
 /// The cursor is the scan-order slot to resume from, so every key present for the whole
 /// iteration is returned at least once, however the keyspace changes in between.
 pub fn scan(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
-    let Some(cursor) = std::str::from_utf8(&args[1]).ok().and_then(|s| s.parse::<u64>().ok())
+    let Some(cursor) = std::str::from_utf8(&args[1])
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
     else {
         return Frame::error(err::INVALID_CURSOR);
     };
@@ -207,16 +226,14 @@ pub fn scan(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
         i += 2;
     }
     let mut found = Vec::new();
-    let mut visited = 0usize;
     let mut last_slot = None;
     let mut next_cursor = 0u64;
-    for (key, entry) in ctx.db().range_from(cursor) {
+    for (visited, (key, entry)) in ctx.db().range_from(cursor).enumerate() {
         // Stop only between slots, so keys sharing a slot are never split across calls.
         if visited >= count && last_slot != Some(key.slot()) {
             next_cursor = key.slot();
             break;
         }
-        visited += 1;
         last_slot = Some(key.slot());
         if entry.is_expired(ctx.now_ms) {
             continue;
@@ -230,7 +247,10 @@ pub fn scan(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
         }
         found.push(Frame::Bulk(key.name().clone()));
     }
-    Frame::Array(vec![Frame::bulk(next_cursor.to_string()), Frame::Array(found)])
+    Frame::Array(vec![
+        Frame::bulk(next_cursor.to_string()),
+        Frame::Array(found),
+    ])
 }
 
 /// RANDOMKEY: starts at a slot drawn from the context's seed.
@@ -452,20 +472,44 @@ mod tests {
     fn expire_options_follow_redis() {
         let mut ks = Keyspace::new();
         must_apply(&mut ks, 1000, "set k v");
-        assert_eq!(must_apply(&mut ks, 1000, "expire k 10 xx"), Frame::Integer(0));
-        assert_eq!(must_apply(&mut ks, 1000, "expire k 10 gt"), Frame::Integer(0));
-        assert_eq!(must_apply(&mut ks, 1000, "expire k 10 nx"), Frame::Integer(1));
-        assert_eq!(must_apply(&mut ks, 1000, "expire k 20 nx"), Frame::Integer(0));
-        assert_eq!(must_apply(&mut ks, 1000, "expire k 5 gt"), Frame::Integer(0));
-        assert_eq!(must_apply(&mut ks, 1000, "expire k 5 lt"), Frame::Integer(1));
+        assert_eq!(
+            must_apply(&mut ks, 1000, "expire k 10 xx"),
+            Frame::Integer(0)
+        );
+        assert_eq!(
+            must_apply(&mut ks, 1000, "expire k 10 gt"),
+            Frame::Integer(0)
+        );
+        assert_eq!(
+            must_apply(&mut ks, 1000, "expire k 10 nx"),
+            Frame::Integer(1)
+        );
+        assert_eq!(
+            must_apply(&mut ks, 1000, "expire k 20 nx"),
+            Frame::Integer(0)
+        );
+        assert_eq!(
+            must_apply(&mut ks, 1000, "expire k 5 gt"),
+            Frame::Integer(0)
+        );
+        assert_eq!(
+            must_apply(&mut ks, 1000, "expire k 5 lt"),
+            Frame::Integer(1)
+        );
         assert_eq!(must_apply(&mut ks, 1000, "ttl k"), Frame::Integer(5));
         assert_eq!(must_apply(&mut ks, 1000, "expiretime k"), Frame::Integer(6));
-        assert_eq!(must_apply(&mut ks, 1000, "pexpiretime k"), Frame::Integer(6000));
+        assert_eq!(
+            must_apply(&mut ks, 1000, "pexpiretime k"),
+            Frame::Integer(6000)
+        );
         assert_eq!(
             must_apply(&mut ks, 1000, "expire k 5 nx xx"),
             Frame::error(super::err::EXPIRE_NX_XX)
         );
-        assert_eq!(must_apply(&mut ks, 1000, "expire k 5 gt lt"), Frame::error(super::err::EXPIRE_GT_LT));
+        assert_eq!(
+            must_apply(&mut ks, 1000, "expire k 5 gt lt"),
+            Frame::error(super::err::EXPIRE_GT_LT)
+        );
         assert_eq!(
             must_apply(&mut ks, 1000, "expire k 9223372036854775807"),
             Frame::error("ERR invalid expire time in 'expire' command")
@@ -475,29 +519,53 @@ mod tests {
         assert_eq!(must_apply(&mut ks, 1000, "expire k -1"), Frame::Integer(1));
         assert_eq!(must_apply(&mut ks, 1000, "exists k"), Frame::Integer(0));
         assert_eq!(must_apply(&mut ks, 1000, "ttl k"), Frame::Integer(-2));
-        assert_eq!(must_apply(&mut ks, 1000, "expire nokey 10"), Frame::Integer(0));
+        assert_eq!(
+            must_apply(&mut ks, 1000, "expire nokey 10"),
+            Frame::Integer(0)
+        );
     }
 
     #[test]
     fn rename_copy_move() {
         let mut ks = Keyspace::new();
         must_apply(&mut ks, 1000, "set a 1 ex 100");
-        assert_eq!(must_apply(&mut ks, 1000, "rename nokey b"), Frame::error(super::err::NO_SUCH_KEY));
+        assert_eq!(
+            must_apply(&mut ks, 1000, "rename nokey b"),
+            Frame::error(super::err::NO_SUCH_KEY)
+        );
         assert_eq!(must_apply(&mut ks, 1000, "rename a b"), Frame::ok());
         assert_eq!(must_apply(&mut ks, 1000, "ttl b"), Frame::Integer(100));
         assert_eq!(must_apply(&mut ks, 1000, "set c 3"), Frame::ok());
         assert_eq!(must_apply(&mut ks, 1000, "renamenx b c"), Frame::Integer(0));
         assert_eq!(must_apply(&mut ks, 1000, "copy b c"), Frame::Integer(0));
-        assert_eq!(must_apply(&mut ks, 1000, "copy b c replace"), Frame::Integer(1));
+        assert_eq!(
+            must_apply(&mut ks, 1000, "copy b c replace"),
+            Frame::Integer(1)
+        );
         assert_eq!(must_apply(&mut ks, 1000, "get c"), Frame::bulk("1"));
-        assert_eq!(must_apply(&mut ks, 1000, "copy b b"), Frame::error(super::err::SAME_OBJECT));
-        assert_eq!(must_apply(&mut ks, 1000, "copy b x db 16"), Frame::error(super::err::DB_INDEX_OUT_OF_RANGE));
-        assert_eq!(must_apply(&mut ks, 1000, "copy b x db 3"), Frame::Integer(1));
+        assert_eq!(
+            must_apply(&mut ks, 1000, "copy b b"),
+            Frame::error(super::err::SAME_OBJECT)
+        );
+        assert_eq!(
+            must_apply(&mut ks, 1000, "copy b x db 16"),
+            Frame::error(super::err::DB_INDEX_OUT_OF_RANGE)
+        );
+        assert_eq!(
+            must_apply(&mut ks, 1000, "copy b x db 3"),
+            Frame::Integer(1)
+        );
         assert_eq!(must_apply(&mut ks, 1000, "move c 3"), Frame::Integer(1));
         assert_eq!(must_apply(&mut ks, 1000, "exists c"), Frame::Integer(0));
         assert_eq!(ks.db(3).map(|d| d.len()), Some(2));
-        assert_eq!(must_apply(&mut ks, 1000, "del b c nokey"), Frame::Integer(1));
-        assert_eq!(must_apply(&mut ks, 1000, "type b"), Frame::Simple("none".into()));
+        assert_eq!(
+            must_apply(&mut ks, 1000, "del b c nokey"),
+            Frame::Integer(1)
+        );
+        assert_eq!(
+            must_apply(&mut ks, 1000, "type b"),
+            Frame::Simple("none".into())
+        );
     }
 
     #[test]
@@ -510,12 +578,16 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         loop {
             let reply = must_apply(&mut ks, 1, &format!("scan {cursor} count 37 match key:*"));
-            let Frame::Array(parts) = reply else { panic!("scan reply {reply:?}") };
+            let Frame::Array(parts) = reply else {
+                panic!("scan reply {reply:?}")
+            };
             let (Frame::Bulk(next), Frame::Array(keys)) = (&parts[0], &parts[1]) else {
                 panic!("scan parts {parts:?}")
             };
             for k in keys {
-                let Frame::Bulk(k) = k else { panic!("key {k:?}") };
+                let Frame::Bulk(k) = k else {
+                    panic!("key {k:?}")
+                };
                 seen.insert(k.clone());
             }
             cursor = String::from_utf8(next.to_vec()).expect("utf8");
@@ -524,8 +596,14 @@ mod tests {
             }
         }
         assert_eq!(seen.len(), 500);
-        assert_eq!(must_apply(&mut ks, 1, "scan x"), Frame::error(super::err::INVALID_CURSOR));
-        assert_eq!(must_apply(&mut ks, 1, "scan 0 count 0"), Frame::error(super::err::SYNTAX));
+        assert_eq!(
+            must_apply(&mut ks, 1, "scan x"),
+            Frame::error(super::err::INVALID_CURSOR)
+        );
+        assert_eq!(
+            must_apply(&mut ks, 1, "scan 0 count 0"),
+            Frame::error(super::err::SYNTAX)
+        );
     }
 
     #[test]
@@ -534,9 +612,18 @@ mod tests {
         must_apply(&mut ks, 1, "set i 12345");
         must_apply(&mut ks, 1, "set e hello");
         must_apply(&mut ks, 1, &format!("set r {}", "x".repeat(45)));
-        assert_eq!(must_apply(&mut ks, 1, "object encoding i"), Frame::bulk("int"));
-        assert_eq!(must_apply(&mut ks, 1, "object encoding e"), Frame::bulk("embstr"));
-        assert_eq!(must_apply(&mut ks, 1, "object encoding r"), Frame::bulk("raw"));
+        assert_eq!(
+            must_apply(&mut ks, 1, "object encoding i"),
+            Frame::bulk("int")
+        );
+        assert_eq!(
+            must_apply(&mut ks, 1, "object encoding e"),
+            Frame::bulk("embstr")
+        );
+        assert_eq!(
+            must_apply(&mut ks, 1, "object encoding r"),
+            Frame::bulk("raw")
+        );
         assert_eq!(must_apply(&mut ks, 1, "object encoding none"), Frame::Null);
     }
 }

@@ -30,7 +30,9 @@ pub fn matches(pattern: &[u8], text: &[u8], nocase: bool) -> bool {
             },
         }
     }
-    tokens[pi.min(tokens.len())..].iter().all(|t| matches!(t, Token::Star))
+    tokens[pi.min(tokens.len())..]
+        .iter()
+        .all(|t| matches!(t, Token::Star))
 }
 
 enum Token {

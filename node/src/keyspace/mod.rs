@@ -48,7 +48,10 @@ pub struct Key {
 impl Key {
     /// Wraps key bytes.
     pub fn new(name: Bytes) -> Key {
-        Key { slot: xxhash_rust::xxh3::xxh3_64(&name), name }
+        Key {
+            slot: xxhash_rust::xxh3::xxh3_64(&name),
+            name,
+        }
     }
 
     /// The key's bytes.
@@ -121,17 +124,27 @@ impl Db {
 
     /// The live entry under `key` at `now_ms`, hiding expired ones.
     pub fn get(&self, key: &Bytes, now_ms: u64) -> Option<&Entry> {
-        self.entries.get(&Key::new(key.clone())).filter(|e| !e.is_expired(now_ms))
+        self.entries
+            .get(&Key::new(key.clone()))
+            .filter(|e| !e.is_expired(now_ms))
     }
 
     /// Every entry from `slot` on, in scan order.
     pub fn range_from(&self, slot: u64) -> impl Iterator<Item = (&Key, &Entry)> {
-        self.entries.range(Key { slot, name: Bytes::new() }..)
+        self.entries.range(
+            Key {
+                slot,
+                name: Bytes::new(),
+            }..,
+        )
     }
 
     /// Up to `limit` keys with an expiry, starting at `slot` and wrapping around.
     pub fn sample_volatile(&self, slot: u64, limit: usize) -> Vec<(Bytes, u64)> {
-        let start = Key { slot, name: Bytes::new() };
+        let start = Key {
+            slot,
+            name: Bytes::new(),
+        };
         self.volatile
             .range(start.clone()..)
             .chain(self.volatile.range(..start))
@@ -175,7 +188,10 @@ pub struct Keyspace {
 
 impl Default for Keyspace {
     fn default() -> Self {
-        Keyspace { dbs: vec![Db::default(); DATABASES as usize], clock_ms: 0 }
+        Keyspace {
+            dbs: vec![Db::default(); DATABASES as usize],
+            clock_ms: 0,
+        }
     }
 }
 
@@ -209,7 +225,12 @@ impl Keyspace {
                 if *db >= DATABASES {
                     return Frame::error(command::errors::DB_INDEX_OUT_OF_RANGE);
                 }
-                let mut ctx = WriteCtx { keyspace: self, db: *db, now_ms, index };
+                let mut ctx = WriteCtx {
+                    keyspace: self,
+                    db: *db,
+                    now_ms,
+                    index,
+                };
                 run_in_apply(&mut ctx, args)
             }
             Op::Expire { db, keys } => {
@@ -219,7 +240,11 @@ impl Keyspace {
                 let mut deleted = 0;
                 for name in keys {
                     let key = Key::new(name.clone());
-                    if target.entries.get(&key).is_some_and(|e| e.is_expired(now_ms)) {
+                    if target
+                        .entries
+                        .get(&key)
+                        .is_some_and(|e| e.is_expired(now_ms))
+                    {
                         target.remove(&key);
                         deleted += 1;
                     }
@@ -324,7 +349,14 @@ impl WriteCtx<'_> {
     /// Stores `value` under `key` with the given expiry.
     pub fn set(&mut self, key: &Bytes, value: Value, expires_at: Option<u64>) {
         let written_at = self.now_ms;
-        self.db_mut().insert(Key::new(key.clone()), Entry { value, expires_at, written_at });
+        self.db_mut().insert(
+            Key::new(key.clone()),
+            Entry {
+                value,
+                expires_at,
+                written_at,
+            },
+        );
     }
 
     /// Replaces the value, keeping the key's expiry.
@@ -345,7 +377,9 @@ impl WriteCtx<'_> {
     /// Deletes `key`; returns the live entry it held.
     pub fn remove(&mut self, key: &Bytes) -> Option<Entry> {
         let now_ms = self.now_ms;
-        self.db_mut().remove(&Key::new(key.clone())).filter(|e| !e.is_expired(now_ms))
+        self.db_mut()
+            .remove(&Key::new(key.clone()))
+            .filter(|e| !e.is_expired(now_ms))
     }
 
     /// Empties the selected database.
@@ -372,8 +406,17 @@ pub(crate) mod tests {
 
     /// Applies `args` (space-separated, no quoting) as one command at `time_ms`.
     pub fn must_apply(ks: &mut Keyspace, time_ms: u64, line: &str) -> Frame {
-        let args = line.split(' ').map(|s| Bytes::copy_from_slice(s.as_bytes())).collect();
-        ks.apply(1, &Request { time_ms, op: Op::Command { db: 0, args } })
+        let args = line
+            .split(' ')
+            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+            .collect();
+        ks.apply(
+            1,
+            &Request {
+                time_ms,
+                op: Op::Command { db: 0, args },
+            },
+        )
     }
 
     #[test]
@@ -384,10 +427,31 @@ pub(crate) mod tests {
         assert!(db.get(&Bytes::from("k"), 1099).is_some());
         assert!(db.get(&Bytes::from("k"), 1100).is_none());
         assert_eq!(db.volatile_len(), 1);
-        let expire = Op::Expire { db: 0, keys: vec![Bytes::from("k")] };
+        let expire = Op::Expire {
+            db: 0,
+            keys: vec![Bytes::from("k")],
+        };
         // Too early: the key must survive an expire entry stamped before its deadline.
-        assert_eq!(ks.apply(2, &Request { time_ms: 1050, op: expire.clone() }), Frame::Integer(0));
-        assert_eq!(ks.apply(3, &Request { time_ms: 1200, op: expire }), Frame::Integer(1));
+        assert_eq!(
+            ks.apply(
+                2,
+                &Request {
+                    time_ms: 1050,
+                    op: expire.clone()
+                }
+            ),
+            Frame::Integer(0)
+        );
+        assert_eq!(
+            ks.apply(
+                3,
+                &Request {
+                    time_ms: 1200,
+                    op: expire
+                }
+            ),
+            Frame::Integer(1)
+        );
         assert_eq!(ks.total_keys(), 0);
         assert_eq!(ks.db(0).map(Db::volatile_len), Some(0));
     }
@@ -398,7 +462,10 @@ pub(crate) mod tests {
         must_apply(&mut ks, 5000, "set a 1");
         must_apply(&mut ks, 4000, "set b 2 px 500");
         assert_eq!(ks.clock_ms(), 5000);
-        let b = ks.db(0).and_then(|d| d.get(&Bytes::from("b"), 5000)).and_then(|e| e.expires_at);
+        let b = ks
+            .db(0)
+            .and_then(|d| d.get(&Bytes::from("b"), 5000))
+            .and_then(|e| e.expires_at);
         assert_eq!(b, Some(5500));
     }
 }

@@ -70,7 +70,10 @@ impl Keyspace {
         }
         let mut word = [0u8; 8];
         input.read_exact(&mut word)?;
-        let mut keyspace = Keyspace { clock_ms: u64::from_le_bytes(word), ..Keyspace::new() };
+        let mut keyspace = Keyspace {
+            clock_ms: u64::from_le_bytes(word),
+            ..Keyspace::new()
+        };
         let mut count: u64 = 0;
         let mut buf = Vec::new();
         loop {
@@ -125,7 +128,10 @@ mod tests {
         let back = Keyspace::read_snapshot(&mut bytes.as_slice()).expect("read");
         assert_eq!(back.clock_ms(), 1500);
         assert_eq!(back.total_keys(), 3);
-        let b = back.db(0).and_then(|d| d.get(&Bytes::from("b"), 1500)).cloned();
+        let b = back
+            .db(0)
+            .and_then(|d| d.get(&Bytes::from("b"), 1500))
+            .cloned();
         assert_eq!(b.and_then(|e| e.expires_at), Some(6000));
         assert_eq!(back.db(0).map(|d| d.volatile_len()), Some(1));
     }
@@ -137,7 +143,10 @@ mod tests {
         let mut bytes = Vec::new();
         ks.write_snapshot(&mut bytes).expect("write");
         for cut in [4, 12, bytes.len() - 3] {
-            assert!(Keyspace::read_snapshot(&mut &bytes[..cut]).is_err(), "cut at {cut}");
+            assert!(
+                Keyspace::read_snapshot(&mut &bytes[..cut]).is_err(),
+                "cut at {cut}"
+            );
         }
         bytes[0] = b'X';
         assert!(matches!(

@@ -104,14 +104,24 @@ enum Expiry {
 }
 
 /// Turns an EX/PX/EXAT/PXAT argument into an absolute time, with Redis's checks.
-fn absolute_expiry(raw: &[u8], unit_ms: i64, absolute: bool, now_ms: u64, cmd: &str) -> Result<u64, Frame> {
+fn absolute_expiry(
+    raw: &[u8],
+    unit_ms: i64,
+    absolute: bool,
+    now_ms: u64,
+    cmd: &str,
+) -> Result<u64, Frame> {
     let amount = parse_i64(raw).ok_or_else(|| Frame::error(err::NOT_INTEGER))?;
     let invalid = || Frame::error(err::invalid_expire(cmd));
     if amount <= 0 {
         return Err(invalid());
     }
     let ms = amount.checked_mul(unit_ms).ok_or_else(invalid)?;
-    let at = if absolute { ms } else { ms.checked_add(now_ms as i64).ok_or_else(invalid)? };
+    let at = if absolute {
+        ms
+    } else {
+        ms.checked_add(now_ms as i64).ok_or_else(invalid)?
+    };
     Ok(at as u64)
 }
 
@@ -137,8 +147,9 @@ fn parse_set_options(args: &[Bytes], now_ms: u64) -> Result<SetOptions, Frame> {
             (b"EX" | b"PX" | b"EXAT" | b"PXAT", Some(amount)) if opts.expiry.is_none() => {
                 let unit = if word.starts_with(b"E") { 1000 } else { 1 };
                 let absolute = word.ends_with(b"AT");
-                opts.expiry =
-                    Some(Expiry::At(absolute_expiry(amount, unit, absolute, now_ms, "set")?));
+                opts.expiry = Some(Expiry::At(absolute_expiry(
+                    amount, unit, absolute, now_ms, "set",
+                )?));
                 i += 1;
             }
             _ => return Err(Frame::error(err::SYNTAX)),
@@ -155,15 +166,24 @@ pub fn set(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     let old = if opts.get {
         try_frame!(write_string(ctx, key))
     } else {
-        ctx.get(key).and_then(|e| match &e.value {
-            Value::Str(s) => Some(s.clone()),
+        ctx.get(key).map(|e| match &e.value {
+            Value::Str(s) => s.clone(),
         })
     };
     let exists = ctx.get(key).is_some();
     if (opts.nx && exists) || (opts.xx && !exists) {
-        return if opts.get { bulk_or_null(old) } else { Frame::Null };
+        return if opts.get {
+            bulk_or_null(old)
+        } else {
+            Frame::Null
+        };
     }
-    store_string(ctx, key, args[2].clone(), opts.expiry.unwrap_or(Expiry::Persist));
+    store_string(
+        ctx,
+        key,
+        args[2].clone(),
+        opts.expiry.unwrap_or(Expiry::Persist),
+    );
     if opts.get {
         bulk_or_null(old)
     } else {
@@ -263,7 +283,7 @@ pub fn getex(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
 
 /// MSET key value [key value ...]
 pub fn mset(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Frame::error(err::wrong_arity("mset"));
     }
     for pair in args[1..].chunks_exact(2) {
@@ -274,7 +294,7 @@ pub fn mset(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
 
 /// MSETNX key value [key value ...]: all or nothing.
 pub fn msetnx(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Frame::error(err::wrong_arity("msetnx"));
     }
     let pairs: Vec<&[Bytes]> = args[1..].chunks_exact(2).collect();
@@ -315,7 +335,10 @@ pub fn setrange(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
         return Frame::Integer(current.map_or(0, |c| c.len() as i64));
     }
     let offset = offset as usize;
-    let Some(end) = offset.checked_add(patch.len()).filter(|&e| e <= MAX_STRING_LEN) else {
+    let Some(end) = offset
+        .checked_add(patch.len())
+        .filter(|&e| e <= MAX_STRING_LEN)
+    else {
         return Frame::error(err::STRING_TOO_LONG);
     };
     let current = current.unwrap_or_default();
@@ -341,7 +364,10 @@ fn incr_by(ctx: &mut WriteCtx<'_>, key: &Bytes, delta: i64) -> Frame {
         return Frame::error(err::INCR_OVERFLOW);
     };
     let mut buf = itoa::Buffer::new();
-    ctx.set_keep_ttl(key, Value::Str(Bytes::copy_from_slice(buf.format(next).as_bytes())));
+    ctx.set_keep_ttl(
+        key,
+        Value::Str(Bytes::copy_from_slice(buf.format(next).as_bytes())),
+    );
     Frame::Integer(next)
 }
 
@@ -413,8 +439,14 @@ mod tests {
         assert_eq!(must_apply(&mut ks, 1000, "set k w xx get"), bulk("v"));
         assert_eq!(must_apply(&mut ks, 1000, "set k x nx get"), bulk("w"));
         assert_eq!(must_apply(&mut ks, 1000, "set nokey x xx get"), Frame::Null);
-        assert_eq!(must_apply(&mut ks, 1000, "set k v nx xx"), Frame::error(super::err::SYNTAX));
-        assert_eq!(must_apply(&mut ks, 1000, "set k v ex 10 px 5"), Frame::error(super::err::SYNTAX));
+        assert_eq!(
+            must_apply(&mut ks, 1000, "set k v nx xx"),
+            Frame::error(super::err::SYNTAX)
+        );
+        assert_eq!(
+            must_apply(&mut ks, 1000, "set k v ex 10 px 5"),
+            Frame::error(super::err::SYNTAX)
+        );
         assert_eq!(
             must_apply(&mut ks, 1000, "set k v ex 0"),
             Frame::error("ERR invalid expire time in 'set' command")
@@ -428,7 +460,10 @@ mod tests {
         assert_eq!(must_apply(&mut ks, 2000, "pttl t"), Frame::Integer(9000));
         assert_eq!(must_apply(&mut ks, 2000, "set t w"), Frame::ok());
         assert_eq!(must_apply(&mut ks, 2000, "pttl t"), Frame::Integer(-1));
-        assert_eq!(must_apply(&mut ks, 2000, "set gone v pxat 1500"), Frame::ok());
+        assert_eq!(
+            must_apply(&mut ks, 2000, "set gone v pxat 1500"),
+            Frame::ok()
+        );
         assert_eq!(must_apply(&mut ks, 2000, "exists gone"), Frame::Integer(0));
     }
 
@@ -438,16 +473,31 @@ mod tests {
         assert_eq!(must_apply(&mut ks, 1, "incr n"), Frame::Integer(1));
         assert_eq!(must_apply(&mut ks, 1, "incrby n 41"), Frame::Integer(42));
         assert_eq!(must_apply(&mut ks, 1, "decrby n 2"), Frame::Integer(40));
-        assert_eq!(must_apply(&mut ks, 1, "set big 9223372036854775807"), Frame::ok());
-        assert_eq!(must_apply(&mut ks, 1, "incr big"), Frame::error(super::err::INCR_OVERFLOW));
+        assert_eq!(
+            must_apply(&mut ks, 1, "set big 9223372036854775807"),
+            Frame::ok()
+        );
+        assert_eq!(
+            must_apply(&mut ks, 1, "incr big"),
+            Frame::error(super::err::INCR_OVERFLOW)
+        );
         assert_eq!(must_apply(&mut ks, 1, "set s abc"), Frame::ok());
-        assert_eq!(must_apply(&mut ks, 1, "incr s"), Frame::error(super::err::NOT_INTEGER));
+        assert_eq!(
+            must_apply(&mut ks, 1, "incr s"),
+            Frame::error(super::err::NOT_INTEGER)
+        );
         assert_eq!(must_apply(&mut ks, 1, "set f 10.5"), Frame::ok());
         assert_eq!(must_apply(&mut ks, 1, "incrbyfloat f 0.1"), bulk("10.6"));
         assert_eq!(must_apply(&mut ks, 1, "incrbyfloat f -5.6"), bulk("5"));
-        assert_eq!(must_apply(&mut ks, 1, "incrbyfloat f abc"), Frame::error(super::err::NOT_FLOAT));
+        assert_eq!(
+            must_apply(&mut ks, 1, "incrbyfloat f abc"),
+            Frame::error(super::err::NOT_FLOAT)
+        );
         assert_eq!(must_apply(&mut ks, 1, "set h 1e308"), Frame::ok());
-        assert_eq!(must_apply(&mut ks, 1, "incrbyfloat h 1e308"), Frame::error(super::err::INCR_NAN));
+        assert_eq!(
+            must_apply(&mut ks, 1, "incrbyfloat h 1e308"),
+            Frame::error(super::err::INCR_NAN)
+        );
     }
 
     #[test]
@@ -458,9 +508,18 @@ mod tests {
         assert_eq!(must_apply(&mut ks, 1, "getrange s -3 -1"), bulk("llo"));
         assert_eq!(must_apply(&mut ks, 1, "getrange s 10 20"), bulk(""));
         assert_eq!(must_apply(&mut ks, 1, "getrange s -1 -3"), bulk(""));
-        assert_eq!(must_apply(&mut ks, 1, "setrange s 7 World"), Frame::Integer(12));
-        assert_eq!(must_apply(&mut ks, 1, "get s"), Frame::bulk(b"Hello\0\0World"));
-        assert_eq!(must_apply(&mut ks, 1, "setrange s -1 x"), Frame::error(super::err::OFFSET_OUT_OF_RANGE));
+        assert_eq!(
+            must_apply(&mut ks, 1, "setrange s 7 World"),
+            Frame::Integer(12)
+        );
+        assert_eq!(
+            must_apply(&mut ks, 1, "get s"),
+            Frame::bulk(b"Hello\0\0World")
+        );
+        assert_eq!(
+            must_apply(&mut ks, 1, "setrange s -1 x"),
+            Frame::error(super::err::OFFSET_OUT_OF_RANGE)
+        );
         assert_eq!(
             must_apply(&mut ks, 1, "setrange s 536870911 xx"),
             Frame::error(super::err::STRING_TOO_LONG)
@@ -477,11 +536,20 @@ mod tests {
         assert_eq!(must_apply(&mut ks, 1000, "pttl k"), Frame::Integer(500));
         assert_eq!(must_apply(&mut ks, 1000, "getex k persist"), bulk("v"));
         assert_eq!(must_apply(&mut ks, 1000, "ttl k"), Frame::Integer(-1));
-        assert_eq!(must_apply(&mut ks, 1000, "getex k ex 1 persist"), Frame::error(super::err::SYNTAX));
+        assert_eq!(
+            must_apply(&mut ks, 1000, "getex k ex 1 persist"),
+            Frame::error(super::err::SYNTAX)
+        );
         assert_eq!(must_apply(&mut ks, 1000, "getdel k"), bulk("v"));
         assert_eq!(must_apply(&mut ks, 1000, "getdel k"), Frame::Null);
-        assert_eq!(must_apply(&mut ks, 1000, "msetnx a 1 b 2"), Frame::Integer(1));
-        assert_eq!(must_apply(&mut ks, 1000, "msetnx b 3 c 4"), Frame::Integer(0));
+        assert_eq!(
+            must_apply(&mut ks, 1000, "msetnx a 1 b 2"),
+            Frame::Integer(1)
+        );
+        assert_eq!(
+            must_apply(&mut ks, 1000, "msetnx b 3 c 4"),
+            Frame::Integer(0)
+        );
         assert_eq!(must_apply(&mut ks, 1000, "exists c"), Frame::Integer(0));
         assert_eq!(
             must_apply(&mut ks, 1000, "mset a"),

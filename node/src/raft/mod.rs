@@ -80,7 +80,9 @@ impl fmt::Display for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.op {
             Op::Command { db, args } => {
-                let name = args.first().map(|n| String::from_utf8_lossy(n).to_ascii_uppercase());
+                let name = args
+                    .first()
+                    .map(|n| String::from_utf8_lossy(n).to_ascii_uppercase());
                 write!(
                     f,
                     "{}(db={db}, {} args, t={})",
@@ -89,7 +91,12 @@ impl fmt::Display for Request {
                     self.time_ms
                 )
             }
-            Op::Expire { db, keys } => write!(f, "EXPIRE(db={db}, {} keys, t={})", keys.len(), self.time_ms),
+            Op::Expire { db, keys } => write!(
+                f,
+                "EXPIRE(db={db}, {} keys, t={})",
+                keys.len(),
+                self.time_ms
+            ),
         }
     }
 }
@@ -165,7 +172,9 @@ pub struct RaftHandle {
 
 impl fmt::Debug for RaftHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RaftHandle").field("node_id", &self.node_id).finish_non_exhaustive()
+        f.debug_struct("RaftHandle")
+            .field("node_id", &self.node_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -224,7 +233,10 @@ impl Drop for RaftHandle {
 /// `settings.dir/snapshots`, loading the newest snapshot into `keyspace`. See
 /// [`start_with_stores`].
 #[cfg(feature = "rocksdb")]
-pub async fn start(settings: RaftSettings, keyspace: SharedKeyspace) -> Result<RaftHandle, RaftError> {
+pub async fn start(
+    settings: RaftSettings,
+    keyspace: SharedKeyspace,
+) -> Result<RaftHandle, RaftError> {
     let log_store = crate::storage::RocksLogStore::open(settings.dir.join("raft"))?;
     let snapshots = SnapshotStore::dir(settings.dir.join("snapshots"))?;
     start_with_stores(settings, keyspace, log_store, snapshots).await
@@ -232,7 +244,10 @@ pub async fn start(settings: RaftSettings, keyspace: SharedKeyspace) -> Result<R
 
 /// Without the `rocksdb` feature there is no durable log store: always fails.
 #[cfg(not(feature = "rocksdb"))]
-pub async fn start(_settings: RaftSettings, _keyspace: SharedKeyspace) -> Result<RaftHandle, RaftError> {
+pub async fn start(
+    _settings: RaftSettings,
+    _keyspace: SharedKeyspace,
+) -> Result<RaftHandle, RaftError> {
     Err(RaftError::NoDurableStore)
 }
 
@@ -269,8 +284,8 @@ where
         }
     }
 
-    let snapshot_timer =
-        (!settings.snapshot_interval.is_zero()).then(|| spawn_snapshot_timer(raft.clone(), settings.snapshot_interval));
+    let snapshot_timer = (!settings.snapshot_interval.is_zero())
+        .then(|| spawn_snapshot_timer(raft.clone(), settings.snapshot_interval));
     Ok(RaftHandle {
         raft,
         node_id: settings.node_id,
@@ -287,6 +302,11 @@ fn raft_config(snapshot_entries: u64) -> Result<Config, RaftError> {
         election_timeout_max: 600,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_entries.max(1)),
         max_in_snapshot_log_to_keep: LOGS_KEPT_AFTER_SNAPSHOT,
+        // A restarted leader campaigns again instead of resuming its old term: `committed` is
+        // persisted without fsync, so after a power loss it may lag, and a resumed leader would
+        // serve reads from a state machine that has not re-applied everything it acknowledged.
+        // A new term commits a blank entry first, which brings the state machine up to date.
+        enable_leader_restore: Some(false),
         ..Config::default()
     };
     Ok(config.validate()?)
@@ -301,7 +321,10 @@ fn spawn_snapshot_timer(raft: Raft, every: Duration) -> tokio::task::JoinHandle<
             let (applied, snapshot) = {
                 let metrics = raft.metrics();
                 let m = metrics.borrow_watched();
-                (m.last_applied.map(|id| id.index), m.snapshot.map(|id| id.index))
+                (
+                    m.last_applied.map(|id| id.index),
+                    m.snapshot.map(|id| id.index),
+                )
             };
             if applied > snapshot && raft.trigger().snapshot().await.is_err() {
                 return; // the node stopped

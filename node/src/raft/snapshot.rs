@@ -50,7 +50,8 @@ pub(crate) fn encode_header(meta: &SnapshotMeta) -> io::Result<Vec<u8>> {
 
 /// Decodes the header of a snapshot; returns its metadata and where the keyspace bytes start.
 pub(crate) fn decode_header(bytes: &[u8]) -> io::Result<(SnapshotMeta, usize)> {
-    let corrupt = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("snapshot: {what}"));
+    let corrupt =
+        |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("snapshot: {what}"));
     if bytes.len() < MAGIC.len() + 4 || &bytes[..MAGIC.len()] != MAGIC {
         return Err(corrupt("not a cellkv snapshot (bad magic)"));
     }
@@ -283,7 +284,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SnapshotStore::dir(dir.path()).expect("open");
         assert!(store.load().expect("load").is_none());
-        let leader = openraft::vote::leader_id_adv::LeaderId { term: 1, node_id: 1 };
+        let leader = openraft::vote::leader_id_adv::LeaderId {
+            term: 1,
+            node_id: 1,
+        };
         let id = |index| LogId::new(leader, index);
         assert!(store.save(Some(id(5)), b"five").expect("save"));
         assert!(store.save(Some(id(9)), b"nine").expect("save"));
@@ -292,7 +296,10 @@ mod tests {
         fs::write(dir.path().join(".junk.tmp"), b"x").expect("write junk");
 
         let reopened = SnapshotStore::dir(dir.path()).expect("reopen");
-        assert_eq!(reopened.load().expect("load").as_deref(), Some(&b"nine"[..]));
+        assert_eq!(
+            reopened.load().expect("load").as_deref(),
+            Some(&b"nine"[..])
+        );
         let names: Vec<_> = fs::read_dir(dir.path())
             .expect("read_dir")
             .map(|d| d.expect("dirent").file_name())

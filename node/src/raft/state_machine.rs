@@ -39,7 +39,10 @@ impl KeyspaceStateMachine {
     /// Opens the state machine: loads the newest snapshot in `snapshots` into `keyspace`, or
     /// empties `keyspace` when there is none (nothing applied yet must mean an empty state).
     /// Blocking file I/O.
-    pub fn open(keyspace: SharedKeyspace, snapshots: SnapshotStore) -> io::Result<KeyspaceStateMachine> {
+    pub fn open(
+        keyspace: SharedKeyspace,
+        snapshots: SnapshotStore,
+    ) -> io::Result<KeyspaceStateMachine> {
         let stats = Arc::new(SnapshotStats::default());
         let (last_applied, last_membership) = match snapshots.load()? {
             None => {
@@ -71,7 +74,10 @@ impl KeyspaceStateMachine {
 
     /// Applies a batch under one write lock; returns the replies owed to waiting clients,
     /// to be sent once the lock is released.
-    fn apply_batch(&mut self, batch: &mut Vec<EntryResponder<TypeConfig>>) -> Vec<(ApplyResponder<TypeConfig>, Frame)> {
+    fn apply_batch(
+        &mut self,
+        batch: &mut Vec<EntryResponder<TypeConfig>>,
+    ) -> Vec<(ApplyResponder<TypeConfig>, Frame)> {
         let mut replies = Vec::new();
         let keyspace = self.keyspace.clone();
         let mut keyspace = keyspace.write();
@@ -79,7 +85,8 @@ impl KeyspaceStateMachine {
             let reply = match &entry.payload {
                 EntryPayload::Normal(request) => keyspace.apply(entry.log_id.index, request),
                 EntryPayload::Membership(membership) => {
-                    self.last_membership = StoredMembership::new(Some(entry.log_id), membership.clone());
+                    self.last_membership =
+                        StoredMembership::new(Some(entry.log_id), membership.clone());
                     Frame::ok()
                 }
                 EntryPayload::Blank => Frame::ok(),
@@ -173,7 +180,11 @@ impl RaftStateMachine<TypeConfig> for KeyspaceStateMachine {
         }
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotData) -> Result<(), io::Error> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: SnapshotData,
+    ) -> Result<(), io::Error> {
         let bytes = snapshot.into_inner();
         let header = encode_header(meta)?;
         let store = self.snapshots.clone();
@@ -243,7 +254,8 @@ impl RaftSnapshotBuilder<TypeConfig> for KeyspaceSnapshotBuilder {
         .await?;
         let bytes = match bytes {
             Some(bytes) => {
-                self.stats.record_current(self.meta.last_log_id, bytes.len());
+                self.stats
+                    .record_current(self.meta.last_log_id, bytes.len());
                 self.stats.count_built();
                 tracing::info!(last_log_id = ?self.meta.last_log_id, bytes = bytes.len(), "built snapshot");
                 bytes
@@ -252,7 +264,9 @@ impl RaftSnapshotBuilder<TypeConfig> for KeyspaceSnapshotBuilder {
             None => {
                 let store = self.snapshots.clone();
                 let current = blocking(move || store.load()).await?;
-                let bytes = current.ok_or_else(|| io::Error::other("snapshot vanished after a newer one was saved"))?;
+                let bytes = current.ok_or_else(|| {
+                    io::Error::other("snapshot vanished after a newer one was saved")
+                })?;
                 let (meta, _) = decode_header(&bytes)?;
                 return Ok(Snapshot {
                     meta,

@@ -36,7 +36,9 @@ fn check_credentials(user: &[u8], _pass: &[u8]) -> Result<(), Frame> {
     if user == b"default" {
         Ok(())
     } else {
-        Err(Frame::error("WRONGPASS invalid username-password pair or user is disabled."))
+        Err(Frame::error(
+            "WRONGPASS invalid username-password pair or user is disabled.",
+        ))
     }
 }
 
@@ -57,9 +59,7 @@ pub fn hello(session: &mut Session, args: &[Bytes]) -> Frame {
     let mut resp3 = session.resp3;
     if let Some(version) = args.get(1) {
         match parse_i64(version) {
-            None => {
-                return Frame::error("ERR Protocol version is not an integer or out of range")
-            }
+            None => return Frame::error("ERR Protocol version is not an integer or out of range"),
             Some(2) => resp3 = false,
             Some(3) => resp3 = true,
             Some(_) => return Frame::error(err::NOPROTO),
@@ -91,11 +91,18 @@ pub fn hello(session: &mut Session, args: &[Bytes]) -> Frame {
         *session.client.name.lock() = (!name.is_empty()).then_some(name);
     }
     session.set_resp3(resp3);
-    let role = if session.node.is_leader() { "master" } else { "replica" };
+    let role = if session.node.is_leader() {
+        "master"
+    } else {
+        "replica"
+    };
     Frame::Map(vec![
         (Frame::bulk("server"), Frame::bulk("redis")),
         (Frame::bulk("version"), Frame::bulk(REDIS_VERSION)),
-        (Frame::bulk("proto"), Frame::Integer(if resp3 { 3 } else { 2 })),
+        (
+            Frame::bulk("proto"),
+            Frame::Integer(if resp3 { 3 } else { 2 }),
+        ),
         (Frame::bulk("id"), Frame::Integer(session.client.id as i64)),
         (Frame::bulk("mode"), Frame::bulk("standalone")),
         (Frame::bulk("role"), Frame::bulk(role)),
@@ -157,7 +164,13 @@ pub fn client_setname(session: &mut Session, args: &[Bytes]) -> Frame {
 
 /// CLIENT GETNAME
 pub fn client_getname(session: &mut Session, _args: &[Bytes]) -> Frame {
-    session.client.name.lock().clone().map(Frame::Bulk).unwrap_or(Frame::Null)
+    session
+        .client
+        .name
+        .lock()
+        .clone()
+        .map(Frame::Bulk)
+        .unwrap_or(Frame::Null)
 }
 
 /// CLIENT INFO
@@ -229,7 +242,11 @@ pub fn client_setinfo(session: &mut Session, args: &[Bytes]) -> Frame {
             ))
         }
     };
-    let label = if attr.as_slice() == b"lib-name" { "lib-name" } else { "lib-ver" };
+    let label = if attr.as_slice() == b"lib-name" {
+        "lib-name"
+    } else {
+        "lib-ver"
+    };
     if let Err(e) = valid_name(value, label) {
         return e;
     }
@@ -296,14 +313,17 @@ fn config_values(session: &Session) -> Vec<(&'static str, String)> {
     let config = &node.config;
     let runtime = node.runtime.read().clone();
     vec![
-        ("port", config.port.to_string()),
+        ("port", node.resp_addr.port().to_string()),
         ("bind", config.bind.clone()),
         ("dir", config.dir.display().to_string()),
         ("databases", DATABASES.to_string()),
         ("node-id", config.node_id.to_string()),
         ("raft-port", config.raft_port.to_string()),
         ("snapshot-entries", config.snapshot_entries.to_string()),
-        ("snapshot-interval", format!("{}s", config.snapshot_interval.as_secs())),
+        (
+            "snapshot-interval",
+            format!("{}s", config.snapshot_interval.as_secs()),
+        ),
         ("loglevel", config.log_level.clone()),
         ("proto-max-bulk-len", runtime.proto_max_bulk_len.to_string()),
         ("maxclients", runtime.maxclients.to_string()),
@@ -323,7 +343,10 @@ pub fn config_get(session: &mut Session, args: &[Bytes]) -> Frame {
     let values = config_values(session);
     let mut out = Vec::new();
     for (name, value) in &values {
-        if args[2..].iter().any(|p| glob::matches(p, name.as_bytes(), true)) {
+        if args[2..]
+            .iter()
+            .any(|p| glob::matches(p, name.as_bytes(), true))
+        {
             out.push((Frame::bulk(name), Frame::bulk(value)));
         }
     }
@@ -332,7 +355,7 @@ pub fn config_get(session: &mut Session, args: &[Bytes]) -> Frame {
 
 /// CONFIG SET parameter value [parameter value ...]
 pub fn config_set(session: &mut Session, args: &[Bytes]) -> Frame {
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Frame::error(err::wrong_arity("config|set"));
     }
     let known: Vec<&str> = config_values(session).into_iter().map(|(n, _)| n).collect();
@@ -400,16 +423,24 @@ pub fn config_help(_session: &mut Session, _args: &[Bytes]) -> Frame {
 fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
         .map_or(0, |pages| pages * 4096)
 }
 
 /// INFO [section ...]
 pub fn info(session: &mut Session, args: &[Bytes]) -> Frame {
-    let wanted: Vec<String> =
-        args[1..].iter().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect();
+    let wanted: Vec<String> = args[1..]
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+        .collect();
     let all = wanted.is_empty()
-        || wanted.iter().any(|w| w == "all" || w == "everything" || w == "default");
+        || wanted
+            .iter()
+            .any(|w| w == "all" || w == "everything" || w == "default");
     let show = |name: &str| all || wanted.iter().any(|w| w == name);
     let node = &session.node;
     let mut text = String::new();
@@ -475,8 +506,12 @@ pub fn info(session: &mut Session, args: &[Bytes]) -> Frame {
         ),
     );
     let role = if node.is_leader() { "master" } else { "slave" };
-    let members: Vec<String> =
-        metrics.membership_config.membership().voter_ids().map(|id| id.to_string()).collect();
+    let members: Vec<String> = metrics
+        .membership_config
+        .membership()
+        .voter_ids()
+        .map(|id| id.to_string())
+        .collect();
     section(
         "Replication",
         format!(
@@ -496,7 +531,12 @@ pub fn info(session: &mut Session, args: &[Bytes]) -> Frame {
         let mut body = String::new();
         for db in 0..DATABASES {
             if let Some(d) = keyspace.db(db).filter(|d| !d.is_empty()) {
-                let _ = write!(body, "db{db}:keys={},expires={},avg_ttl=0\r\n", d.len(), d.volatile_len());
+                let _ = write!(
+                    body,
+                    "db{db}:keys={},expires={},avg_ttl=0\r\n",
+                    d.len(),
+                    d.volatile_len()
+                );
             }
         }
         body

@@ -34,11 +34,15 @@ pub async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
                 continue;
             }
         };
-        node.stats.connections_received.fetch_add(1, Ordering::Relaxed);
+        node.stats
+            .connections_received
+            .fetch_add(1, Ordering::Relaxed);
         let maxclients = node.runtime.read().maxclients;
         if node.connected.fetch_add(1, Ordering::Relaxed) >= maxclients {
             node.connected.fetch_sub(1, Ordering::Relaxed);
-            node.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+            node.stats
+                .rejected_connections
+                .fetch_add(1, Ordering::Relaxed);
             tokio::spawn(refuse(stream));
             continue;
         }
@@ -51,16 +55,21 @@ pub async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
 }
 
 async fn refuse(mut stream: TcpStream) {
-    let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+    let _ = stream
+        .write_all(b"-ERR max number of clients reached\r\n")
+        .await;
 }
 
 async fn serve(node: Arc<Node>, stream: TcpStream, peer: String) {
     let _ = stream.set_nodelay(true);
-    let local = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let local = stream
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let client = node.register(peer.clone(), local);
     let client_id = client.id;
     let mut session = Session::new(node.clone(), client);
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut output = BytesMut::with_capacity(16 * 1024);
     let mut shutdown = node.shutdown_signal();
@@ -163,15 +172,25 @@ impl Batch {
 
     async fn run(&mut self, session: &mut Session, args: Vec<Bytes>, output: &mut BytesMut) {
         let node = session.node.clone();
-        node.stats.commands_processed.fetch_add(1, Ordering::Relaxed);
+        node.stats
+            .commands_processed
+            .fetch_add(1, Ordering::Relaxed);
         let spec = match command::resolve(&args) {
             Resolved::Error(text) => return self.push(session, Frame::Error(text), output),
             Resolved::Command(spec) => spec,
         };
-        session.client.last_active_ms.store(clock::now_ms(), Ordering::Relaxed);
+        session
+            .client
+            .last_active_ms
+            .store(clock::now_ms(), Ordering::Relaxed);
         match spec.handler {
             Handler::Write(_) => {
-                let write = node.propose(Op::Command { db: session.db, args }).await;
+                let write = node
+                    .propose(Op::Command {
+                        db: session.db,
+                        args,
+                    })
+                    .await;
                 let queued = std::mem::take(&mut self.tail);
                 self.pending.push((write, queued));
                 // Replies after this write must wait for it; reads get a fresh confirmation
@@ -206,7 +225,11 @@ impl Batch {
                 session.skip_reply = false;
             }
             Handler::Container => {
-                self.push(session, Frame::error(command::errors::wrong_arity(spec.name)), output);
+                self.push(
+                    session,
+                    Frame::error(command::errors::wrong_arity(spec.name)),
+                    output,
+                );
             }
         }
     }

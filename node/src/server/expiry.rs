@@ -27,6 +27,8 @@ pub async fn run(node: Arc<Node>) {
         if !node.is_leader() {
             continue;
         }
+        // tokio's Instant is the simulator's under madsim, so this stays deterministic.
+        #[allow(clippy::disallowed_methods)]
         let started = tokio::time::Instant::now();
         for db in 0..DATABASES {
             while started.elapsed() < BUDGET {
@@ -35,8 +37,11 @@ pub async fn run(node: Arc<Node>) {
                     break;
                 }
                 let count = expired.len();
-                if let Frame::Integer(deleted) = node.write(Op::Expire { db, keys: expired }).await {
-                    node.stats.expired_keys.fetch_add(deleted.max(0) as u64, Ordering::Relaxed);
+                if let Frame::Integer(deleted) = node.write(Op::Expire { db, keys: expired }).await
+                {
+                    node.stats
+                        .expired_keys
+                        .fetch_add(deleted.max(0) as u64, Ordering::Relaxed);
                 }
                 if count * 4 <= sampled {
                     break;
@@ -59,6 +64,10 @@ fn sample_expired(node: &Node, db: u32) -> (usize, Vec<Bytes>) {
     }
     let sample = database.sample_volatile(start, SAMPLE);
     let sampled = sample.len();
-    let expired = sample.into_iter().filter(|(_, at)| *at <= now).map(|(k, _)| k).collect();
+    let expired = sample
+        .into_iter()
+        .filter(|(_, at)| *at <= now)
+        .map(|(k, _)| k)
+        .collect();
     (sampled, expired)
 }

@@ -103,9 +103,17 @@ pub struct Node {
 impl Node {
     /// Proposes a log entry stamped with this node's clock; returns a future reply.
     pub async fn propose(&self, op: Op) -> PendingWrite {
-        let request = Request { time_ms: clock::now_ms(), op };
+        let request = Request {
+            time_ms: clock::now_ms(),
+            op,
+        };
         let (responder, reply) = ProgressResponder::complete_only();
-        match self.raft.raft.client_write_ff(request, Some(responder)).await {
+        match self
+            .raft
+            .raft
+            .client_write_ff(request, Some(responder))
+            .await
+        {
             Ok(()) => PendingWrite::Waiting(reply),
             Err(fatal) => PendingWrite::Failed(Frame::error(format!("ERR raft stopped: {fatal}"))),
         }
@@ -161,7 +169,12 @@ impl Node {
 /// A write on its way through the log.
 pub enum PendingWrite {
     /// Proposed; the reply comes when the entry applies.
-    Waiting(openraft::alias::OneshotReceiverOf<raft::TypeConfig, openraft::raft::ClientWriteResult<raft::TypeConfig>>),
+    Waiting(
+        openraft::alias::OneshotReceiverOf<
+            raft::TypeConfig,
+            openraft::raft::ClientWriteResult<raft::TypeConfig>,
+        >,
+    ),
     /// Could not be proposed.
     Failed(Frame),
 }
@@ -194,8 +207,10 @@ impl Server {
     /// Starts Raft (loading the snapshot and replaying the log), waits until this node
     /// leads its one-member cluster, then binds the RESP port and serves.
     pub async fn start(config: Config) -> Result<Server, StartError> {
-        std::fs::create_dir_all(&config.dir)
-            .map_err(|source| StartError::DataDir { path: config.dir.clone(), source })?;
+        std::fs::create_dir_all(&config.dir).map_err(|source| StartError::DataDir {
+            path: config.dir.clone(),
+            source,
+        })?;
         let keyspace: SharedKeyspace = Arc::new(RwLock::new(Keyspace::new()));
         let settings = RaftSettings {
             node_id: config.node_id,
@@ -210,9 +225,13 @@ impl Server {
         let addr = format!("{}:{}", config.bind, config.port);
         let listener = TcpListener::bind(&addr)
             .await
-            .map_err(|source| StartError::Listen { addr: addr.clone(), source })?;
-        let resp_addr =
-            listener.local_addr().map_err(|source| StartError::Listen { addr, source })?;
+            .map_err(|source| StartError::Listen {
+                addr: addr.clone(),
+                source,
+            })?;
+        let resp_addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Listen { addr, source })?;
         let (shutdown, _) = watch::channel(false);
         let read_barrier = ReadBarrier::start(raft.raft.clone());
         let node = Arc::new(Node {
@@ -279,7 +298,10 @@ async fn watch_leadership(node: Arc<Node>) {
             m.current_leader == Some(me) && m.state == openraft::ServerState::Leader
         };
         node.leader.store(leads, Ordering::Relaxed);
-        if openraft_rt::WatchReceiver::changed(&mut metrics).await.is_err() {
+        if openraft_rt::WatchReceiver::changed(&mut metrics)
+            .await
+            .is_err()
+        {
             return;
         }
     }

@@ -32,7 +32,9 @@ impl ReadBarrier {
         }
         match rx.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(reason)) => Err(Frame::error(format!("TRYAGAIN read not confirmed: {reason}"))),
+            Ok(Err(reason)) => Err(Frame::error(format!(
+                "TRYAGAIN read not confirmed: {reason}"
+            ))),
             Err(_) => Err(Frame::error("ERR node is shutting down")),
         }
     }
@@ -45,8 +47,11 @@ async fn confirm_loop(raft: Raft, mut rx: mpsc::UnboundedReceiver<Waiter>) {
         while let Ok(next) = rx.try_recv() {
             batch.push(next);
         }
-        let outcome =
-            raft.ensure_linearizable(ReadPolicy::ReadIndex).await.map(|_| ()).map_err(|e| e.to_string());
+        let outcome = raft
+            .ensure_linearizable(ReadPolicy::ReadIndex)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string());
         for waiter in batch {
             let _ = waiter.send(outcome.clone());
         }

@@ -57,7 +57,11 @@ impl ClientState {
 
     /// The `CLIENT LIST` line for this client (no trailing newline).
     pub fn describe(&self, now_ms: u64) -> String {
-        let name = self.name.lock().as_ref().map(|n| String::from_utf8_lossy(n).into_owned());
+        let name = self
+            .name
+            .lock()
+            .as_ref()
+            .map(|n| String::from_utf8_lossy(n).into_owned());
         format!(
             "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 watch=0 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
@@ -94,7 +98,14 @@ pub struct Session {
 impl Session {
     /// A session for a newly accepted connection.
     pub fn new(node: Arc<Node>, client: Arc<ClientState>) -> Session {
-        Session { node, client, db: 0, resp3: false, close_after_reply: false, skip_reply: false }
+        Session {
+            node,
+            client,
+            db: 0,
+            resp3: false,
+            close_after_reply: false,
+            skip_reply: false,
+        }
     }
 
     /// Selects a database, keeping the shared record current.
@@ -106,6 +117,8 @@ impl Session {
     /// Switches the protocol version.
     pub fn set_resp3(&mut self, resp3: bool) {
         self.resp3 = resp3;
-        self.client.resp.store(if resp3 { 3 } else { 2 }, Ordering::Relaxed);
+        self.client
+            .resp
+            .store(if resp3 { 3 } else { 2 }, Ordering::Relaxed);
     }
 }

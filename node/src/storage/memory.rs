@@ -66,7 +66,11 @@ impl RaftLogReader<TypeConfig> for MemLogStore {
             return Ok(Vec::new());
         }
         let inner = self.inner.lock();
-        Ok(inner.log.range((start, end)).map(|(_, e)| e.clone()).collect())
+        Ok(inner
+            .log
+            .range((start, end))
+            .map(|(_, e)| e.clone())
+            .collect())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
@@ -127,7 +131,11 @@ impl RaftLogStorage<TypeConfig> for MemLogStore {
         Ok(self.inner.lock().committed)
     }
 
-    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,

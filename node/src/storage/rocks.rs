@@ -248,9 +248,7 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
         let value = encode(&committed)?;
         // Unsynced on purpose (see the module doc); a plain memtable write needs no pool thread.
         let cf = cf(&self.db, CF_META)?;
-        self.db
-            .put_cf(cf, KEY_COMMITTED, value)
-            .map_err(rocks_err)
+        self.db.put_cf(cf, KEY_COMMITTED, value).map_err(rocks_err)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
@@ -258,7 +256,11 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
         Ok(committed.flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,

@@ -1,0 +1,241 @@
+//! `cellkv-cli` end to end: each test starts the real `cellkv` server on ephemeral loopback
+//! ports and runs the real `cellkv-cli` binary against it.
+//!
+//! The server binary is taken from the target directory `cellkv-cli` was built into (or
+//! from `$CELLKV_BIN`). `cargo test --workspace` builds it, because the node package's own
+//! integration tests need it; when testing this package alone, build it first with
+//! `cargo build -p cellkv-node --bin cellkv`.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+const CLI: &str = env!("CARGO_BIN_EXE_cellkv-cli");
+
+/// How long a node may take to print its ready line: a cold RocksDB open on a loaded
+/// 2-core machine can take several seconds.
+const READY_POLLS: u32 = 1200;
+const READY_POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// A running `cellkv`; dropping it kills the process, so a failing test leaves nothing
+/// behind.
+struct Node {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Node {
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn output_so_far(&self) -> String {
+        let read = |name: &str| std::fs::read_to_string(self.dir.path().join(name));
+        format!(
+            "stdout:\n{}\nstderr:\n{}",
+            read("stdout.log").unwrap_or_default(),
+            read("stderr.log").unwrap_or_default()
+        )
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn cellkv_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("CELLKV_BIN") {
+        return PathBuf::from(path);
+    }
+    let path = PathBuf::from(CLI).with_file_name(format!("cellkv{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "the cellkv server binary is not at {}: run the tests with `cargo test --workspace`, \
+         or build it first with `cargo build -p cellkv-node --bin cellkv` (or set CELLKV_BIN)",
+        path.display()
+    );
+    path
+}
+
+/// Starts `cellkv` in a fresh directory and waits for its `cellkv ready on ADDR` line.
+/// Output goes to files rather than pipes, so the server can never block on a full pipe.
+fn must_start_node() -> Node {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stdout = File::create(dir.path().join("stdout.log")).expect("stdout file");
+    let stderr = File::create(dir.path().join("stderr.log")).expect("stderr file");
+    let child = Command::new(cellkv_binary())
+        .args([
+            "--port",
+            "0",
+            "--raft-port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--log-level",
+            "warn",
+        ])
+        .arg("--dir")
+        .arg(dir.path().join("data"))
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn cellkv");
+    let mut node = Node {
+        child,
+        port: 0,
+        dir,
+    };
+    for _ in 0..READY_POLLS {
+        let stdout =
+            std::fs::read_to_string(node.dir.path().join("stdout.log")).unwrap_or_default();
+        let ready = stdout
+            .lines()
+            .find_map(|line| line.strip_prefix("cellkv ready on "));
+        if let Some(addr) = ready {
+            node.port = addr
+                .rsplit(':')
+                .next()
+                .and_then(|port| port.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no port in ready line '{addr}'"));
+            return node;
+        }
+        if let Ok(Some(status)) = node.child.try_wait() {
+            panic!(
+                "cellkv exited ({status}) before serving\n{}",
+                node.output_so_far()
+            );
+        }
+        std::thread::sleep(READY_POLL_INTERVAL);
+    }
+    panic!("cellkv did not get ready in time\n{}", node.output_so_far());
+}
+
+/// Runs `cellkv-cli` with `args`, never inheriting a `CELLKV_NODE` from the environment.
+fn cli(args: &[&str]) -> Output {
+    Command::new(CLI)
+        .env_remove("CELLKV_NODE")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run cellkv-cli")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn must_succeed(args: &[&str]) -> String {
+    let output = cli(args);
+    assert!(
+        output.status.success(),
+        "cellkv-cli {args:?} failed ({}): stdout {:?}, stderr {:?}",
+        output.status,
+        stdout(&output),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout(&output)
+}
+
+/// `ping` prints PONG; `info SECTION` prints that section with plain newlines.
+#[test]
+fn ping_and_info() {
+    let node = must_start_node();
+    let addr = node.addr();
+    assert_eq!(must_succeed(&["--node", &addr, "ping"]), "PONG\n");
+    let info = must_succeed(&["--node", &addr, "info", "replication"]);
+    assert!(info.starts_with("# Replication\n"), "{info}");
+    assert!(info.lines().any(|l| l == "role:master"), "{info}");
+    assert!(!info.contains('\r'), "{info:?}");
+}
+
+/// `raw` sends any command and prints the reply as redis-cli does; an error reply fails.
+#[test]
+fn raw_commands_print_like_redis_cli() {
+    let node = must_start_node();
+    let addr = node.addr();
+    assert_eq!(
+        must_succeed(&["--node", &addr, "raw", "set", "k", "v"]),
+        "OK\n"
+    );
+    assert_eq!(
+        must_succeed(&["--node", &addr, "raw", "get", "k"]),
+        "\"v\"\n"
+    );
+    assert_eq!(
+        must_succeed(&["--node", &addr, "raw", "get", "missing"]),
+        "(nil)\n"
+    );
+    assert_eq!(
+        must_succeed(&["--node", &addr, "raw", "incrby", "n", "-5"]),
+        "(integer) -5\n"
+    );
+    let mget = must_succeed(&["--node", &addr, "raw", "mget", "k", "missing"]);
+    assert_eq!(mget, "1) \"v\"\n2) (nil)\n");
+
+    let failed = cli(&["--node", &addr, "raw", "incr", "k"]);
+    assert!(
+        !failed.status.success(),
+        "an error reply must fail the process"
+    );
+    assert_eq!(
+        stdout(&failed),
+        "(error) ERR value is not an integer or out of range\n"
+    );
+}
+
+/// `status` summarises role, Raft fields and keys; `CELLKV_NODE` picks the node.
+#[test]
+fn status_shows_role_raft_and_keys() {
+    let node = must_start_node();
+    let addr = node.addr();
+    must_succeed(&["--node", &addr, "raw", "set", "a", "1"]);
+    must_succeed(&["--node", &addr, "raw", "set", "b", "2"]);
+    let output = Command::new(CLI)
+        .env("CELLKV_NODE", &addr)
+        .arg("status")
+        .output()
+        .expect("run cellkv-cli");
+    assert!(output.status.success(), "{output:?}");
+    let status = stdout(&output);
+    let field = |name: &str| {
+        status.lines().find_map(|line| {
+            let mut words = line.split_whitespace();
+            (words.next() == Some(name)).then(|| words.collect::<Vec<_>>().join(" "))
+        })
+    };
+    assert_eq!(field("node").as_deref(), Some(addr.as_str()), "{status}");
+    assert_eq!(field("role").as_deref(), Some("master"), "{status}");
+    assert_eq!(field("raft_leader_id").as_deref(), Some("1"), "{status}");
+    assert_eq!(field("raft_members").as_deref(), Some("1"), "{status}");
+    assert_eq!(field("keys").as_deref(), Some("db0=2"), "{status}");
+    let applied: u64 = field("raft_applied_index")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no applied index in\n{status}"));
+    assert!(applied >= 2, "{status}");
+}
+
+/// A node that is not listening makes every subcommand exit non-zero with a message.
+#[test]
+fn unreachable_node_fails() {
+    // A port that was just free and is closed again: nothing listens there.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    drop(listener);
+    for command in [&["ping"][..], &["status"], &["raw", "get", "k"]] {
+        let mut args = vec!["--node", addr.as_str(), "--connect-timeout", "2"];
+        args.extend_from_slice(command);
+        let output = cli(&args);
+        assert!(!output.status.success(), "{args:?} succeeded: {output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!("cannot connect to {addr}")),
+            "{stderr}"
+        );
+    }
+}

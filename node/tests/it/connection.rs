@@ -1,0 +1,276 @@
+//! Connection and server commands: PING, HELLO, SELECT, CLIENT, COMMAND, INFO, CONFIG.
+
+use redis::Value;
+
+use crate::harness::{
+    info_field, must_cmd, must_exchange, must_exchange_until, must_fail, must_start, read_to_close,
+};
+
+/// PING, ECHO and TIME answer as Redis does.
+#[test]
+fn ping_echo_time() {
+    let (node, _dir) = must_start(&[]);
+    let mut con = node.must_connect();
+    assert_eq!(
+        must_cmd(&mut con, &["PING"]),
+        Value::SimpleString("PONG".into())
+    );
+    assert_eq!(
+        must_cmd(&mut con, &["PING", "hi"]),
+        Value::BulkString(b"hi".to_vec())
+    );
+    assert_eq!(
+        must_cmd(&mut con, &["ECHO", "x y"]),
+        Value::BulkString(b"x y".to_vec())
+    );
+    let Value::Array(time) = must_cmd(&mut con, &["TIME"]) else {
+        panic!("TIME not an array")
+    };
+    assert_eq!(time.len(), 2);
+}
+
+/// HELLO switches protocols and reports the server; bad versions get NOPROTO.
+#[test]
+fn hello_switches_to_resp3_and_back() {
+    let (node, _dir) = must_start(&[]);
+    let mut tcp = node.must_tcp();
+    let reply = must_exchange_until(&mut tcp, b"HELLO 3\r\n", b"modules\r\n*0\r\n");
+    let text = String::from_utf8_lossy(&reply).to_string();
+    assert!(text.starts_with("%7\r\n"), "{text}");
+    assert!(text.contains("proto\r\n:3"), "{text}");
+    assert!(text.contains("version\r\n$5\r\n7.2.4"), "{text}");
+    // A null in RESP3 is `_`.
+    let null = must_exchange(&mut tcp, b"GET missing\r\n", 3);
+    assert_eq!(null, b"_\r\n");
+    let reply = must_exchange_until(&mut tcp, b"HELLO 2\r\n", b"modules\r\n*0\r\n");
+    assert!(
+        reply.starts_with(b"*14\r\n"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    let mut con = node.must_connect();
+    assert_eq!(
+        must_fail(&mut con, &["HELLO", "4"]),
+        "NOPROTO unsupported protocol version"
+    );
+    assert_eq!(
+        must_fail(&mut con, &["HELLO", "x"]),
+        "ERR Protocol version is not an integer or out of range"
+    );
+}
+
+/// SELECT isolates databases and refuses out-of-range indexes.
+#[test]
+fn select_isolates_databases() {
+    let (node, _dir) = must_start(&[]);
+    let mut con = node.must_connect();
+    must_cmd(&mut con, &["SET", "k", "zero"]);
+    must_cmd(&mut con, &["SELECT", "5"]);
+    assert_eq!(must_cmd(&mut con, &["GET", "k"]), Value::Nil);
+    must_cmd(&mut con, &["SET", "k", "five"]);
+    assert_eq!(must_cmd(&mut con, &["DBSIZE"]), Value::Int(1));
+    must_cmd(&mut con, &["SELECT", "0"]);
+    assert_eq!(
+        must_cmd(&mut con, &["GET", "k"]),
+        Value::BulkString(b"zero".to_vec())
+    );
+    assert_eq!(
+        must_fail(&mut con, &["SELECT", "16"]),
+        "ERR DB index is out of range"
+    );
+    assert_eq!(
+        must_fail(&mut con, &["SELECT", "x"]),
+        "ERR value is not an integer or out of range"
+    );
+}
+
+/// CLIENT subcommands as redis-py uses them.
+#[test]
+fn client_subcommands() {
+    let (node, _dir) = must_start(&[]);
+    let mut con = node.must_connect();
+    assert_eq!(
+        must_cmd(&mut con, &["CLIENT", "SETINFO", "LIB-NAME", "redis-py"]),
+        Value::Okay
+    );
+    assert_eq!(
+        must_cmd(&mut con, &["CLIENT", "SETINFO", "LIB-VER", "8.0.0"]),
+        Value::Okay
+    );
+    assert_eq!(
+        must_cmd(&mut con, &["CLIENT", "SETNAME", "worker-1"]),
+        Value::Okay
+    );
+    assert_eq!(
+        must_cmd(&mut con, &["CLIENT", "GETNAME"]),
+        Value::BulkString(b"worker-1".to_vec())
+    );
+    let Value::Int(id) = must_cmd(&mut con, &["CLIENT", "ID"]) else {
+        panic!("CLIENT ID")
+    };
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query(&mut con)
+        .expect("list");
+    assert!(list.contains(&format!("id={id} ")), "{list}");
+    assert!(
+        list.contains("name=worker-1") && list.contains("lib-name=redis-py"),
+        "{list}"
+    );
+    let info: String = redis::cmd("CLIENT")
+        .arg("INFO")
+        .query(&mut con)
+        .expect("info");
+    assert!(info.contains("lib-ver=8.0.0"), "{info}");
+    assert_eq!(
+        must_fail(&mut con, &["CLIENT", "SETNAME", "has space"]),
+        "ERR Client names cannot contain spaces, newlines or special characters."
+    );
+    assert_eq!(
+        must_fail(&mut con, &["CLIENT", "NOPE"]),
+        "ERR unknown subcommand 'NOPE'. Try CLIENT HELP."
+    );
+    assert_eq!(
+        must_fail(&mut con, &["CLIENT", "SETNAME"]),
+        "ERR wrong number of arguments for 'client|setname' command"
+    );
+}
+
+/// COMMAND and its subcommands describe the same table that dispatch uses.
+#[test]
+fn command_introspection() {
+    let (node, _dir) = must_start(&[]);
+    let mut con = node.must_connect();
+    let Value::Int(count) = must_cmd(&mut con, &["COMMAND", "COUNT"]) else {
+        panic!("count")
+    };
+    assert_eq!(count as usize, cellkv_node::command::COMMANDS.len());
+    let Value::Array(all) = must_cmd(&mut con, &["COMMAND"]) else {
+        panic!("COMMAND")
+    };
+    assert_eq!(all.len() as i64, count);
+    let Value::Array(info) = must_cmd(&mut con, &["COMMAND", "INFO", "get", "nosuch"]) else {
+        panic!("info")
+    };
+    let Value::Array(get) = &info[0] else {
+        panic!("get info {:?}", info[0])
+    };
+    assert_eq!(get[0], Value::BulkString(b"get".to_vec()));
+    assert_eq!(get[1], Value::Int(2));
+    assert_eq!(
+        (&get[3], &get[4], &get[5]),
+        (&Value::Int(1), &Value::Int(1), &Value::Int(1))
+    );
+    assert_eq!(info[1], Value::Nil);
+    let keys = must_cmd(
+        &mut con,
+        &["COMMAND", "GETKEYS", "MSET", "a", "1", "b", "2"],
+    );
+    assert_eq!(
+        keys,
+        Value::Array(vec![
+            Value::BulkString(b"a".to_vec()),
+            Value::BulkString(b"b".to_vec())
+        ])
+    );
+    assert_eq!(
+        must_fail(&mut con, &["COMMAND", "GETKEYS", "PING"]),
+        "ERR The command has no key arguments"
+    );
+    let docs = must_cmd(&mut con, &["COMMAND", "DOCS", "set"]);
+    assert!(format!("{docs:?}").contains("summary"), "{docs:?}");
+}
+
+/// Unknown commands and wrong arity get Redis's exact errors and the connection stays.
+#[test]
+fn unknown_command_and_arity_errors() {
+    let (node, _dir) = must_start(&[]);
+    let mut tcp = node.must_tcp();
+    let reply = must_exchange(&mut tcp, b"*2\r\n$6\r\nFOOBAR\r\n$3\r\nabc\r\n", 10);
+    assert_eq!(
+        String::from_utf8_lossy(&reply),
+        "-ERR unknown command 'FOOBAR', with args beginning with: 'abc' \r\n"
+    );
+    let reply = must_exchange(&mut tcp, b"*1\r\n$3\r\nGET\r\n", 10);
+    assert_eq!(
+        String::from_utf8_lossy(&reply),
+        "-ERR wrong number of arguments for 'get' command\r\n"
+    );
+    let reply = must_exchange(&mut tcp, b"PING\r\n", 7);
+    assert_eq!(reply, b"+PONG\r\n");
+}
+
+/// INFO shows the Raft role and indexes; CONFIG GET/SET follow Redis's replies.
+#[test]
+fn info_and_config() {
+    let (node, _dir) = must_start(&[]);
+    let mut con = node.must_connect();
+    must_cmd(&mut con, &["SET", "a", "1"]);
+    assert_eq!(info_field(&mut con, "role").as_deref(), Some("master"));
+    assert_eq!(info_field(&mut con, "raft_leader_id").as_deref(), Some("1"));
+    let applied: u64 = info_field(&mut con, "raft_applied_index")
+        .and_then(|v| v.parse().ok())
+        .expect("applied");
+    assert!(applied >= 2, "applied {applied}");
+    assert_eq!(
+        info_field(&mut con, "db0").as_deref(),
+        Some("keys=1,expires=0,avg_ttl=0")
+    );
+    let port = must_cmd(&mut con, &["CONFIG", "GET", "port"]);
+    assert_eq!(
+        port,
+        Value::Array(vec![
+            Value::BulkString(b"port".to_vec()),
+            Value::BulkString(node.port.to_string().into_bytes())
+        ])
+    );
+    let Value::Array(both) = must_cmd(&mut con, &["CONFIG", "GET", "save", "appendonly"]) else {
+        panic!("config get")
+    };
+    assert_eq!(both.len(), 4);
+    assert_eq!(
+        must_cmd(&mut con, &["CONFIG", "SET", "maxclients", "50"]),
+        Value::Okay
+    );
+    let maxclients = must_cmd(&mut con, &["CONFIG", "GET", "maxclients"]);
+    assert!(format!("{maxclients:?}").contains("50"), "{maxclients:?}");
+    assert_eq!(
+        must_fail(&mut con, &["CONFIG", "SET", "port", "1"]),
+        "ERR CONFIG SET failed (possibly related to argument 'port') - can't set immutable config"
+    );
+    assert_eq!(
+        must_fail(&mut con, &["CONFIG", "SET", "nosuch", "1"]),
+        "ERR Unknown option or number of arguments for CONFIG SET - 'nosuch'"
+    );
+    assert_eq!(
+        must_fail(&mut con, &["AUTH", "pw"]),
+        "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
+    );
+}
+
+/// QUIT answers OK and closes; SHUTDOWN stops the process without a reply.
+#[test]
+fn quit_and_shutdown() {
+    let (mut node, _dir) = must_start(&[]);
+    let mut tcp = node.must_tcp();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("timeout");
+    let reply = must_exchange(&mut tcp, b"QUIT\r\nPING\r\n", 5);
+    assert_eq!(reply, b"+OK\r\n");
+    assert!(read_to_close(&mut tcp).is_empty());
+    let mut tcp = node.must_tcp();
+    let reply = must_exchange(&mut tcp, b"SHUTDOWN\r\n", 1);
+    assert!(
+        reply.is_empty(),
+        "SHUTDOWN replied {}",
+        String::from_utf8_lossy(&reply)
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !node.has_exited() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running after SHUTDOWN"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,219 @@
+//! Starting and stopping `cellkv` processes for tests, and small RESP helpers.
+//!
+//! Every node listens on an ephemeral loopback port (`--port 0`) and reports it on stdout;
+//! the guard kills the process when dropped, so a failing test leaves nothing running.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `cellkv` process.
+pub struct NodeProcess {
+    child: Child,
+    /// The RESP port it listens on.
+    pub port: u16,
+    /// Its data directory.
+    pub dir: PathBuf,
+}
+
+impl NodeProcess {
+    /// `redis://` URL of this node.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// A new synchronous connection through the `redis` crate.
+    pub fn must_connect(&self) -> redis::Connection {
+        let client = redis::Client::open(self.url()).expect("client");
+        client
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .expect("connect")
+    }
+
+    /// A raw TCP connection with a read timeout.
+    pub fn must_tcp(&self) -> TcpStream {
+        let stream = TcpStream::connect(("127.0.0.1", self.port)).expect("tcp connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        stream
+    }
+
+    /// Sends SIGKILL: no chance to flush anything not already on disk.
+    pub fn kill9(mut self) -> PathBuf {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.dir.clone()
+    }
+
+    /// Sends SIGTERM and waits for a clean exit; returns the exit success.
+    pub fn terminate(mut self) -> bool {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Whether the process has exited.
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// The node's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("cellkv.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `cellkv` on `dir` with extra flags and waits until it serves.
+pub fn must_start_in(dir: &Path, extra: &[&str]) -> NodeProcess {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("cellkv.log"))
+        .expect("log file");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cellkv"))
+        .args([
+            "--port",
+            "0",
+            "--raft-port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--log-level",
+            "info",
+        ])
+        .arg("--dir")
+        .arg(dir)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("spawn cellkv");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let port = loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                if let Some(addr) = line.strip_prefix("cellkv ready on ") {
+                    let port = addr.rsplit(':').next().and_then(|p| p.parse().ok());
+                    break port.expect("port in ready line");
+                }
+            }
+            _ => {
+                let _ = child.kill();
+                let log = std::fs::read_to_string(dir.join("cellkv.log")).unwrap_or_default();
+                panic!("cellkv exited before serving; log:\n{log}");
+            }
+        }
+    };
+    // Keep draining stdout so the process never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    NodeProcess {
+        child,
+        port,
+        dir: dir.to_path_buf(),
+    }
+}
+
+/// Starts `cellkv` in a fresh temporary directory (kept alive by the returned guard).
+pub fn must_start(extra: &[&str]) -> (NodeProcess, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let node = must_start_in(tmp.path(), extra);
+    (node, tmp)
+}
+
+/// Sends raw bytes and reads until `expected_len` bytes arrived or the peer closed.
+pub fn must_exchange(stream: &mut TcpStream, request: &[u8], expected_len: usize) -> Vec<u8> {
+    stream.write_all(request).expect("write");
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 65536];
+    while reply.len() < expected_len {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("read failed after {} bytes: {e}", reply.len()),
+        }
+    }
+    reply
+}
+
+/// Reads until the peer closes the connection (or the read timeout hits).
+pub fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply);
+    reply
+}
+
+/// Runs a command through the `redis` crate and returns the raw value.
+pub fn must_cmd(con: &mut redis::Connection, args: &[&str]) -> redis::Value {
+    let mut cmd = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        cmd.arg(*arg);
+    }
+    cmd.query(con).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+/// Runs a command that must fail and returns the error's full text as Redis sent it.
+pub fn must_fail(con: &mut redis::Connection, args: &[&str]) -> String {
+    let mut cmd = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        cmd.arg(*arg);
+    }
+    match cmd.query::<redis::Value>(con) {
+        Ok(v) => panic!("{args:?} succeeded with {v:?}"),
+        Err(e) => {
+            let code = e.code().unwrap_or("").to_string();
+            let detail = e.detail().unwrap_or("").to_string();
+            format!("{code} {detail}").trim().to_string()
+        }
+    }
+}
+
+/// A field of `INFO`, parsed.
+pub fn info_field(con: &mut redis::Connection, field: &str) -> Option<String> {
+    let info: String = redis::cmd("INFO")
+        .arg("everything")
+        .query(con)
+        .expect("info");
+    info.lines().find_map(|l| {
+        l.strip_prefix(&format!("{field}:"))
+            .map(|v| v.trim().to_string())
+    })
+}
+
+/// Sends `request` and reads until the reply contains `needle`.
+pub fn must_exchange_until(stream: &mut TcpStream, request: &[u8], needle: &[u8]) -> Vec<u8> {
+    stream.write_all(request).expect("write");
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 65536];
+    while !reply.windows(needle.len()).any(|w| w == needle) {
+        match stream.read(&mut buf) {
+            Ok(0) => panic!(
+                "closed before {:?}: {}",
+                needle,
+                String::from_utf8_lossy(&reply)
+            ),
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("read failed: {e}; got {}", String::from_utf8_lossy(&reply)),
+        }
+    }
+    reply
+}

@@ -1,0 +1,99 @@
+//! The real `redis-cli` (Debian's redis-tools) against the real binary, including
+//! `--pipe` mass insertion. The test command installs redis-tools when it is missing.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::harness::must_start;
+
+fn redis_cli() -> &'static str {
+    let found = Command::new("redis-cli")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success());
+    assert!(
+        matches!(found, Ok(true)),
+        "redis-cli not found: install redis-tools (the README's test command does)"
+    );
+    "redis-cli"
+}
+
+fn run(port: u16, args: &[&str]) -> String {
+    let out = Command::new(redis_cli())
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("run redis-cli");
+    assert!(
+        out.status.success(),
+        "redis-cli {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+}
+
+/// Everyday redis-cli use: PING, SET/GET, TTL, INFO, errors, RESP3.
+#[test]
+fn redis_cli_round_trip() {
+    let (node, _dir) = must_start(&[]);
+    assert_eq!(run(node.port, &["PING"]), "PONG");
+    assert_eq!(
+        run(
+            node.port,
+            &["SET", "alphaswarm:kill_switch", "on", "EX", "60"]
+        ),
+        "OK"
+    );
+    assert_eq!(run(node.port, &["GET", "alphaswarm:kill_switch"]), "on");
+    assert_eq!(run(node.port, &["EXISTS", "alphaswarm:kill_switch"]), "1");
+    assert_eq!(run(node.port, &["TTL", "alphaswarm:kill_switch"]), "60");
+    assert!(run(node.port, &["INFO", "server"]).contains("redis_version:7.2.4"));
+    // redis-cli prints error replies on stdout; `run` trims the trailing space.
+    assert_eq!(
+        run(node.port, &["NOSUCH"]),
+        "ERR unknown command 'NOSUCH', with args beginning with:"
+    );
+    assert_eq!(
+        run(node.port, &["-3", "HELLO", "3"]).lines().next(),
+        Some("server redis")
+    );
+    assert_eq!(run(node.port, &["DEL", "alphaswarm:kill_switch"]), "1");
+}
+
+/// `redis-cli --pipe` mass insertion of 10 000 SETs.
+#[test]
+fn redis_cli_pipe_mass_insertion() {
+    let (node, _dir) = must_start(&[]);
+    let mut input = Vec::new();
+    for i in 0..10_000 {
+        let key = format!("mass:{i}");
+        let value = format!("v{i}");
+        input.extend_from_slice(
+            format!(
+                "*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n{value}\r\n",
+                key.len(),
+                value.len()
+            )
+            .as_bytes(),
+        );
+    }
+    let mut child = Command::new(redis_cli())
+        .args(["-h", "127.0.0.1", "-p", &node.port.to_string(), "--pipe"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn redis-cli --pipe");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&input)
+        .expect("feed");
+    let out = child.wait_with_output().expect("redis-cli --pipe");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("errors: 0, replies: 10000"), "{text}");
+    assert_eq!(run(node.port, &["DBSIZE"]), "10000");
+    assert_eq!(run(node.port, &["GET", "mass:9999"]), "v9999");
+}
