@@ -7,6 +7,11 @@ use cellkv_node::server::Server;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+// Every command allocates its arguments and reply; glibc's allocator cost a fifth of the
+// CPU of a write-heavy benchmark, mimalloc far less.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::load(Flags::parse()).context("configuration")?;

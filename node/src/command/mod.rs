@@ -228,40 +228,9 @@ pub fn resolve(args: &[Bytes]) -> Resolved {
     Resolved::Command(spec)
 }
 
-/// Parses a Redis integer argument exactly as Redis's `string2ll` does: optional `-`, no
-/// `+`, no spaces, no leading zeros, at most 20 characters.
-pub fn parse_i64(raw: &[u8]) -> Option<i64> {
-    if raw.is_empty() || raw.len() > 20 {
-        return None;
-    }
-    if raw == b"0" {
-        return Some(0);
-    }
-    let (negative, digits) = match raw.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, raw),
-    };
-    match digits.first() {
-        Some(b'1'..=b'9') => {}
-        _ => return None,
-    }
-    let mut value: u64 = 0;
-    for &b in digits {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        value = value.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
-    }
-    if negative {
-        if value > i64::MAX as u64 + 1 {
-            None
-        } else {
-            Some((value as i128).wrapping_neg() as i64)
-        }
-    } else {
-        i64::try_from(value).ok()
-    }
-}
+/// Integer arguments parse exactly as Redis's `string2ll` does (the RESP parser's rule
+/// for lengths is the same one).
+pub use crate::resp::string2ll as parse_i64;
 
 /// Parses a float argument as Redis does for `INCRBYFLOAT` and scores: no leading or
 /// trailing space, `inf`/`-inf` accepted, NaN refused.

@@ -339,7 +339,8 @@ impl WriteCtx<'_> {
         let now_ms = self.now_ms;
         let k = Key::new(key.clone());
         let db = self.db_mut();
-        if db.entries.get(&k).is_some_and(|e| e.is_expired(now_ms)) {
+        // One lookup in the common case; a second only to delete an expired key.
+        if db.entries.get(&k)?.is_expired(now_ms) {
             db.remove(&k);
             return None;
         }
@@ -347,10 +348,18 @@ impl WriteCtx<'_> {
     }
 
     /// Stores `value` under `key` with the given expiry.
+    ///
+    /// Key and value are copied into their own allocations: arguments are slices of a
+    /// connection's read buffer, and keeping one would pin the whole buffer in memory for
+    /// as long as the key lives (and share one reference count between threads).
     pub fn set(&mut self, key: &Bytes, value: Value, expires_at: Option<u64>) {
         let written_at = self.now_ms;
+        let value = match value {
+            Value::Str(s) => Value::Str(Bytes::copy_from_slice(&s)),
+        };
+        let key = Key::new(Bytes::copy_from_slice(key));
         self.db_mut().insert(
-            Key::new(key.clone()),
+            key,
             Entry {
                 value,
                 expires_at,

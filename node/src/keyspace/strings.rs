@@ -163,14 +163,10 @@ fn parse_set_options(args: &[Bytes], now_ms: u64) -> Result<SetOptions, Frame> {
 pub fn set(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     let opts = try_frame!(parse_set_options(&args[3..], ctx.now_ms));
     let key = &args[1];
-    let old = if opts.get {
-        try_frame!(write_string(ctx, key))
-    } else {
-        ctx.get(key).map(|e| match &e.value {
-            Value::Str(s) => s.clone(),
-        })
-    };
-    let exists = ctx.get(key).is_some();
+    // One lookup serves the GET option, NX/XX and KEEPTTL.
+    let current = ctx.get(key).map(|e| (e.value.clone(), e.expires_at));
+    let old = current.as_ref().map(|(Value::Str(s), _)| s.clone());
+    let exists = current.is_some();
     if (opts.nx && exists) || (opts.xx && !exists) {
         return if opts.get {
             bulk_or_null(old)
@@ -178,12 +174,13 @@ pub fn set(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
             Frame::Null
         };
     }
-    store_string(
-        ctx,
-        key,
-        args[2].clone(),
-        opts.expiry.unwrap_or(Expiry::Persist),
-    );
+    let expiry = match opts.expiry.unwrap_or(Expiry::Persist) {
+        Expiry::Keep => current
+            .and_then(|(_, at)| at)
+            .map_or(Expiry::Persist, Expiry::At),
+        other => other,
+    };
+    store_string(ctx, key, args[2].clone(), expiry);
     if opts.get {
         bulk_or_null(old)
     } else {
@@ -353,21 +350,21 @@ pub fn setrange(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
 }
 
 fn incr_by(ctx: &mut WriteCtx<'_>, key: &Bytes, delta: i64) -> Frame {
-    let current = match try_frame!(write_string(ctx, key)) {
-        None => 0,
-        Some(raw) => match parse_i64(&raw) {
-            Some(n) => n,
-            None => return Frame::error(err::NOT_INTEGER),
+    let (current, expires_at) = match ctx.get(key) {
+        None => (0, None),
+        Some(entry) => match &entry.value {
+            Value::Str(raw) => match parse_i64(raw) {
+                Some(n) => (n, entry.expires_at),
+                None => return Frame::error(err::NOT_INTEGER),
+            },
         },
     };
     let Some(next) = current.checked_add(delta) else {
         return Frame::error(err::INCR_OVERFLOW);
     };
     let mut buf = itoa::Buffer::new();
-    ctx.set_keep_ttl(
-        key,
-        Value::Str(Bytes::copy_from_slice(buf.format(next).as_bytes())),
-    );
+    let text = Bytes::copy_from_slice(buf.format(next).as_bytes());
+    ctx.set(key, Value::Str(text), expires_at);
     Frame::Integer(next)
 }
 

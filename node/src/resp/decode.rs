@@ -439,7 +439,7 @@ pub(super) fn find_byte(haystack: &[u8], needle: u8) -> Option<usize> {
 /// Redis's `string2ll`: a strict decimal `i64`. No sign other than a leading `-`,
 /// no leading zeros (`0` itself excepted, so `-0` is rejected), no spaces, at most
 /// 20 bytes, no overflow.
-pub(super) fn string2ll(s: &[u8]) -> Option<i64> {
+pub fn string2ll(s: &[u8]) -> Option<i64> {
     if s.is_empty() || s.len() > 20 {
         return None;
     }

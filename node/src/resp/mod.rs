@@ -13,7 +13,9 @@ mod encode;
 mod inline;
 mod reply;
 
-pub use decode::{parse_frame, parse_request, ProtocolError, RequestLimits, RequestParser};
+pub use decode::{
+    parse_frame, parse_request, string2ll, ProtocolError, RequestLimits, RequestParser,
+};
 pub use encode::{encode, format_double};
 
 /// One RESP value, as a reply or as a parsed reply on the client side.

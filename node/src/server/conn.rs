@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use super::{clock, Node, PendingWrite, Session};
 use crate::command::{self, Handler, Resolved};
 use crate::keyspace::{Op, ReadCtx};
-use crate::resp::{encode, parse_request, Frame, RequestLimits};
+use crate::resp::{encode, Frame, RequestLimits, RequestParser};
 
 /// Accepts connections until the node stops.
 pub async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
@@ -73,7 +73,12 @@ async fn serve(node: Arc<Node>, stream: TcpStream, peer: String) {
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut output = BytesMut::with_capacity(16 * 1024);
     let mut shutdown = node.shutdown_signal();
+    let mut parser = RequestParser::new();
     loop {
+        // A large bulk in progress: grow the buffer once rather than read by read.
+        if let Some(needed) = parser.bytes_needed() {
+            input.reserve(needed.saturating_sub(input.len()));
+        }
         let read = tokio::select! {
             biased;
             _ = shutdown.changed() => break,
@@ -94,7 +99,7 @@ async fn serve(node: Arc<Node>, stream: TcpStream, peer: String) {
         let mut batch = Batch::default();
         let mut protocol_error = None;
         loop {
-            match parse_request(&mut input, &limits) {
+            match parser.parse(&mut input, &limits) {
                 Ok(Some(args)) if args.is_empty() => {}
                 Ok(Some(args)) => {
                     batch.run(&mut session, args, &mut output).await;

@@ -293,11 +293,19 @@ async fn watch_leadership(node: Arc<Node>) {
     let me = node.config.node_id;
     let mut metrics = node.raft.raft.metrics();
     loop {
-        let leads = {
+        let (leads, sole_voter) = {
             let m = openraft_rt::WatchReceiver::borrow_watched(&metrics);
-            m.current_leader == Some(me) && m.state == openraft::ServerState::Leader
+            let leads = m.current_leader == Some(me) && m.state == openraft::ServerState::Leader;
+            let membership = m.membership_config.membership();
+            let mut voters = membership.voter_ids();
+            // A joint configuration (a change in progress) never counts as sole.
+            let sole = voters.next() == Some(me)
+                && voters.next().is_none()
+                && membership.get_joint_config().len() == 1;
+            (leads, sole)
         };
         node.leader.store(leads, Ordering::Relaxed);
+        node.read_barrier.set_sole_voter_leader(leads && sole_voter);
         if openraft_rt::WatchReceiver::changed(&mut metrics)
             .await
             .is_err()

@@ -2,6 +2,12 @@
 //! confirmed its leadership and applied everything committed before the read arrived
 //! (openraft's read-index). One confirmation serves every reader that was waiting when it
 //! started, so many concurrent readers cost one round through Raft, not one each.
+//!
+//! A leader that is the cluster's only voter skips the round: it cannot be deposed without
+//! its own vote, and every write it acknowledged was applied before the acknowledgement, so
+//! its keyspace already holds everything a read must see.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use openraft::ReadPolicy;
 use tokio::sync::{mpsc, oneshot};
@@ -14,6 +20,7 @@ type Waiter = oneshot::Sender<Result<(), String>>;
 /// Hands out read confirmations.
 pub struct ReadBarrier {
     waiters: mpsc::UnboundedSender<Waiter>,
+    sole_voter_leader: AtomicBool,
 }
 
 impl ReadBarrier {
@@ -21,11 +28,22 @@ impl ReadBarrier {
     pub fn start(raft: Raft) -> ReadBarrier {
         let (waiters, rx) = mpsc::unbounded_channel();
         tokio::spawn(confirm_loop(raft, rx));
-        ReadBarrier { waiters }
+        ReadBarrier {
+            waiters,
+            sole_voter_leader: AtomicBool::new(false),
+        }
+    }
+
+    /// Records whether this node leads a membership in which it is the only voter.
+    pub fn set_sole_voter_leader(&self, sole: bool) {
+        self.sole_voter_leader.store(sole, Ordering::Release);
     }
 
     /// Waits until a read issued now is linearizable on this node.
     pub async fn confirm(&self) -> Result<(), Frame> {
+        if self.sole_voter_leader.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let (tx, rx) = oneshot::channel();
         if self.waiters.send(tx).is_err() {
             return Err(Frame::error("ERR node is shutting down"));
