@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::{glob, Key, ReadCtx, Value, WriteCtx, DATABASES};
+use super::{glob, ReadCtx, Value, WriteCtx, DATABASES};
 use crate::command::errors as err;
 use crate::command::parse_i64;
 use crate::resp::Frame;
@@ -127,17 +127,11 @@ pub fn copy(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     let Some(target) = ctx.other_db(target_db) else {
         return Frame::error(err::DB_INDEX_OUT_OF_RANGE);
     };
-    let dst_key = Key::new(dst.clone());
-    let occupied = target
-        .entries
-        .get(&dst_key)
-        .is_some_and(|e| !e.is_expired(now_ms));
-    if occupied && !replace {
+    if target.get(dst, now_ms).is_some() && !replace {
         return Frame::Integer(0);
     }
-    target.remove(&dst_key);
     target.insert(
-        dst_key,
+        Bytes::copy_from_slice(dst),
         super::Entry {
             written_at: now_ms,
             ..entry
@@ -161,18 +155,13 @@ pub fn move_key(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
         return Frame::Integer(0);
     };
     let now_ms = ctx.now_ms;
-    let key = Key::new(args[1].clone());
     let Some(target) = ctx.other_db(db as u32) else {
         return Frame::error(err::DB_INDEX_OUT_OF_RANGE);
     };
-    if target
-        .entries
-        .get(&key)
-        .is_some_and(|e| !e.is_expired(now_ms))
-    {
+    if target.get(&args[1], now_ms).is_some() {
         return Frame::Integer(0);
     }
-    target.insert(key, entry);
+    target.insert(Bytes::copy_from_slice(&args[1]), entry);
     ctx.remove(&args[1]);
     Frame::Integer(1)
 }
@@ -184,9 +173,9 @@ pub fn keys(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
     Frame::Array(
         ctx.db()
             .range_from(0)
-            .filter(|(_, e)| !e.is_expired(ctx.now_ms))
-            .filter(|(k, _)| all || glob::matches(pattern, k.name(), false))
-            .map(|(k, _)| Frame::Bulk(k.name().clone()))
+            .filter(|(_, _, e)| !e.is_expired(ctx.now_ms))
+            .filter(|(_, k, _)| all || glob::matches(pattern, k, false))
+            .map(|(_, k, _)| Frame::Bulk(k.clone()))
             .collect(),
     )
 }
@@ -228,24 +217,24 @@ pub fn scan(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
     let mut found = Vec::new();
     let mut last_slot = None;
     let mut next_cursor = 0u64;
-    for (visited, (key, entry)) in ctx.db().range_from(cursor).enumerate() {
+    for (visited, (slot, key, entry)) in ctx.db().range_from(cursor).enumerate() {
         // Stop only between slots, so keys sharing a slot are never split across calls.
-        if visited >= count && last_slot != Some(key.slot()) {
-            next_cursor = key.slot();
+        if visited >= count && last_slot != Some(slot) {
+            next_cursor = slot;
             break;
         }
-        last_slot = Some(key.slot());
+        last_slot = Some(slot);
         if entry.is_expired(ctx.now_ms) {
             continue;
         }
-        if pattern.is_some_and(|p| !glob::matches(p, key.name(), false)) {
+        if pattern.is_some_and(|p| !glob::matches(p, key, false)) {
             continue;
         }
         if type_filter.is_some_and(|t| !t.eq_ignore_ascii_case(entry.value.type_name().as_bytes()))
         {
             continue;
         }
-        found.push(Frame::Bulk(key.name().clone()));
+        found.push(Frame::Bulk(key.clone()));
     }
     Frame::Array(vec![
         Frame::bulk(next_cursor.to_string()),
@@ -259,8 +248,8 @@ pub fn randomkey(ctx: &ReadCtx<'_>, _args: &[Bytes]) -> Frame {
     let start = ctx.seed;
     db.range_from(start)
         .chain(db.range_from(0))
-        .find(|(_, e)| !e.is_expired(ctx.now_ms))
-        .map(|(k, _)| Frame::Bulk(k.name().clone()))
+        .find(|(_, _, e)| !e.is_expired(ctx.now_ms))
+        .map(|(_, k, _)| Frame::Bulk(k.clone()))
         .unwrap_or(Frame::Null)
 }
 

@@ -8,19 +8,20 @@
 //! `SCAN` cursor is simply the hash to resume from: stable while keys come and go, and the
 //! same on every replica.
 
+mod db;
 mod generic;
 pub mod glob;
 mod request;
 mod snapshot;
 mod strings;
 
+pub use db::{slot_of, Db};
 pub use request::{Args, Op, Request};
 pub use snapshot::SnapshotError;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 
 use crate::command::{self, Handler, Resolved};
@@ -37,33 +38,6 @@ pub const MAX_STRING_LEN: usize = 512 * 1024 * 1024;
 
 /// The keyspace shared between apply (writer) and the read path (readers).
 pub type SharedKeyspace = Arc<parking_lot::RwLock<Keyspace>>;
-
-/// A key, ordered by a fixed hash of its bytes, then by the bytes.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Key {
-    slot: u64,
-    name: Bytes,
-}
-
-impl Key {
-    /// Wraps key bytes.
-    pub fn new(name: Bytes) -> Key {
-        Key {
-            slot: xxhash_rust::xxh3::xxh3_64(&name),
-            name,
-        }
-    }
-
-    /// The key's bytes.
-    pub fn name(&self) -> &Bytes {
-        &self.name
-    }
-
-    /// The position this key has in `SCAN` order.
-    pub fn slot(&self) -> u64 {
-        self.slot
-    }
-}
 
 /// A stored value.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -93,88 +67,8 @@ pub struct Entry {
 }
 
 impl Entry {
-    fn is_expired(&self, now_ms: u64) -> bool {
+    pub(crate) fn is_expired(&self, now_ms: u64) -> bool {
         self.expires_at.is_some_and(|at| at <= now_ms)
-    }
-}
-
-/// One database.
-#[derive(Clone, Debug, Default)]
-pub struct Db {
-    entries: OrdMap<Key, Entry>,
-    /// Keys with an expiry, for the leader's sampling of expired keys.
-    volatile: OrdMap<Key, u64>,
-}
-
-impl Db {
-    /// Number of keys, counting those expired but not yet deleted (as Redis's DBSIZE does).
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether the database holds no key.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// Number of keys with an expiry.
-    pub fn volatile_len(&self) -> usize {
-        self.volatile.len()
-    }
-
-    /// The live entry under `key` at `now_ms`, hiding expired ones.
-    pub fn get(&self, key: &Bytes, now_ms: u64) -> Option<&Entry> {
-        self.entries
-            .get(&Key::new(key.clone()))
-            .filter(|e| !e.is_expired(now_ms))
-    }
-
-    /// Every entry from `slot` on, in scan order.
-    pub fn range_from(&self, slot: u64) -> impl Iterator<Item = (&Key, &Entry)> {
-        self.entries.range(
-            Key {
-                slot,
-                name: Bytes::new(),
-            }..,
-        )
-    }
-
-    /// Up to `limit` keys with an expiry, starting at `slot` and wrapping around.
-    pub fn sample_volatile(&self, slot: u64, limit: usize) -> Vec<(Bytes, u64)> {
-        let start = Key {
-            slot,
-            name: Bytes::new(),
-        };
-        self.volatile
-            .range(start.clone()..)
-            .chain(self.volatile.range(..start))
-            .take(limit)
-            .map(|(k, at)| (k.name.clone(), *at))
-            .collect()
-    }
-
-    fn insert(&mut self, key: Key, entry: Entry) {
-        match entry.expires_at {
-            Some(at) => {
-                self.volatile.insert(key.clone(), at);
-            }
-            None => {
-                self.volatile.remove(&key);
-            }
-        }
-        self.entries.insert(key, entry);
-    }
-
-    fn remove(&mut self, key: &Key) -> Option<Entry> {
-        let removed = self.entries.remove(key)?;
-        if removed.expires_at.is_some() {
-            self.volatile.remove(key);
-        }
-        Some(removed)
-    }
-
-    fn clear(&mut self) {
-        *self = Db::default();
     }
 }
 
@@ -239,13 +133,8 @@ impl Keyspace {
                 };
                 let mut deleted = 0;
                 for name in keys {
-                    let key = Key::new(name.clone());
-                    if target
-                        .entries
-                        .get(&key)
-                        .is_some_and(|e| e.is_expired(now_ms))
-                    {
-                        target.remove(&key);
+                    if target.get_any(name).is_some_and(|e| e.is_expired(now_ms)) {
+                        target.remove(name);
                         deleted += 1;
                     }
                 }
@@ -337,14 +226,13 @@ impl WriteCtx<'_> {
     /// since every replica applies the same entry at the same time).
     pub fn get(&mut self, key: &Bytes) -> Option<&Entry> {
         let now_ms = self.now_ms;
-        let k = Key::new(key.clone());
         let db = self.db_mut();
         // One lookup in the common case; a second only to delete an expired key.
-        if db.entries.get(&k)?.is_expired(now_ms) {
-            db.remove(&k);
+        if db.get_any(key)?.is_expired(now_ms) {
+            db.remove(key);
             return None;
         }
-        db.entries.get(&k)
+        db.get_any(key)
     }
 
     /// Stores `value` under `key` with the given expiry.
@@ -357,7 +245,7 @@ impl WriteCtx<'_> {
         let value = match value {
             Value::Str(s) => Value::Str(Bytes::copy_from_slice(&s)),
         };
-        let key = Key::new(Bytes::copy_from_slice(key));
+        let key = Bytes::copy_from_slice(key);
         self.db_mut().insert(
             key,
             Entry {
@@ -386,9 +274,7 @@ impl WriteCtx<'_> {
     /// Deletes `key`; returns the live entry it held.
     pub fn remove(&mut self, key: &Bytes) -> Option<Entry> {
         let now_ms = self.now_ms;
-        self.db_mut()
-            .remove(&Key::new(key.clone()))
-            .filter(|e| !e.is_expired(now_ms))
+        self.db_mut().remove(key).filter(|e| !e.is_expired(now_ms))
     }
 
     /// Empties the selected database.

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{Db, Entry, Key, Keyspace, Value, DATABASES};
+use super::{Db, Entry, Keyspace, Value, DATABASES};
 
 const MAGIC: &[u8; 8] = b"CELLKV01";
 /// A record longer than this is corrupt: values are bounded by proto-max-bulk-len.
@@ -40,10 +40,10 @@ impl Keyspace {
         let mut count: u64 = 0;
         let mut buf = Vec::new();
         for (index, db) in self.dbs.iter().enumerate() {
-            for (key, entry) in db.entries.iter() {
+            for (_, key, entry) in db.range_from(0) {
                 let record = Record {
                     db: index as u32,
-                    key: key.name.clone(),
+                    key: key.clone(),
                     value: entry.value.clone(),
                     expires_at: entry.expires_at,
                     written_at: entry.written_at,
@@ -95,7 +95,7 @@ impl Keyspace {
             }
             let db: &mut Db = &mut keyspace.dbs[record.db as usize];
             db.insert(
-                Key::new(record.key),
+                record.key,
                 Entry {
                     value: record.value,
                     expires_at: record.expires_at,

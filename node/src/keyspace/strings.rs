@@ -163,10 +163,15 @@ fn parse_set_options(args: &[Bytes], now_ms: u64) -> Result<SetOptions, Frame> {
 pub fn set(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     let opts = try_frame!(parse_set_options(&args[3..], ctx.now_ms));
     let key = &args[1];
-    // One lookup serves the GET option, NX/XX and KEEPTTL.
-    let current = ctx.get(key).map(|e| (e.value.clone(), e.expires_at));
-    let old = current.as_ref().map(|(Value::Str(s), _)| s.clone());
-    let exists = current.is_some();
+    // One lookup serves the GET option, NX/XX and KEEPTTL; the old value is copied only
+    // when GET asks for it.
+    let (exists, old_expiry, old) = match ctx.get(key) {
+        None => (false, None, None),
+        Some(entry) => {
+            let Value::Str(s) = &entry.value;
+            (true, entry.expires_at, opts.get.then(|| s.clone()))
+        }
+    };
     if (opts.nx && exists) || (opts.xx && !exists) {
         return if opts.get {
             bulk_or_null(old)
@@ -175,9 +180,7 @@ pub fn set(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
         };
     }
     let expiry = match opts.expiry.unwrap_or(Expiry::Persist) {
-        Expiry::Keep => current
-            .and_then(|(_, at)| at)
-            .map_or(Expiry::Persist, Expiry::At),
+        Expiry::Keep => old_expiry.map_or(Expiry::Persist, Expiry::At),
         other => other,
     };
     store_string(ctx, key, args[2].clone(), expiry);

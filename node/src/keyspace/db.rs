@@ -1,0 +1,281 @@
+//! One database: keys grouped by a fixed 64-bit hash of their bytes (the key's *slot*) in a
+//! persistent ordered map, so cloning is O(1) for snapshots and `SCAN` resumes from a slot.
+//!
+//! The ordered map holds only `(slot, pointer)` pairs: its nodes stay small, so a lookup is
+//! a few cache lines of integer comparisons and an insert moves little memory. Keys whose
+//! hashes collide share one bucket.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use imbl::OrdMap;
+
+use super::Entry;
+
+/// The position of a key in scan order: a fixed hash of its bytes, the same on every
+/// replica and across versions.
+pub fn slot_of(name: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(name)
+}
+
+/// The keys of one slot: almost always exactly one.
+#[derive(Clone, Debug)]
+enum Bucket {
+    One((Bytes, Entry)),
+    Many(Vec<(Bytes, Entry)>),
+}
+
+impl Bucket {
+    fn items(&self) -> &[(Bytes, Entry)] {
+        match self {
+            Bucket::One(pair) => std::slice::from_ref(pair),
+            Bucket::Many(pairs) => pairs,
+        }
+    }
+}
+
+/// One database.
+#[derive(Clone, Debug, Default)]
+pub struct Db {
+    slots: OrdMap<u64, Arc<Bucket>>,
+    /// Slots holding keys with an expiry, and how many, for the leader's expiry sampling.
+    volatile: OrdMap<u64, u32>,
+    keys: usize,
+    volatile_keys: usize,
+}
+
+impl Db {
+    /// Number of keys, counting those expired but not yet deleted (as Redis's DBSIZE does).
+    pub fn len(&self) -> usize {
+        self.keys
+    }
+
+    /// Whether the database holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.keys == 0
+    }
+
+    /// Number of keys with an expiry.
+    pub fn volatile_len(&self) -> usize {
+        self.volatile_keys
+    }
+
+    /// The entry under `name`, expired or not.
+    pub fn get_any(&self, name: &[u8]) -> Option<&Entry> {
+        let bucket = self.slots.get(&slot_of(name))?;
+        bucket
+            .items()
+            .iter()
+            .find(|(k, _)| k.as_ref() == name)
+            .map(|(_, e)| e)
+    }
+
+    /// The live entry under `name` at `now_ms`, hiding expired ones.
+    pub fn get(&self, name: &[u8], now_ms: u64) -> Option<&Entry> {
+        self.get_any(name).filter(|e| !e.is_expired(now_ms))
+    }
+
+    /// Every key from `slot` on, in scan order, as (slot, key, entry).
+    pub fn range_from(&self, slot: u64) -> impl Iterator<Item = (u64, &Bytes, &Entry)> {
+        self.slots
+            .range(slot..)
+            .flat_map(|(s, bucket)| bucket.items().iter().map(move |(k, e)| (*s, k, e)))
+    }
+
+    /// Up to `limit` keys with an expiry and their deadlines, starting at `slot` and
+    /// wrapping around.
+    pub fn sample_volatile(&self, slot: u64, limit: usize) -> Vec<(Bytes, u64)> {
+        let mut sample = Vec::new();
+        let slots = self
+            .volatile
+            .range(slot..)
+            .chain(self.volatile.range(..slot));
+        for (s, _) in slots {
+            let Some(bucket) = self.slots.get(s) else {
+                continue;
+            };
+            for (name, entry) in bucket.items() {
+                if let Some(at) = entry.expires_at {
+                    sample.push((name.clone(), at));
+                }
+            }
+            if sample.len() >= limit {
+                break;
+            }
+        }
+        sample
+    }
+
+    /// Stores `entry` under `name`, replacing any entry there.
+    pub(super) fn insert(&mut self, name: Bytes, entry: Entry) {
+        let slot = slot_of(&name);
+        let new_volatile = entry.expires_at.is_some();
+        let old_volatile = match self.slots.get_mut(&slot) {
+            None => {
+                self.slots
+                    .insert(slot, Arc::new(Bucket::One((name, entry))));
+                self.keys += 1;
+                None
+            }
+            Some(bucket) => {
+                let bucket = Arc::make_mut(bucket);
+                let existing = match bucket {
+                    Bucket::One((k, e)) if *k == name => Some(e),
+                    Bucket::One(_) => None,
+                    Bucket::Many(pairs) => {
+                        pairs.iter_mut().find(|(k, _)| *k == name).map(|(_, e)| e)
+                    }
+                };
+                match existing {
+                    Some(slot_entry) => {
+                        let was = slot_entry.expires_at.is_some();
+                        *slot_entry = entry;
+                        Some(was)
+                    }
+                    None => {
+                        let pair = (name, entry);
+                        *bucket = match std::mem::replace(bucket, Bucket::Many(Vec::new())) {
+                            Bucket::One(first) => Bucket::Many(vec![first, pair]),
+                            Bucket::Many(mut pairs) => {
+                                pairs.push(pair);
+                                Bucket::Many(pairs)
+                            }
+                        };
+                        self.keys += 1;
+                        None
+                    }
+                }
+            }
+        };
+        self.track_volatile(slot, old_volatile.unwrap_or(false), new_volatile);
+    }
+
+    /// Deletes `name`; returns the entry it held, expired or not.
+    pub(super) fn remove(&mut self, name: &[u8]) -> Option<Entry> {
+        let slot = slot_of(name);
+        let (position, shared_with) = {
+            let items = self.slots.get(&slot)?.items();
+            let position = items.iter().position(|(k, _)| k.as_ref() == name)?;
+            (position, items.len() - 1)
+        };
+        let removed = if shared_with == 0 {
+            match Arc::unwrap_or_clone(self.slots.remove(&slot)?) {
+                Bucket::One((_, entry)) => entry,
+                Bucket::Many(mut pairs) => pairs.pop()?.1,
+            }
+        } else {
+            let bucket = Arc::make_mut(self.slots.get_mut(&slot)?);
+            let Bucket::Many(pairs) = bucket else {
+                return None;
+            };
+            let (_, entry) = pairs.remove(position);
+            if let [_] = pairs.as_slice() {
+                if let Some(last) = pairs.pop() {
+                    *bucket = Bucket::One(last);
+                }
+            }
+            entry
+        };
+        self.keys -= 1;
+        self.track_volatile(slot, removed.expires_at.is_some(), false);
+        Some(removed)
+    }
+
+    pub(super) fn clear(&mut self) {
+        *self = Db::default();
+    }
+
+    fn track_volatile(&mut self, slot: u64, was: bool, is: bool) {
+        match (was, is) {
+            (false, true) => {
+                *self.volatile.entry(slot).or_insert(0) += 1;
+                self.volatile_keys += 1;
+            }
+            (true, false) => {
+                self.volatile_keys -= 1;
+                if let Some(count) = self.volatile.get_mut(&slot) {
+                    *count -= 1;
+                    if *count == 0 {
+                        self.volatile.remove(&slot);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keyspace::Value;
+
+    fn entry(v: &str, expires_at: Option<u64>) -> Entry {
+        Entry {
+            value: Value::Str(Bytes::copy_from_slice(v.as_bytes())),
+            expires_at,
+            written_at: 0,
+        }
+    }
+
+    #[test]
+    fn counts_follow_inserts_replacements_and_removals() {
+        let mut db = Db::default();
+        db.insert(Bytes::from("a"), entry("1", None));
+        db.insert(Bytes::from("b"), entry("2", Some(10)));
+        db.insert(Bytes::from("b"), entry("3", Some(20)));
+        assert_eq!((db.len(), db.volatile_len()), (2, 1));
+        db.insert(Bytes::from("b"), entry("4", None));
+        assert_eq!((db.len(), db.volatile_len()), (2, 0));
+        db.insert(Bytes::from("a"), entry("5", Some(5)));
+        assert_eq!(db.sample_volatile(0, 10), vec![(Bytes::from("a"), 5)]);
+        assert_eq!(db.remove(b"a").map(|e| e.expires_at), Some(Some(5)));
+        assert_eq!((db.len(), db.volatile_len()), (1, 0));
+        assert!(db.remove(b"a").is_none());
+        assert!(db.get(b"b", 0).is_some());
+    }
+
+    #[test]
+    fn a_frozen_clone_keeps_its_view() {
+        let mut db = Db::default();
+        for i in 0..1000 {
+            db.insert(Bytes::from(format!("k{i}")), entry("old", None));
+        }
+        let frozen = db.clone();
+        for i in 0..1000 {
+            db.insert(Bytes::from(format!("k{i}")), entry("new", None));
+        }
+        db.remove(b"k0");
+        let value = |d: &Db, k: &str| d.get(k.as_bytes(), 0).map(|e| e.value.clone());
+        assert_eq!(value(&frozen, "k5"), Some(Value::Str(Bytes::from("old"))));
+        assert_eq!(value(&db, "k5"), Some(Value::Str(Bytes::from("new"))));
+        assert_eq!((frozen.len(), db.len()), (1000, 999));
+        assert!(frozen.get(b"k0", 0).is_some());
+    }
+
+    #[test]
+    fn colliding_keys_share_a_bucket() {
+        // Force a collision by inserting two pairs into one bucket directly.
+        let mut db = Db::default();
+        db.insert(Bytes::from("x"), entry("1", Some(7)));
+        let slot = slot_of(b"x");
+        if let Some(bucket) = db.slots.get_mut(&slot) {
+            if let Bucket::One(first) = Arc::make_mut(bucket).clone() {
+                *Arc::make_mut(bucket) =
+                    Bucket::Many(vec![first, (Bytes::from("y"), entry("2", None))]);
+            }
+        }
+        db.keys += 1;
+        let seen: Vec<_> = db.range_from(0).map(|(_, k, _)| k.clone()).collect();
+        assert_eq!(seen, vec![Bytes::from("x"), Bytes::from("y")]);
+        assert_eq!(db.remove(b"x").map(|e| e.expires_at), Some(Some(7)));
+        assert_eq!((db.len(), db.volatile_len()), (1, 0));
+        assert!(matches!(
+            db.slots.get(&slot).map(|b| &**b),
+            Some(Bucket::One(_))
+        ));
+        // "y" was planted in x's slot, so look there rather than through its own hash.
+        let remaining = db.slots.get(&slot).map(|b| b.items()[0].0.clone());
+        assert_eq!(remaining, Some(Bytes::from("y")));
+    }
+}
