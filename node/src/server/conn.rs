@@ -156,21 +156,13 @@ impl Batch {
 
     /// Waits for every pending write and writes all replies in order.
     async fn finish(&mut self, session: &Session, output: &mut BytesMut) {
-        let pending = std::mem::take(&mut self.pending);
-        let mut queued_after_last = std::mem::take(&mut self.tail);
-        let mut before: Vec<Vec<Frame>> = Vec::new();
-        let mut writes = Vec::new();
-        for (write, frames) in pending {
-            writes.push(write);
-            before.push(frames);
-        }
-        for (write, frames) in writes.into_iter().zip(before) {
-            for frame in &frames {
+        for (write, queued_before) in std::mem::take(&mut self.pending) {
+            for frame in &queued_before {
                 encode(frame, session.resp3, output);
             }
             encode(&write.reply().await, session.resp3, output);
         }
-        for frame in queued_after_last.drain(..) {
+        for frame in self.tail.drain(..) {
             encode(&frame, session.resp3, output);
         }
     }
@@ -196,10 +188,9 @@ impl Batch {
                         args,
                     })
                     .await;
+                // Replies queued since the previous write go out before this one's.
                 let queued = std::mem::take(&mut self.tail);
                 self.pending.push((write, queued));
-                // Replies after this write must wait for it; reads get a fresh confirmation
-                // only if needed (they wait for this write, which is then applied).
             }
             Handler::Read(run) => {
                 self.finish(session, output).await;
