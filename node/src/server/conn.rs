@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{clock, Node, PendingWrite, Session};
+use super::{clock, Node, Session};
 use crate::command::{self, Handler, Resolved};
 use crate::keyspace::{Op, ReadCtx};
 use crate::resp::{encode, Frame, RequestLimits, RequestParser};
@@ -137,32 +137,36 @@ async fn serve(node: Arc<Node>, stream: TcpStream, peer: String) {
 /// Replies of one read's worth of requests, kept in request order.
 #[derive(Default)]
 struct Batch {
-    /// Writes proposed but not yet answered, each after the replies queued before it.
-    pending: Vec<(PendingWrite, Vec<Frame>)>,
-    /// Replies that follow the last pending write.
-    tail: Vec<Frame>,
+    /// Writes not proposed yet: proposed together, in order, when the batch is flushed.
+    writes: Vec<Op>,
+    /// Replies owed after the first unproposed write: ready ones, or `None` for a write's.
+    replies: Vec<Option<Frame>>,
     /// A read confirmation was obtained during this batch.
     read_confirmed: bool,
 }
 
 impl Batch {
     fn push(&mut self, session: &Session, frame: Frame, output: &mut BytesMut) {
-        if self.pending.is_empty() {
+        if self.writes.is_empty() {
             encode(&frame, session.resp3, output);
         } else {
-            self.tail.push(frame);
+            self.replies.push(Some(frame));
         }
     }
 
-    /// Waits for every pending write and writes all replies in order.
+    /// Proposes the batch's writes as one message to Raft, waits for them, and writes all
+    /// replies in order.
     async fn finish(&mut self, session: &Session, output: &mut BytesMut) {
-        for (write, queued_before) in std::mem::take(&mut self.pending) {
-            for frame in &queued_before {
-                encode(frame, session.resp3, output);
-            }
-            encode(&write.reply().await, session.resp3, output);
+        if self.writes.is_empty() {
+            return;
         }
-        for frame in self.tail.drain(..) {
+        let ops = std::mem::take(&mut self.writes);
+        let mut write_replies = session.node.propose_many(ops).await;
+        for reply in std::mem::take(&mut self.replies) {
+            let frame = match reply {
+                Some(frame) => frame,
+                None => write_replies.next().await,
+            };
             encode(&frame, session.resp3, output);
         }
     }
@@ -182,15 +186,11 @@ impl Batch {
             .store(clock::now_ms(), Ordering::Relaxed);
         match spec.handler {
             Handler::Write(_) => {
-                let write = node
-                    .propose(Op::Command {
-                        db: session.db,
-                        args,
-                    })
-                    .await;
-                // Replies queued since the previous write go out before this one's.
-                let queued = std::mem::take(&mut self.tail);
-                self.pending.push((write, queued));
+                self.writes.push(Op::Command {
+                    db: session.db,
+                    args,
+                });
+                self.replies.push(None);
             }
             Handler::Read(run) => {
                 self.finish(session, output).await;

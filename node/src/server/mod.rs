@@ -119,6 +119,17 @@ impl Node {
         }
     }
 
+    /// Proposes several entries in one message to Raft's core (a pipelined connection's
+    /// writes); the replies come back in order from the returned stream.
+    pub async fn propose_many(&self, ops: Vec<Op>) -> WriteReplies {
+        let time_ms = clock::now_ms();
+        let requests = ops.into_iter().map(|op| Request { time_ms, op });
+        match self.raft.raft.client_write_many(requests).await {
+            Ok(stream) => WriteReplies::Streaming(stream),
+            Err(fatal) => WriteReplies::Failed(format!("ERR raft stopped: {fatal}")),
+        }
+    }
+
     /// Proposes and waits for the reply.
     pub async fn write(&self, op: Op) -> Frame {
         self.propose(op).await.reply().await
@@ -191,6 +202,42 @@ impl PendingWrite {
                 }
                 Ok(Err(e)) => Frame::error(format!("ERR write failed: {e}")),
                 Err(_) => Frame::error("ERR write abandoned: the node is shutting down"),
+            },
+        }
+    }
+}
+
+/// The replies to a batch of writes, in proposal order.
+pub enum WriteReplies {
+    /// Proposed; each reply comes when its entry applies.
+    Streaming(
+        futures_util::stream::BoxStream<
+            'static,
+            Result<
+                openraft::raft::WriteResult<raft::TypeConfig>,
+                openraft::error::Fatal<raft::TypeConfig>,
+            >,
+        >,
+    ),
+    /// Could not be proposed; every write gets this error.
+    Failed(String),
+}
+
+impl WriteReplies {
+    /// The next write's reply.
+    pub async fn next(&mut self) -> Frame {
+        use futures_util::StreamExt;
+        match self {
+            WriteReplies::Failed(text) => Frame::error(text.clone()),
+            WriteReplies::Streaming(stream) => match stream.next().await {
+                Some(Ok(Ok(response))) => response.response,
+                Some(Ok(Err(openraft::error::ClientWriteError::ForwardToLeader(_)))) => {
+                    Frame::error(crate::command::errors::TRYAGAIN_NO_LEADER)
+                }
+                Some(Ok(Err(e))) => Frame::error(format!("ERR write failed: {e}")),
+                Some(Err(_)) | None => {
+                    Frame::error("ERR write abandoned: the node is shutting down")
+                }
             },
         }
     }
