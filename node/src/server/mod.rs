@@ -15,7 +15,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::impls::ProgressResponder;
 use parking_lot::{Mutex, RwLock};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -101,26 +100,8 @@ pub struct Node {
 }
 
 impl Node {
-    /// Proposes a log entry stamped with this node's clock; returns a future reply.
-    pub async fn propose(&self, op: Op) -> PendingWrite {
-        let request = Request {
-            time_ms: clock::now_ms(),
-            op,
-        };
-        let (responder, reply) = ProgressResponder::complete_only();
-        match self
-            .raft
-            .raft
-            .client_write_ff(request, Some(responder))
-            .await
-        {
-            Ok(()) => PendingWrite::Waiting(reply),
-            Err(fatal) => PendingWrite::Failed(Frame::error(format!("ERR raft stopped: {fatal}"))),
-        }
-    }
-
-    /// Proposes several entries in one message to Raft's core (a pipelined connection's
-    /// writes); the replies come back in order from the returned stream.
+    /// Proposes entries stamped with this node's clock, in one message to Raft's core (a
+    /// pipelined connection's writes); the replies come back in order.
     pub async fn propose_many(&self, ops: Vec<Op>) -> WriteReplies {
         let time_ms = clock::now_ms();
         let requests = ops.into_iter().map(|op| Request { time_ms, op });
@@ -130,9 +111,9 @@ impl Node {
         }
     }
 
-    /// Proposes and waits for the reply.
+    /// Proposes one entry and waits for its reply.
     pub async fn write(&self, op: Op) -> Frame {
-        self.propose(op).await.reply().await
+        self.propose_many(vec![op]).await.next().await
     }
 
     /// Whether this node currently leads (refreshed from Raft's metrics).
@@ -174,36 +155,6 @@ impl Node {
 
     fn unregister(&self, id: u64) {
         self.clients.lock().remove(&id);
-    }
-}
-
-/// A write on its way through the log.
-pub enum PendingWrite {
-    /// Proposed; the reply comes when the entry applies.
-    Waiting(
-        openraft::alias::OneshotReceiverOf<
-            raft::TypeConfig,
-            openraft::raft::ClientWriteResult<raft::TypeConfig>,
-        >,
-    ),
-    /// Could not be proposed.
-    Failed(Frame),
-}
-
-impl PendingWrite {
-    /// Waits for the entry to apply and returns the command's reply.
-    pub async fn reply(self) -> Frame {
-        match self {
-            PendingWrite::Failed(frame) => frame,
-            PendingWrite::Waiting(rx) => match rx.await {
-                Ok(Ok(response)) => response.data,
-                Ok(Err(openraft::error::ClientWriteError::ForwardToLeader(_))) => {
-                    Frame::error(crate::command::errors::TRYAGAIN_NO_LEADER)
-                }
-                Ok(Err(e)) => Frame::error(format!("ERR write failed: {e}")),
-                Err(_) => Frame::error("ERR write abandoned: the node is shutting down"),
-            },
-        }
     }
 }
 
