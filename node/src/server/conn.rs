@@ -115,6 +115,15 @@ async fn serve(node: Arc<Node>, stream: TcpStream, peer: String) {
             }
         }
         batch.finish(&session, &mut output).await;
+        if batch.commands > 0 {
+            node.stats
+                .commands_processed
+                .fetch_add(batch.commands, Ordering::Relaxed);
+            session
+                .client
+                .last_active_ms
+                .store(clock::now_ms(), Ordering::Relaxed);
+        }
         if let Some(e) = &protocol_error {
             node.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
             tracing::info!(client = client_id, peer = %peer, error = %e, "closing connection on protocol error");
@@ -143,6 +152,9 @@ struct Batch {
     replies: Vec<Option<Frame>>,
     /// A read confirmation was obtained during this batch.
     read_confirmed: bool,
+    /// Commands run, added to the node's counter once per batch: a shared counter bumped
+    /// per command would bounce its cache line between the worker threads.
+    commands: u64,
 }
 
 impl Batch {
@@ -173,17 +185,11 @@ impl Batch {
 
     async fn run(&mut self, session: &mut Session, args: Vec<Bytes>, output: &mut BytesMut) {
         let node = session.node.clone();
-        node.stats
-            .commands_processed
-            .fetch_add(1, Ordering::Relaxed);
+        self.commands += 1;
         let spec = match command::resolve(&args) {
             Resolved::Error(text) => return self.push(session, Frame::Error(text), output),
             Resolved::Command(spec) => spec,
         };
-        session
-            .client
-            .last_active_ms
-            .store(clock::now_ms(), Ordering::Relaxed);
         match spec.handler {
             Handler::Write(_) => {
                 self.writes.push(Op::Command {
