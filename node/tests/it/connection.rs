@@ -274,3 +274,59 @@ fn quit_and_shutdown() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// `maxclients` refuses connections past the limit with Redis's error, and CONFIG SET
+/// changes the limit for connections that come later.
+#[test]
+fn maxclients_refuses_extra_connections() {
+    let (node, _dir) = must_start(&["--maxclients", "2"]);
+    let mut first = node.must_connect();
+    let _second = node.must_connect();
+    let mut third = node.must_tcp();
+    let reply = must_exchange(&mut third, b"PING\r\n", 10);
+    assert_eq!(
+        String::from_utf8_lossy(&reply),
+        "-ERR max number of clients reached\r\n"
+    );
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query(&mut first)
+        .expect("info");
+    assert!(info.contains("rejected_connections:1"), "{info}");
+    drop(third);
+    assert_eq!(
+        must_cmd(&mut first, &["CONFIG", "SET", "maxclients", "3"]),
+        Value::Okay
+    );
+    let mut fourth = node.must_connect();
+    assert_eq!(
+        must_cmd(&mut fourth, &["PING"]),
+        Value::SimpleString("PONG".into())
+    );
+}
+
+/// CONFIG SET proto-max-bulk-len applies to requests read afterwards; RESETSTAT clears
+/// the counters.
+#[test]
+fn config_set_changes_limits_at_run_time() {
+    let (node, _dir) = must_start(&[]);
+    let mut con = node.must_connect();
+    assert_eq!(
+        must_cmd(&mut con, &["CONFIG", "SET", "proto-max-bulk-len", "4096"]),
+        Value::Okay
+    );
+    let mut tcp = node.must_tcp();
+    let mut reply = must_exchange(&mut tcp, b"*2\r\n$3\r\nGET\r\n$5000\r\n", 10);
+    reply.extend(read_to_close(&mut tcp));
+    assert_eq!(
+        String::from_utf8_lossy(&reply),
+        "-ERR Protocol error: invalid bulk length\r\n"
+    );
+    assert!(info_field(&mut con, "total_commands_processed").is_some_and(|v| v != "0"));
+    assert_eq!(must_cmd(&mut con, &["CONFIG", "RESETSTAT"]), Value::Okay);
+    let processed: u64 = info_field(&mut con, "total_commands_processed")
+        .and_then(|v| v.parse().ok())
+        .expect("counter");
+    // Only the INFO itself (and at most the RESETSTAT's batch) counted since the reset.
+    assert!(processed <= 2, "total_commands_processed {processed}");
+}
