@@ -79,6 +79,9 @@ pub struct Flags {
     /// Most simultaneous client connections [default: 10000].
     #[arg(long, env = "CELLKV_MAXCLIENTS")]
     pub maxclients: Option<usize>,
+    /// Worker threads serving connections and Raft; 0 = one per core [default: 0].
+    #[arg(long, env = "CELLKV_IO_THREADS")]
+    pub io_threads: Option<usize>,
 }
 
 /// The TOML file: the same options, kebab-case.
@@ -96,6 +99,7 @@ pub struct FileConfig {
     log_level: Option<String>,
     proto_max_bulk_len: Option<usize>,
     maxclients: Option<usize>,
+    io_threads: Option<usize>,
 }
 
 /// The validated configuration a node runs with.
@@ -121,6 +125,8 @@ pub struct Config {
     pub proto_max_bulk_len: usize,
     /// `maxclients`.
     pub maxclients: usize,
+    /// `io-threads`: Tokio worker threads, 0 = one per core.
+    pub io_threads: usize,
 }
 
 impl Default for Config {
@@ -137,6 +143,7 @@ impl Default for Config {
             log_level: "info,openraft=warn".into(),
             proto_max_bulk_len: 512 * 1024 * 1024,
             maxclients: 10_000,
+            io_threads: 0,
         }
     }
 }
@@ -228,6 +235,10 @@ impl Config {
                 .maxclients
                 .or(file.maxclients)
                 .unwrap_or(defaults.maxclients),
+            io_threads: flags
+                .io_threads
+                .or(file.io_threads)
+                .unwrap_or(defaults.io_threads),
         };
         config.validate()?;
         Ok(config)
@@ -255,6 +266,9 @@ impl Config {
         }
         if self.proto_max_bulk_len < 1024 {
             return invalid("proto-max-bulk-len", "must be at least 1024");
+        }
+        if self.io_threads > 1024 {
+            return invalid("io-threads", "must be at most 1024");
         }
         if self.maxclients == 0 {
             return invalid("maxclients", "must be at least 1");
@@ -314,6 +328,12 @@ mod tests {
         };
         let err = Config::merge(flags, FileConfig::default()).expect_err("bad duration");
         assert!(err.to_string().contains("snapshot-interval"), "{err}");
+        let flags = Flags {
+            io_threads: Some(5000),
+            ..Flags::default()
+        };
+        let err = Config::merge(flags, FileConfig::default()).expect_err("too many threads");
+        assert!(err.to_string().contains("io-threads"), "{err}");
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
         assert_eq!(parse_duration("x"), None);

@@ -327,6 +327,7 @@ fn config_values(session: &Session) -> Vec<(&'static str, String)> {
         ("loglevel", config.log_level.clone()),
         ("proto-max-bulk-len", runtime.proto_max_bulk_len.to_string()),
         ("maxclients", runtime.maxclients.to_string()),
+        ("io-threads", config.io_threads.to_string()),
         // Every write is in the Raft log, fsynced before it is acknowledged.
         ("appendonly", "yes".into()),
         ("appendfsync", "always".into()),
