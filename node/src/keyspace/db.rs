@@ -150,6 +150,37 @@ impl Db {
         self.track_volatile(slot, old_volatile.unwrap_or(false), new_volatile);
     }
 
+    /// Changes the expiry (and write time) of the entry under `name` in place, without
+    /// copying its key or value; returns whether the key exists.
+    pub(super) fn update_expiry(
+        &mut self,
+        name: &[u8],
+        expires_at: Option<u64>,
+        written_at: u64,
+    ) -> bool {
+        let slot = slot_of(name);
+        let Some(bucket) = self.slots.get_mut(&slot) else {
+            return false;
+        };
+        let was = match Arc::make_mut(bucket) {
+            Bucket::One((k, e)) if k.as_ref() == name => Some(e),
+            Bucket::One(_) => None,
+            Bucket::Many(pairs) => pairs
+                .iter_mut()
+                .find(|(k, _)| k.as_ref() == name)
+                .map(|(_, e)| e),
+        }
+        .map(|entry| {
+            let was = entry.expires_at.is_some();
+            entry.expires_at = expires_at;
+            entry.written_at = written_at;
+            was
+        });
+        let Some(was) = was else { return false };
+        self.track_volatile(slot, was, expires_at.is_some());
+        true
+    }
+
     /// Deletes `name`; returns the entry it held, expired or not.
     pub(super) fn remove(&mut self, name: &[u8]) -> Option<Entry> {
         let slot = slot_of(name);
@@ -233,6 +264,13 @@ mod tests {
         assert_eq!((db.len(), db.volatile_len()), (1, 0));
         assert!(db.remove(b"a").is_none());
         assert!(db.get(b"b", 0).is_some());
+        assert!(db.update_expiry(b"b", Some(30), 9));
+        assert_eq!((db.len(), db.volatile_len()), (1, 1));
+        assert_eq!(db.sample_volatile(0, 10), vec![(Bytes::from("b"), 30)]);
+        assert!(db.update_expiry(b"b", None, 10));
+        assert_eq!((db.len(), db.volatile_len()), (1, 0));
+        assert_eq!(db.get_any(b"b").map(|e| e.written_at), Some(10));
+        assert!(!db.update_expiry(b"missing", Some(1), 0));
     }
 
     #[test]

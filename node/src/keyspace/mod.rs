@@ -264,11 +264,11 @@ impl WriteCtx<'_> {
 
     /// Changes only the expiry of an existing key; returns whether the key existed.
     pub fn set_expiry(&mut self, key: &Bytes, expires_at: Option<u64>) -> bool {
-        let Some(entry) = self.get(key).cloned() else {
+        if self.get(key).is_none() {
             return false;
-        };
-        self.set(key, entry.value, expires_at);
-        true
+        }
+        let written_at = self.now_ms;
+        self.db_mut().update_expiry(key, expires_at, written_at)
     }
 
     /// Deletes `key`; returns the live entry it held.

@@ -2,25 +2,27 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::{ReadCtx, Value, WriteCtx, MAX_STRING_LEN};
+use super::{Entry, ReadCtx, Value, WriteCtx, MAX_STRING_LEN};
 use crate::command::errors as err;
 use crate::command::{parse_f64, parse_i64};
 use crate::resp::Frame;
 
-/// The string under `key` for a read; `Err` carries WRONGTYPE.
-fn read_string(ctx: &ReadCtx<'_>, key: &Bytes) -> Result<Option<Bytes>, Frame> {
-    match ctx.get(key).map(|e| &e.value) {
+/// The string in `entry`, if any; `Err` carries WRONGTYPE for other types.
+fn string_of(entry: Option<&Entry>) -> Result<Option<Bytes>, Frame> {
+    match entry.map(|e| &e.value) {
         None => Ok(None),
         Some(Value::Str(s)) => Ok(Some(s.clone())),
     }
 }
 
+/// The string under `key` for a read.
+fn read_string(ctx: &ReadCtx<'_>, key: &Bytes) -> Result<Option<Bytes>, Frame> {
+    string_of(ctx.get(key))
+}
+
 /// The string under `key` inside apply (deleting it first if it expired).
 fn write_string(ctx: &mut WriteCtx<'_>, key: &Bytes) -> Result<Option<Bytes>, Frame> {
-    match ctx.get(key).map(|e| &e.value) {
-        None => Ok(None),
-        Some(Value::Str(s)) => Ok(Some(s.clone())),
-    }
+    string_of(ctx.get(key))
 }
 
 fn bulk_or_null(value: Option<Bytes>) -> Frame {
