@@ -16,7 +16,7 @@ fn state_machine(
     snapshots: SnapshotStore,
 ) -> Result<KeyspaceStateMachine, StorageError<TypeConfig>> {
     let keyspace = Arc::new(parking_lot::RwLock::new(Keyspace::new()));
-    KeyspaceStateMachine::open(keyspace, snapshots)
+    KeyspaceStateMachine::open(keyspace, snapshots, None)
         .map_err(|e| StorageError::read(TypeConfig::err_from_error(&e)))
 }
 

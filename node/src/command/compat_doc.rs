@@ -93,7 +93,7 @@ fn rows_are_well_formed() {
 fn table_commands_are_documented_as_supported() {
     let statuses = statuses();
     let mut missing = Vec::new();
-    for spec in COMMANDS {
+    for spec in COMMANDS.iter() {
         let name = spec.name.to_ascii_uppercase();
         let mut names = vec![name.clone()];
         names.extend(

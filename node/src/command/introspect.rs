@@ -17,14 +17,17 @@ fn info_of(spec: &CommandSpec, parent: Option<&str>) -> Frame {
         Some(p) => format!("{p}|{}", spec.name),
         None => spec.name.to_string(),
     };
-    let flags = flag::NAMES
+    let mut flags: Vec<Frame> = flag::NAMES
         .iter()
         .filter(|(bit, _)| spec.flags & bit != 0)
         .map(|(_, n)| simple(n))
         .collect();
+    if spec.keys.movable() {
+        flags.push(simple("movablekeys"));
+    }
     let acl = spec.acl.iter().map(|c| simple(&format!("@{c}"))).collect();
-    let key_specs = if spec.keys.first > 0 {
-        let access = if spec.is_write() { "RW" } else { "RO" };
+    let access = if spec.is_write() { "RW" } else { "RO" };
+    let mut key_specs = if spec.keys.first > 0 {
         vec![Frame::Map(vec![
             (simple("flags"), Frame::Set(vec![simple(access)])),
             (
@@ -65,6 +68,9 @@ fn info_of(spec: &CommandSpec, parent: Option<&str>) -> Frame {
     } else {
         Vec::new()
     };
+    if spec.keys.movable() {
+        key_specs.push(numkeys_spec(access, spec.keys.numkeys_at));
+    }
     let subs = spec
         .subcommands
         .iter()
@@ -81,6 +87,37 @@ fn info_of(spec: &CommandSpec, parent: Option<&str>) -> Frame {
         Frame::Array(Vec::new()),
         Frame::Array(key_specs),
         Frame::Array(subs),
+    ])
+}
+
+/// The key spec of a `numkeys` run: keys follow the count argument.
+fn numkeys_spec(access: &str, numkeys_at: i32) -> Frame {
+    Frame::Map(vec![
+        (simple("flags"), Frame::Set(vec![simple(access)])),
+        (
+            simple("begin_search"),
+            Frame::Map(vec![
+                (simple("type"), simple("index")),
+                (
+                    simple("spec"),
+                    Frame::Map(vec![(simple("index"), Frame::Integer(numkeys_at.into()))]),
+                ),
+            ]),
+        ),
+        (
+            simple("find_keys"),
+            Frame::Map(vec![
+                (simple("type"), simple("keynum")),
+                (
+                    simple("spec"),
+                    Frame::Map(vec![
+                        (simple("keynumidx"), Frame::Integer(0)),
+                        (simple("firstkey"), Frame::Integer(1)),
+                        (simple("keystep"), Frame::Integer(1)),
+                    ]),
+                ),
+            ]),
+        ),
     ])
 }
 

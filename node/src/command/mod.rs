@@ -5,7 +5,7 @@
 #[cfg(test)]
 mod compat_doc;
 pub mod errors;
-mod introspect;
+pub(crate) mod introspect;
 mod table;
 
 use std::collections::HashMap;
@@ -86,15 +86,19 @@ pub enum Handler {
     Container,
 }
 
-/// Where the keys of a command are among its arguments (0 = the command name).
+/// Where the keys of a command are among its arguments (0 = the command name): a fixed
+/// range, plus for commands like `LMPOP` or `ZUNIONSTORE` a run of keys whose length is
+/// given by a `numkeys` argument.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeyPositions {
-    /// First key, 0 when the command takes no keys.
+    /// First key of the fixed range, 0 when there is none.
     pub first: i32,
     /// Last key; negative counts from the end (-1 = last argument).
     pub last: i32,
     /// Distance between keys.
     pub step: i32,
+    /// Position of the `numkeys` argument, 0 when there is none.
+    pub numkeys_at: i32,
 }
 
 impl KeyPositions {
@@ -103,26 +107,36 @@ impl KeyPositions {
         first: 0,
         last: 0,
         step: 0,
+        numkeys_at: 0,
     };
+
+    /// Whether the keys depend on an argument's value (Redis's `movablekeys`).
+    pub fn movable(&self) -> bool {
+        self.numkeys_at > 0
+    }
 
     /// The keys of `args` (the full command, name included) according to these positions.
     pub fn extract<'a>(&self, args: &'a [Bytes]) -> Vec<&'a Bytes> {
-        if self.first <= 0 || self.step <= 0 {
-            return Vec::new();
-        }
-        let argc = args.len() as i64;
-        let last = if self.last < 0 {
-            argc + self.last as i64
-        } else {
-            self.last as i64
-        };
         let mut keys = Vec::new();
-        let mut i = self.first as i64;
-        while i <= last && i < argc {
-            if let Some(key) = args.get(i as usize) {
-                keys.push(key);
+        if self.first > 0 && self.step > 0 {
+            let argc = args.len() as i64;
+            let last = if self.last < 0 {
+                argc + self.last as i64
+            } else {
+                self.last as i64
+            };
+            let mut i = self.first as i64;
+            while i <= last && i < argc {
+                if let Some(key) = args.get(i as usize) {
+                    keys.push(key);
+                }
+                i += self.step as i64;
             }
-            i += self.step as i64;
+        }
+        if self.numkeys_at > 0 {
+            let at = self.numkeys_at as usize;
+            let count = args.get(at).and_then(|n| parse_i64(n)).unwrap_or(0).max(0) as usize;
+            keys.extend(args.iter().skip(at + 1).take(count));
         }
         keys
     }
@@ -178,7 +192,7 @@ impl CommandSpec {
 }
 
 static BY_NAME: LazyLock<HashMap<&'static str, &'static CommandSpec>> =
-    LazyLock::new(|| COMMANDS.iter().map(|c| (c.name, c)).collect());
+    LazyLock::new(|| COMMANDS.iter().map(|c| (c.name, *c)).collect());
 
 /// Looks a command up by name, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
@@ -271,7 +285,7 @@ mod tests {
     #[test]
     fn every_command_resolves_and_names_are_unique() {
         let mut seen = std::collections::HashSet::new();
-        for spec in COMMANDS {
+        for spec in COMMANDS.iter() {
             assert!(seen.insert(spec.name), "duplicate {}", spec.name);
             assert_eq!(spec.name, spec.name.to_ascii_lowercase());
             assert!(lookup(spec.name.to_ascii_uppercase().as_bytes()).is_some());

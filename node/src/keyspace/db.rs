@@ -4,6 +4,12 @@
 //! The ordered map holds only `(slot, pointer)` pairs: its nodes stay small, so a lookup is
 //! a few cache lines of integer comparisons and an insert moves little memory. Keys whose
 //! hashes collide share one bucket.
+//!
+//! For `WATCH`, every entry carries the log index of its last change, and deletions leave a
+//! tombstone (slot → index) so that a watched key that disappeared is noticed too. Tombstones
+//! are bounded: past [`MAX_TOMBSTONES`] they are dropped and `forgotten_before` rises, which
+//! makes older watches abort (a conservative answer, never a wrong one). Both are replicated
+//! state, kept in snapshots, so every replica decides an `EXEC` the same way.
 
 use std::sync::Arc;
 
@@ -34,6 +40,9 @@ impl Bucket {
     }
 }
 
+/// Most deletions remembered for `WATCH` before older ones are forgotten.
+pub const MAX_TOMBSTONES: usize = 100_000;
+
 /// One database.
 #[derive(Clone, Debug, Default)]
 pub struct Db {
@@ -42,6 +51,10 @@ pub struct Db {
     volatile: OrdMap<u64, u32>,
     keys: usize,
     volatile_keys: usize,
+    /// Slot → log index of the latest deletion of a key in that slot.
+    tombstones: OrdMap<u64, u64>,
+    /// Deletions at or before this index may have been forgotten (also set by a flush).
+    forgotten_before: u64,
 }
 
 impl Db {
@@ -106,6 +119,66 @@ impl Db {
         sample
     }
 
+    /// Whether `name` may have changed after log index `since`, for a watch taken at that
+    /// index when the replicated time was `watched_at_ms`; judged at `now_ms`.
+    pub fn changed_since(&self, name: &[u8], since: u64, watched_at_ms: u64, now_ms: u64) -> bool {
+        match self.get_any(name) {
+            Some(entry) => {
+                let expired_meanwhile = entry
+                    .expires_at
+                    .is_some_and(|at| at > watched_at_ms && at <= now_ms);
+                entry.version > since || expired_meanwhile
+            }
+            None => {
+                self.forgotten_before > since
+                    || self
+                        .tombstones
+                        .get(&slot_of(name))
+                        .is_some_and(|&at| at > since)
+            }
+        }
+    }
+
+    /// The deletion horizon and tombstones, for snapshots.
+    pub(super) fn watch_state(&self) -> (u64, &OrdMap<u64, u64>) {
+        (self.forgotten_before, &self.tombstones)
+    }
+
+    /// Restores what [`Db::watch_state`] returned.
+    pub(super) fn restore_watch_state(
+        &mut self,
+        forgotten_before: u64,
+        tombstones: OrdMap<u64, u64>,
+    ) {
+        self.forgotten_before = forgotten_before;
+        self.tombstones = tombstones;
+    }
+
+    fn bury(&mut self, slot: u64, index: u64) {
+        if self.tombstones.len() >= MAX_TOMBSTONES {
+            self.tombstones = OrdMap::new();
+            self.forgotten_before = index;
+        }
+        self.tombstones.insert(slot, index);
+    }
+
+    /// The entry under `name`, expired or not, for changing its value in place; stamps it
+    /// as changed at `version` and `now_ms`.
+    pub(super) fn get_mut(&mut self, name: &[u8], version: u64, now_ms: u64) -> Option<&mut Entry> {
+        let bucket = Arc::make_mut(self.slots.get_mut(&slot_of(name))?);
+        let entry = match bucket {
+            Bucket::One((k, e)) if k.as_ref() == name => Some(e),
+            Bucket::One(_) => None,
+            Bucket::Many(pairs) => pairs
+                .iter_mut()
+                .find(|(k, _)| k.as_ref() == name)
+                .map(|(_, e)| e),
+        }?;
+        entry.version = version;
+        entry.written_at = now_ms;
+        Some(entry)
+    }
+
     /// Stores `entry` under `name`, replacing any entry there.
     pub(super) fn insert(&mut self, name: Bytes, entry: Entry) {
         let slot = slot_of(&name);
@@ -157,6 +230,7 @@ impl Db {
         name: &[u8],
         expires_at: Option<u64>,
         written_at: u64,
+        version: u64,
     ) -> bool {
         let slot = slot_of(name);
         let Some(bucket) = self.slots.get_mut(&slot) else {
@@ -174,6 +248,7 @@ impl Db {
             let was = entry.expires_at.is_some();
             entry.expires_at = expires_at;
             entry.written_at = written_at;
+            entry.version = version;
             was
         });
         let Some(was) = was else { return false };
@@ -181,8 +256,8 @@ impl Db {
         true
     }
 
-    /// Deletes `name`; returns the entry it held, expired or not.
-    pub(super) fn remove(&mut self, name: &[u8]) -> Option<Entry> {
+    /// Deletes `name` at log index `index`; returns the entry it held, expired or not.
+    pub(super) fn remove(&mut self, name: &[u8], index: u64) -> Option<Entry> {
         let slot = slot_of(name);
         let (position, shared_with) = {
             let items = self.slots.get(&slot)?.items();
@@ -209,11 +284,16 @@ impl Db {
         };
         self.keys -= 1;
         self.track_volatile(slot, removed.expires_at.is_some(), false);
+        self.bury(slot, index);
         Some(removed)
     }
 
-    pub(super) fn clear(&mut self) {
-        *self = Db::default();
+    /// Empties the database at log index `index`.
+    pub(super) fn clear(&mut self, index: u64) {
+        *self = Db {
+            forgotten_before: index,
+            ..Db::default()
+        };
     }
 
     fn track_volatile(&mut self, slot: u64, was: bool, is: bool) {
@@ -246,6 +326,7 @@ mod tests {
             value: Value::Str(Bytes::copy_from_slice(v.as_bytes())),
             expires_at,
             written_at: 0,
+            version: 0,
         }
     }
 
@@ -260,17 +341,17 @@ mod tests {
         assert_eq!((db.len(), db.volatile_len()), (2, 0));
         db.insert(Bytes::from("a"), entry("5", Some(5)));
         assert_eq!(db.sample_volatile(0, 10), vec![(Bytes::from("a"), 5)]);
-        assert_eq!(db.remove(b"a").map(|e| e.expires_at), Some(Some(5)));
+        assert_eq!(db.remove(b"a", 1).map(|e| e.expires_at), Some(Some(5)));
         assert_eq!((db.len(), db.volatile_len()), (1, 0));
-        assert!(db.remove(b"a").is_none());
+        assert!(db.remove(b"a", 1).is_none());
         assert!(db.get(b"b", 0).is_some());
-        assert!(db.update_expiry(b"b", Some(30), 9));
+        assert!(db.update_expiry(b"b", Some(30), 9, 2));
         assert_eq!((db.len(), db.volatile_len()), (1, 1));
         assert_eq!(db.sample_volatile(0, 10), vec![(Bytes::from("b"), 30)]);
-        assert!(db.update_expiry(b"b", None, 10));
+        assert!(db.update_expiry(b"b", None, 10, 3));
         assert_eq!((db.len(), db.volatile_len()), (1, 0));
         assert_eq!(db.get_any(b"b").map(|e| e.written_at), Some(10));
-        assert!(!db.update_expiry(b"missing", Some(1), 0));
+        assert!(!db.update_expiry(b"missing", Some(1), 0, 4));
     }
 
     #[test]
@@ -283,12 +364,56 @@ mod tests {
         for i in 0..1000 {
             db.insert(Bytes::from(format!("k{i}")), entry("new", None));
         }
-        db.remove(b"k0");
+        db.remove(b"k0", 1);
         let value = |d: &Db, k: &str| d.get(k.as_bytes(), 0).map(|e| e.value.clone());
         assert_eq!(value(&frozen, "k5"), Some(Value::Str(Bytes::from("old"))));
         assert_eq!(value(&db, "k5"), Some(Value::Str(Bytes::from("new"))));
         assert_eq!((frozen.len(), db.len()), (1000, 999));
         assert!(frozen.get(b"k0", 0).is_some());
+    }
+
+    #[test]
+    fn watch_sees_changes_deletions_expiry_and_flushes() {
+        let mut db = Db::default();
+        let mut e = entry("v", Some(500));
+        e.version = 3;
+        db.insert(Bytes::from("k"), e);
+        assert!(!db.changed_since(b"k", 3, 100, 400));
+        assert!(
+            db.changed_since(b"k", 2, 100, 400),
+            "changed after the watch"
+        );
+        assert!(
+            db.changed_since(b"k", 3, 100, 600),
+            "expired after the watch"
+        );
+        assert!(
+            !db.changed_since(b"k", 3, 600, 700),
+            "already expired when watched"
+        );
+        assert!(!db.changed_since(b"gone", 3, 0, 0));
+        db.remove(b"k", 7);
+        assert!(db.changed_since(b"k", 6, 0, 0), "deleted after the watch");
+        assert!(!db.changed_since(b"k", 7, 0, 0));
+        db.clear(9);
+        assert!(
+            db.changed_since(b"never", 8, 0, 0),
+            "flushed after the watch"
+        );
+        assert!(!db.changed_since(b"never", 9, 0, 0));
+    }
+
+    #[test]
+    fn tombstones_are_bounded() {
+        let mut db = Db::default();
+        for i in 0..(MAX_TOMBSTONES as u64 + 10) {
+            let name = format!("k{i}");
+            db.insert(Bytes::from(name.clone()), entry("v", None));
+            db.remove(name.as_bytes(), i + 1);
+        }
+        assert!(db.tombstones.len() <= MAX_TOMBSTONES);
+        assert!(db.forgotten_before > 0);
+        assert!(db.changed_since(b"k0", 0, 0, 0));
     }
 
     #[test]
@@ -306,7 +431,7 @@ mod tests {
         db.keys += 1;
         let seen: Vec<_> = db.range_from(0).map(|(_, k, _)| k.clone()).collect();
         assert_eq!(seen, vec![Bytes::from("x"), Bytes::from("y")]);
-        assert_eq!(db.remove(b"x").map(|e| e.expires_at), Some(Some(7)));
+        assert_eq!(db.remove(b"x", 1).map(|e| e.expires_at), Some(Some(7)));
         assert_eq!((db.len(), db.volatile_len()), (1, 0));
         assert!(matches!(
             db.slots.get(&slot).map(|b| &**b),

@@ -124,14 +124,12 @@ pub fn copy(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
         return Frame::Integer(0);
     };
     let now_ms = ctx.now_ms;
-    let Some(target) = ctx.other_db(target_db) else {
-        return Frame::error(err::DB_INDEX_OUT_OF_RANGE);
-    };
-    if target.get(dst, now_ms).is_some() && !replace {
+    if ctx.get_in_db(target_db, dst).is_some() && !replace {
         return Frame::Integer(0);
     }
-    target.insert(
-        Bytes::copy_from_slice(dst),
+    ctx.insert_in_db(
+        target_db,
+        dst,
         super::Entry {
             written_at: now_ms,
             ..entry
@@ -154,14 +152,10 @@ pub fn move_key(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     let Some(entry) = ctx.get(&args[1]).cloned() else {
         return Frame::Integer(0);
     };
-    let now_ms = ctx.now_ms;
-    let Some(target) = ctx.other_db(db as u32) else {
-        return Frame::error(err::DB_INDEX_OUT_OF_RANGE);
-    };
-    if target.get(&args[1], now_ms).is_some() {
+    if ctx.get_in_db(db as u32, &args[1]).is_some() {
         return Frame::Integer(0);
     }
-    target.insert(Bytes::copy_from_slice(&args[1]), entry);
+    ctx.insert_in_db(db as u32, &args[1], entry);
     ctx.remove(&args[1]);
     Frame::Integer(1)
 }
@@ -391,6 +385,10 @@ pub fn object_encoding(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
         Value::Str(s) if s.len() <= 20 && parse_i64(s).is_some() => "int",
         Value::Str(s) if s.len() <= 44 => "embstr",
         Value::Str(_) => "raw",
+        Value::List(_) => "quicklist",
+        Value::Hash(_) => "hashtable",
+        Value::Set(_) => "hashtable",
+        Value::ZSet(_) => "skiplist",
     };
     Frame::bulk(name)
 }

@@ -9,15 +9,20 @@
 //! same on every replica.
 
 mod db;
+mod events;
 mod generic;
 pub mod glob;
 mod request;
 mod snapshot;
+mod sorted_set;
 mod strings;
+mod transaction;
 
 pub use db::{slot_of, Db};
-pub use request::{Args, Op, Request};
+pub use events::{Event, EventSink, BLOCKED};
+pub use request::{Args, Op, Request, Watch};
 pub use snapshot::SnapshotError;
+pub use sorted_set::{Score, SortedSet};
 
 use std::sync::Arc;
 
@@ -39,11 +44,22 @@ pub const MAX_STRING_LEN: usize = 512 * 1024 * 1024;
 /// The keyspace shared between apply (writer) and the read path (readers).
 pub type SharedKeyspace = Arc<parking_lot::RwLock<Keyspace>>;
 
-/// A stored value.
+/// A stored value. Collections are persistent structures, so cloning an entry (which a
+/// snapshot's frozen view forces on the next write to it) costs O(1), not O(size).
+///
+/// Collection elements must be owned copies ([`owned`]), never slices of a request.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Value {
     /// A string (also integers and floats, as in Redis).
     Str(Bytes),
+    /// A list; never empty while stored.
+    List(Box<imbl::Vector<Bytes>>),
+    /// A hash of field to value, in field order; never empty while stored.
+    Hash(Box<imbl::OrdMap<Bytes, Bytes>>),
+    /// A set, in member order; never empty while stored.
+    Set(Box<imbl::OrdSet<Bytes>>),
+    /// A sorted set; never empty while stored.
+    ZSet(Box<SortedSet>),
 }
 
 impl Value {
@@ -51,8 +67,34 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::List(_) => "list",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
         }
     }
+
+    /// Whether a blocked client may be waiting for this kind of value to appear.
+    fn can_unblock(&self) -> bool {
+        matches!(self, Value::List(_) | Value::ZSet(_))
+    }
+
+    /// Whether this is a collection left with no element (which Redis never keeps).
+    pub fn is_empty_collection(&self) -> bool {
+        match self {
+            Value::Str(_) => false,
+            Value::List(l) => l.is_empty(),
+            Value::Hash(h) => h.is_empty(),
+            Value::Set(s) => s.is_empty(),
+            Value::ZSet(z) => z.is_empty(),
+        }
+    }
+}
+
+/// An owned copy of request bytes, for storing: a slice of a connection's read buffer would
+/// pin the whole buffer for as long as the element lives.
+pub fn owned(bytes: &Bytes) -> Bytes {
+    Bytes::copy_from_slice(bytes)
 }
 
 /// A value with its metadata.
@@ -64,6 +106,8 @@ pub struct Entry {
     pub expires_at: Option<u64>,
     /// Time of the last write, in the replicated clock (for `OBJECT IDLETIME`).
     pub written_at: u64,
+    /// Log index of the last change, for `WATCH` (DESIGN.md rule 5).
+    pub version: u64,
 }
 
 impl Entry {
@@ -78,6 +122,10 @@ pub struct Keyspace {
     dbs: Vec<Db>,
     /// The highest entry time applied so far: time never runs backwards across leaders.
     clock_ms: u64,
+    /// The last log index applied (0 before any), the horizon of a `WATCH`.
+    applied_index: u64,
+    /// What apply produced besides replies, for the node to act on (not replicated state).
+    events: Vec<Event>,
 }
 
 impl Default for Keyspace {
@@ -85,6 +133,8 @@ impl Default for Keyspace {
         Keyspace {
             dbs: vec![Db::default(); DATABASES as usize],
             clock_ms: 0,
+            applied_index: 0,
+            events: Vec::new(),
         }
     }
 }
@@ -110,9 +160,25 @@ impl Keyspace {
         self.dbs.iter().map(Db::len).sum()
     }
 
+    /// The last log index applied: every change up to it is visible.
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index
+    }
+
+    /// Records the index a loaded snapshot covers.
+    pub fn set_applied_index(&mut self, index: u64) {
+        self.applied_index = self.applied_index.max(index);
+    }
+
+    /// Takes the events apply produced since the last call.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
     /// Applies one committed log entry and returns the reply for the client that proposed it.
     pub fn apply(&mut self, index: u64, request: &Request) -> Frame {
         self.clock_ms = self.clock_ms.max(request.time_ms);
+        self.applied_index = self.applied_index.max(index);
         let now_ms = self.clock_ms;
         match &request.op {
             Op::Command { db, args } => {
@@ -124,9 +190,15 @@ impl Keyspace {
                     db: *db,
                     now_ms,
                     index,
+                    in_transaction: false,
                 };
                 run_in_apply(&mut ctx, args)
             }
+            Op::Exec {
+                db,
+                watches,
+                commands,
+            } => transaction::exec(self, index, now_ms, *db, watches, commands),
             Op::Expire { db, keys } => {
                 let Some(target) = self.dbs.get_mut(*db as usize) else {
                     return Frame::Integer(0);
@@ -134,7 +206,7 @@ impl Keyspace {
                 let mut deleted = 0;
                 for name in keys {
                     if target.get_any(name).is_some_and(|e| e.is_expired(now_ms)) {
-                        target.remove(name);
+                        target.remove(name, index);
                         deleted += 1;
                     }
                 }
@@ -165,6 +237,29 @@ pub fn seed_from_index(index: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+/// A small deterministic random source (splitmix64) for picks that must be the same on
+/// every replica (`SPOP`) or merely random (`SRANDMEMBER` on the read path).
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator starting from `seed` (see [`seed_from_index`] and [`ReadCtx::seed`]).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        seed_from_index(self.0)
+    }
+
+    /// A number in `0..bound` (`bound` > 0), without modulo bias worth caring about.
+    pub fn below(&mut self, bound: u64) -> u64 {
+        ((self.next_u64() as u128 * bound as u128) >> 64) as u64
+    }
 }
 
 /// What a read handler sees: one database at one instant.
@@ -204,6 +299,8 @@ pub struct WriteCtx<'a> {
     pub now_ms: u64,
     /// The entry's log index: the seed of any random choice.
     pub index: u64,
+    /// Running inside `EXEC`: a blocking command must answer at once instead of waiting.
+    pub in_transaction: bool,
 }
 
 impl WriteCtx<'_> {
@@ -229,10 +326,47 @@ impl WriteCtx<'_> {
         let db = self.db_mut();
         // One lookup in the common case; a second only to delete an expired key.
         if db.get_any(key)?.is_expired(now_ms) {
-            db.remove(key);
+            let index = self.index;
+            self.db_mut().remove(key, index);
             return None;
         }
-        db.get_any(key)
+        self.db_mut().get_any(key)
+    }
+
+    /// The live entry under `key`, to change its value in place (its expiry must be changed
+    /// through [`WriteCtx::set_expiry`]). Marks the key changed for `WATCH`, and as
+    /// possibly ready for clients blocked on it. A collection left empty must be removed
+    /// with [`WriteCtx::remove_if_empty`].
+    pub fn get_mut(&mut self, key: &Bytes) -> Option<&mut Entry> {
+        let unblocks = self.get(key)?.value.can_unblock();
+        if unblocks {
+            self.keyspace.events.push(Event::Ready {
+                db: self.db,
+                key: key.clone(),
+            });
+        }
+        let (index, now_ms) = (self.index, self.now_ms);
+        self.db_mut().get_mut(key, index, now_ms)
+    }
+
+    /// Deletes `key` if it holds an empty collection; returns whether it did.
+    pub fn remove_if_empty(&mut self, key: &Bytes) -> bool {
+        let empty = self
+            .db_mut()
+            .get_any(key)
+            .is_some_and(|e| e.value.is_empty_collection());
+        if empty {
+            self.remove(key);
+        }
+        empty
+    }
+
+    /// Queues a message for this node's subscribers, delivered once the entry applies.
+    pub fn publish(&mut self, channel: &Bytes, message: &Bytes) {
+        self.keyspace.events.push(Event::Publish {
+            channel: channel.clone(),
+            message: message.clone(),
+        });
     }
 
     /// Stores `value` under `key` with the given expiry.
@@ -244,14 +378,23 @@ impl WriteCtx<'_> {
         let written_at = self.now_ms;
         let value = match value {
             Value::Str(s) => Value::Str(Bytes::copy_from_slice(&s)),
+            other => other,
         };
+        if value.can_unblock() {
+            self.keyspace.events.push(Event::Ready {
+                db: self.db,
+                key: key.clone(),
+            });
+        }
         let key = Bytes::copy_from_slice(key);
+        let version = self.index;
         self.db_mut().insert(
             key,
             Entry {
                 value,
                 expires_at,
                 written_at,
+                version,
             },
         );
     }
@@ -267,31 +410,49 @@ impl WriteCtx<'_> {
         if self.get(key).is_none() {
             return false;
         }
-        let written_at = self.now_ms;
-        self.db_mut().update_expiry(key, expires_at, written_at)
+        let (written_at, index) = (self.now_ms, self.index);
+        self.db_mut()
+            .update_expiry(key, expires_at, written_at, index)
     }
 
     /// Deletes `key`; returns the live entry it held.
     pub fn remove(&mut self, key: &Bytes) -> Option<Entry> {
-        let now_ms = self.now_ms;
-        self.db_mut().remove(key).filter(|e| !e.is_expired(now_ms))
+        let (now_ms, index) = (self.now_ms, self.index);
+        self.db_mut()
+            .remove(key, index)
+            .filter(|e| !e.is_expired(now_ms))
     }
 
     /// Empties the selected database.
     pub fn flush_db(&mut self) {
-        self.db_mut().clear();
+        let index = self.index;
+        self.db_mut().clear(index);
     }
 
     /// Empties every database.
     pub fn flush_all(&mut self) {
         for db in &mut self.keyspace.dbs {
-            db.clear();
+            db.clear(self.index);
         }
     }
 
-    /// Another database of the keyspace, for COPY ... DB and MOVE.
-    pub fn other_db(&mut self, index: u32) -> Option<&mut Db> {
-        self.keyspace.dbs.get_mut(index as usize)
+    /// Stores a whole entry in another database (COPY ... DB, MOVE), stamped as changed now.
+    pub fn insert_in_db(&mut self, db: u32, key: &Bytes, mut entry: Entry) {
+        entry.version = self.index;
+        if entry.value.can_unblock() {
+            self.keyspace.events.push(Event::Ready {
+                db,
+                key: key.clone(),
+            });
+        }
+        if let Some(target) = self.keyspace.dbs.get_mut(db as usize) {
+            target.insert(owned(key), entry);
+        }
+    }
+
+    /// The live entry under `key` in another database.
+    pub fn get_in_db(&self, db: u32, key: &Bytes) -> Option<&Entry> {
+        self.keyspace.db(db)?.get(key, self.now_ms)
     }
 }
 

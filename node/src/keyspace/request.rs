@@ -26,6 +26,16 @@ pub enum Op {
         /// The command and its arguments.
         args: Args,
     },
+    /// A `MULTI`/`EXEC` transaction: applied atomically, or not at all (a null reply) when
+    /// a watched key changed since it was watched (DESIGN.md rule 5).
+    Exec {
+        /// Database the transaction starts in (a queued `SELECT` moves it).
+        db: u32,
+        /// The keys watched by the connection.
+        watches: Vec<Watch>,
+        /// The queued commands, each with its name first.
+        commands: Vec<Args>,
+    },
     /// Deletes of keys the leader found past their expiry; apply deletes each only if it is
     /// still expired at this entry's time, so a key re-set in between survives.
     Expire {
@@ -34,4 +44,18 @@ pub enum Op {
         /// Candidate keys.
         keys: Vec<Bytes>,
     },
+}
+
+/// One watched key: the transaction aborts if it changed after `since_index`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Watch {
+    /// Database of the key.
+    pub db: u32,
+    /// The key.
+    pub key: Bytes,
+    /// The applied index the watching node had reached when `WATCH` ran.
+    pub since_index: u64,
+    /// The time that node judged expiry by when `WATCH` ran: a key alive then and expired
+    /// by the `EXEC` counts as changed, as in Redis.
+    pub watched_at_ms: u64,
 }

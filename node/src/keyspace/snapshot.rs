@@ -1,5 +1,6 @@
-//! The keyspace's snapshot stream: a header, one length-prefixed record per key, and a
-//! trailer with the record count, so a truncated or corrupt file is refused on load.
+//! The keyspace's snapshot stream: a header, one length-prefixed record per key, a trailer
+//! with the record count (so a truncated or corrupt file is refused on load), and then each
+//! database's `WATCH` state (deletion horizon and tombstones).
 
 use std::io::{Read, Write};
 
@@ -8,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Db, Entry, Keyspace, Value, DATABASES};
 
-const MAGIC: &[u8; 8] = b"CELLKV01";
+const MAGIC: &[u8; 8] = b"CELLKV02";
 /// A record longer than this is corrupt: values are bounded by proto-max-bulk-len.
 const MAX_RECORD: u32 = 1024 * 1024 * 1024;
 
@@ -30,6 +31,13 @@ struct Record {
     value: Value,
     expires_at: Option<u64>,
     written_at: u64,
+    version: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WatchState {
+    forgotten_before: u64,
+    tombstones: Vec<(u64, u64)>,
 }
 
 impl Keyspace {
@@ -47,6 +55,7 @@ impl Keyspace {
                     value: entry.value.clone(),
                     expires_at: entry.expires_at,
                     written_at: entry.written_at,
+                    version: entry.version,
                 };
                 buf.clear();
                 buf = postcard::to_extend(&record, buf)
@@ -58,6 +67,18 @@ impl Keyspace {
         }
         out.write_all(&0u32.to_le_bytes())?;
         out.write_all(&count.to_le_bytes())?;
+        for db in &self.dbs {
+            let (forgotten_before, tombstones) = db.watch_state();
+            let state = WatchState {
+                forgotten_before,
+                tombstones: tombstones.iter().map(|(s, i)| (*s, *i)).collect(),
+            };
+            buf.clear();
+            buf = postcard::to_extend(&state, buf)
+                .map_err(|e| SnapshotError::Corrupt(format!("encode: {e}")))?;
+            out.write_all(&(buf.len() as u64).to_le_bytes())?;
+            out.write_all(&buf)?;
+        }
         Ok(())
     }
 
@@ -100,6 +121,7 @@ impl Keyspace {
                     value: record.value,
                     expires_at: record.expires_at,
                     written_at: record.written_at,
+                    version: record.version,
                 },
             );
             count += 1;
@@ -107,6 +129,23 @@ impl Keyspace {
         input.read_exact(&mut word)?;
         if u64::from_le_bytes(word) != count {
             return Err(SnapshotError::Corrupt("record count mismatch".into()));
+        }
+        for db in &mut keyspace.dbs {
+            input.read_exact(&mut word)?;
+            let len = u64::from_le_bytes(word);
+            if len > MAX_RECORD as u64 {
+                return Err(SnapshotError::Corrupt(format!(
+                    "watch state of {len} bytes"
+                )));
+            }
+            buf.resize(len as usize, 0);
+            input.read_exact(&mut buf)?;
+            let state: WatchState = postcard::from_bytes(&buf)
+                .map_err(|e| SnapshotError::Corrupt(format!("watch state: {e}")))?;
+            db.restore_watch_state(
+                state.forgotten_before,
+                state.tombstones.into_iter().collect(),
+            );
         }
         Ok(keyspace)
     }
@@ -116,6 +155,7 @@ impl Keyspace {
 mod tests {
     use super::*;
     use crate::keyspace::tests::must_apply;
+    use crate::keyspace::SortedSet;
 
     #[test]
     fn snapshot_round_trips_values_expiry_and_clock() {
@@ -134,6 +174,50 @@ mod tests {
             .cloned();
         assert_eq!(b.and_then(|e| e.expires_at), Some(6000));
         assert_eq!(back.db(0).map(|d| d.volatile_len()), Some(1));
+    }
+
+    #[test]
+    fn snapshot_keeps_every_type_and_the_watch_state() {
+        let mut ks = Keyspace::new();
+        let mut list = imbl::Vector::new();
+        list.push_back(Bytes::from("a"));
+        let mut hash = imbl::OrdMap::new();
+        hash.insert(Bytes::from("f"), Bytes::from("v"));
+        let set: imbl::OrdSet<Bytes> = [Bytes::from("m")].into_iter().collect();
+        let mut zset = SortedSet::new();
+        zset.insert(Bytes::from("z"), 1.5);
+        let values = [
+            Value::List(Box::new(list)),
+            Value::Hash(Box::new(hash)),
+            Value::Set(Box::new(set)),
+            Value::ZSet(Box::new(zset)),
+        ];
+        for (i, value) in values.iter().enumerate() {
+            ks.dbs[0].insert(
+                Bytes::from(format!("k{i}")),
+                Entry {
+                    value: value.clone(),
+                    expires_at: None,
+                    written_at: 0,
+                    version: 5,
+                },
+            );
+        }
+        must_apply(&mut ks, 1, "set gone 1");
+        must_apply(&mut ks, 1, "del gone");
+        let mut bytes = Vec::new();
+        ks.write_snapshot(&mut bytes).expect("write");
+        let back = Keyspace::read_snapshot(&mut bytes.as_slice()).expect("read");
+        for (i, value) in values.iter().enumerate() {
+            let got = back
+                .db(0)
+                .and_then(|d| d.get(format!("k{i}").as_bytes(), 0));
+            assert_eq!(got.map(|e| (&e.value, e.version)), Some((value, 5)));
+        }
+        // The deletion above is still seen by a watch taken before it.
+        assert!(back
+            .db(0)
+            .is_some_and(|d| d.changed_since(b"gone", 0, 0, 0)));
     }
 
     #[test]

@@ -12,6 +12,7 @@ fn string_of(entry: Option<&Entry>) -> Result<Option<Bytes>, Frame> {
     match entry.map(|e| &e.value) {
         None => Ok(None),
         Some(Value::Str(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(Frame::error(err::WRONGTYPE)),
     }
 }
 
@@ -50,7 +51,7 @@ pub fn mget(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
             .iter()
             .map(|k| match ctx.get(k).map(|e| &e.value) {
                 Some(Value::Str(s)) => Frame::Bulk(s.clone()),
-                None => Frame::Null,
+                _ => Frame::Null,
             })
             .collect(),
     )
@@ -169,10 +170,11 @@ pub fn set(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     // when GET asks for it.
     let (exists, old_expiry, old) = match ctx.get(key) {
         None => (false, None, None),
-        Some(entry) => {
-            let Value::Str(s) = &entry.value;
-            (true, entry.expires_at, opts.get.then(|| s.clone()))
-        }
+        Some(entry) => match &entry.value {
+            Value::Str(s) => (true, entry.expires_at, opts.get.then(|| s.clone())),
+            _ if opts.get => return Frame::error(err::WRONGTYPE),
+            _ => (true, entry.expires_at, None),
+        },
     };
     if (opts.nx && exists) || (opts.xx && !exists) {
         return if opts.get {
@@ -362,6 +364,7 @@ fn incr_by(ctx: &mut WriteCtx<'_>, key: &Bytes, delta: i64) -> Frame {
                 Some(n) => (n, entry.expires_at),
                 None => return Frame::error(err::NOT_INTEGER),
             },
+            _ => return Frame::error(err::WRONGTYPE),
         },
     };
     let Some(next) = current.checked_add(delta) else {

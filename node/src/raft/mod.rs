@@ -32,7 +32,7 @@ use openraft::storage::RaftLogStorage;
 use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
 use openraft_rt::WatchReceiver;
 
-use crate::keyspace::{Op, Request, SharedKeyspace};
+use crate::keyspace::{EventSink, Op, Request, SharedKeyspace};
 use network::NoPeers;
 pub use snapshot::{SnapshotStats, SnapshotStore};
 use state_machine::KeyspaceStateMachine;
@@ -91,6 +91,17 @@ impl fmt::Display for Request {
                     self.time_ms
                 )
             }
+            Op::Exec {
+                db,
+                watches,
+                commands,
+            } => write!(
+                f,
+                "EXEC(db={db}, {} commands, {} watched, t={})",
+                commands.len(),
+                watches.len(),
+                self.time_ms
+            ),
             Op::Expire { db, keys } => write!(
                 f,
                 "EXPIRE(db={db}, {} keys, t={})",
@@ -115,6 +126,8 @@ pub struct RaftSettings {
     /// Also build a snapshot this often if anything was applied since the last one
     /// (zero disables the timer).
     pub snapshot_interval: Duration,
+    /// Where apply's events go (blocked clients, pub/sub); `None` drops them.
+    pub events: Option<EventSink>,
 }
 
 /// Why the Raft layer could not start or stopped.
@@ -268,7 +281,7 @@ where
     LS: RaftLogStorage<TypeConfig>,
 {
     let config = Arc::new(raft_config(settings.snapshot_entries)?);
-    let state_machine = KeyspaceStateMachine::open(keyspace, snapshots)?;
+    let state_machine = KeyspaceStateMachine::open(keyspace, snapshots, settings.events.clone())?;
     let stats = state_machine.stats();
     let raft = Raft::new(settings.node_id, config, NoPeers, log_store, state_machine).await?;
 

@@ -17,7 +17,7 @@ use futures_util::{FutureExt, Stream, StreamExt};
 use openraft::storage::{ApplyResponder, EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{AsyncRuntime, EntryPayload, OptionalSend};
 
-use crate::keyspace::{Keyspace, SharedKeyspace, SnapshotError};
+use crate::keyspace::{Event, EventSink, Keyspace, SharedKeyspace, SnapshotError};
 use crate::raft::rt::CellRuntime;
 use crate::raft::snapshot::{decode_header, encode_header, SnapshotStats, SnapshotStore};
 use crate::raft::{LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig};
@@ -33,6 +33,7 @@ pub struct KeyspaceStateMachine {
     last_membership: StoredMembership,
     snapshots: SnapshotStore,
     stats: Arc<SnapshotStats>,
+    events: Option<EventSink>,
 }
 
 impl KeyspaceStateMachine {
@@ -42,6 +43,7 @@ impl KeyspaceStateMachine {
     pub fn open(
         keyspace: SharedKeyspace,
         snapshots: SnapshotStore,
+        events: Option<EventSink>,
     ) -> io::Result<KeyspaceStateMachine> {
         let stats = Arc::new(SnapshotStats::default());
         let (last_applied, last_membership) = match snapshots.load()? {
@@ -51,7 +53,8 @@ impl KeyspaceStateMachine {
             }
             Some(bytes) => {
                 let (meta, body_at) = decode_header(&bytes)?;
-                let loaded = read_keyspace(&bytes[body_at..])?;
+                let mut loaded = read_keyspace(&bytes[body_at..])?;
+                loaded.set_applied_index(meta.last_log_id.map_or(0, |id| id.index));
                 *keyspace.write() = loaded;
                 stats.record_current(meta.last_log_id, bytes.len());
                 tracing::info!(last_log_id = ?meta.last_log_id, bytes = bytes.len(), "loaded snapshot");
@@ -64,6 +67,7 @@ impl KeyspaceStateMachine {
             last_membership,
             snapshots,
             stats,
+            events,
         })
     }
 
@@ -72,12 +76,12 @@ impl KeyspaceStateMachine {
         self.stats.clone()
     }
 
-    /// Applies a batch under one write lock; returns the replies owed to waiting clients,
-    /// to be sent once the lock is released.
+    /// Applies a batch under one write lock; returns the replies owed to waiting clients and
+    /// the events apply produced, both to be handed out once the lock is released.
     fn apply_batch(
         &mut self,
         batch: &mut Vec<EntryResponder<TypeConfig>>,
-    ) -> Vec<(ApplyResponder<TypeConfig>, Frame)> {
+    ) -> (Vec<(ApplyResponder<TypeConfig>, Frame)>, Vec<Event>) {
         let mut replies = Vec::new();
         let keyspace = self.keyspace.clone();
         let mut keyspace = keyspace.write();
@@ -96,7 +100,7 @@ impl KeyspaceStateMachine {
                 replies.push((responder, reply));
             }
         }
-        replies
+        (replies, keyspace.take_events())
     }
 }
 
@@ -155,7 +159,12 @@ impl RaftStateMachine<TypeConfig> for KeyspaceStateMachine {
                     None => break,
                 }
             }
-            for (responder, reply) in self.apply_batch(&mut batch) {
+            let (replies, events) = self.apply_batch(&mut batch);
+            // Events first: a subscriber told of a write must find it applied, and so it is.
+            if let (Some(sink), false) = (&self.events, events.is_empty()) {
+                sink.deliver(events);
+            }
+            for (responder, reply) in replies {
                 responder.send(reply);
             }
             if let Some(e) = failure {
@@ -191,7 +200,8 @@ impl RaftStateMachine<TypeConfig> for KeyspaceStateMachine {
         let last_log_id = meta.last_log_id;
         let (keyspace, size) = blocking(move || {
             let (_, body_at) = decode_header(&bytes)?;
-            let keyspace = read_keyspace(&bytes[body_at..])?;
+            let mut keyspace = read_keyspace(&bytes[body_at..])?;
+            keyspace.set_applied_index(last_log_id.map_or(0, |id| id.index));
             // Persist with a header written from `meta`, which is what openraft vouches for.
             let file = if bytes[..body_at] == header[..] {
                 bytes

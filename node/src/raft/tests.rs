@@ -24,6 +24,7 @@ fn settings(
         raft_addr: "127.0.0.1:7001".to_string(),
         snapshot_entries,
         snapshot_interval,
+        events: None,
     }
 }
 

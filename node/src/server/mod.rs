@@ -216,6 +216,7 @@ impl Server {
             raft_addr: format!("{}:{}", config.bind, config.raft_port),
             snapshot_entries: config.snapshot_entries,
             snapshot_interval: config.snapshot_interval,
+            events: None,
         };
         let raft = raft::start(settings, keyspace.clone()).await?;
         raft.wait_leader(Duration::from_secs(30)).await?;

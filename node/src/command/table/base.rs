@@ -1,54 +1,8 @@
-//! The table itself: every command cellkv serves, one entry each.
+//! Connection, server, introspection, string and generic key commands.
 
-use super::flag::*;
-use super::{CommandSpec, Handler, KeyPositions};
+use super::*;
 use crate::keyspace as ks;
 use crate::server::commands as srv;
-
-const fn keys(first: i32, last: i32, step: i32) -> KeyPositions {
-    KeyPositions { first, last, step }
-}
-const NO_KEYS: KeyPositions = KeyPositions::NONE;
-const ONE_KEY: KeyPositions = keys(1, 1, 1);
-const ALL_KEYS: KeyPositions = keys(1, -1, 1);
-
-macro_rules! spec {
-    ($name:literal, $arity:expr, $flags:expr, $keys:expr, [$($acl:literal),*], $group:literal,
-     $since:literal, $handler:expr, $summary:literal) => {
-        CommandSpec {
-            name: $name,
-            arity: $arity,
-            flags: $flags,
-            keys: $keys,
-            acl: &[$($acl),*],
-            group: $group,
-            since: $since,
-            summary: $summary,
-            handler: $handler,
-            subcommands: &[],
-        }
-    };
-}
-
-macro_rules! container {
-    ($name:literal, $arity:expr, $flags:expr, [$($acl:literal),*], $group:literal, $since:literal,
-     $handler:expr, $summary:literal, $subs:expr) => {
-        CommandSpec {
-            name: $name,
-            arity: $arity,
-            flags: $flags,
-            keys: NO_KEYS,
-            acl: &[$($acl),*],
-            group: $group,
-            since: $since,
-            summary: $summary,
-            handler: $handler,
-            subcommands: $subs,
-        }
-    };
-}
-
-use Handler::{Read as R, Session as S, Write as W};
 
 const CONN: u32 = NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY;
 
@@ -188,7 +142,7 @@ static COMMAND_SUBS: &[CommandSpec] = &[
         ["slow", "connection"],
         "server",
         "2.8.13",
-        S(super::command_count),
+        S(crate::command::command_count),
         "Returns a count of commands."
     ),
     spec!(
@@ -199,7 +153,7 @@ static COMMAND_SUBS: &[CommandSpec] = &[
         ["slow", "connection"],
         "server",
         "2.8.13",
-        S(super::command_info),
+        S(crate::command::command_info),
         "Returns information about one, multiple or all commands."
     ),
     spec!(
@@ -210,7 +164,7 @@ static COMMAND_SUBS: &[CommandSpec] = &[
         ["slow", "connection"],
         "server",
         "7.0.0",
-        S(super::command_docs),
+        S(crate::command::command_docs),
         "Returns documentary information about one, multiple or all commands."
     ),
     spec!(
@@ -221,7 +175,7 @@ static COMMAND_SUBS: &[CommandSpec] = &[
         ["slow", "connection"],
         "server",
         "2.8.13",
-        S(super::command_getkeys),
+        S(crate::command::command_getkeys),
         "Extracts the key names from an arbitrary command."
     ),
     spec!(
@@ -232,7 +186,7 @@ static COMMAND_SUBS: &[CommandSpec] = &[
         ["slow", "connection"],
         "server",
         "7.0.0",
-        S(super::command_list),
+        S(crate::command::command_list),
         "Returns a list of command names."
     ),
     spec!(
@@ -243,7 +197,7 @@ static COMMAND_SUBS: &[CommandSpec] = &[
         ["slow", "connection"],
         "server",
         "5.0.0",
-        S(super::introspect::command_help),
+        S(crate::command::introspect::command_help),
         "Returns helpful text about the different subcommands."
     ),
 ];
@@ -307,7 +261,7 @@ static OBJECT_SUBS: &[CommandSpec] = &[
 ];
 
 /// Every command, in the order `COMMAND` lists them.
-pub static COMMANDS: &[CommandSpec] = &[
+pub(super) static BASE: &[CommandSpec] = &[
     // connection
     spec!("ping", -1, FAST, NO_KEYS, ["fast", "connection"], "connection", "1.0.0", S(srv::ping), "Returns the server's liveliness response."),
     spec!("echo", 2, FAST, NO_KEYS, ["fast", "connection"], "connection", "1.0.0", S(srv::echo), "Returns the given string."),
@@ -369,5 +323,5 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("time", 1, LOADING | STALE | FAST, NO_KEYS, ["fast"], "server", "2.6.0", S(srv::time), "Returns the server time."),
     spec!("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, NO_KEYS, ["admin", "slow", "dangerous"], "server", "1.0.0", S(srv::shutdown), "Synchronously saves the database(s) to disk and shuts down the Redis server."),
     container!("config", -2, 0, ["slow"], "server", "2.0.0", Handler::Container, "A container for server configuration commands.", CONFIG_SUBS),
-    container!("command", -1, LOADING | STALE, ["slow", "connection"], "server", "2.8.13", S(super::introspect::command_all), "Returns detailed information about all commands.", COMMAND_SUBS),
+    container!("command", -1, LOADING | STALE, ["slow", "connection"], "server", "2.8.13", S(crate::command::introspect::command_all), "Returns detailed information about all commands.", COMMAND_SUBS),
 ];

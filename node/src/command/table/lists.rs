@@ -1,0 +1,6 @@
+//! List commands.
+
+#[allow(unused_imports)]
+use super::*;
+
+pub(super) static LISTS: &[CommandSpec] = &[];
