@@ -475,6 +475,68 @@ pub(crate) mod tests {
         )
     }
 
+    /// Runs `(command line, RESP2 reply, RESP3 reply)` rows in order against one keyspace
+    /// and compares the exact reply bytes; an empty RESP3 column means "same as RESP2".
+    /// Writes go through apply (log index 1, 2, ...), reads through the read path, all at
+    /// time 1000 ms in database 0. Command lines use redis-cli quoting (`""` is empty).
+    pub fn check_transcript(rows: &[(&str, &str, &str)]) {
+        let mut ks = Keyspace::new();
+        for (index, (line, resp2, resp3)) in rows.iter().enumerate() {
+            let args = crate::resp::split_command_line(line)
+                .unwrap_or_else(|| panic!("bad quoting in {line:?}"));
+            let reply = match command::resolve(&args) {
+                Resolved::Command(spec) if matches!(spec.handler, Handler::Read(_)) => {
+                    let Handler::Read(run) = spec.handler else {
+                        unreachable!()
+                    };
+                    run(
+                        &ReadCtx {
+                            keyspace: &ks,
+                            db: 0,
+                            now_ms: 1000,
+                            seed: 42,
+                        },
+                        &args,
+                    )
+                }
+                _ => ks.apply(
+                    index as u64 + 1,
+                    &Request {
+                        time_ms: 1000,
+                        op: Op::Command { db: 0, args },
+                    },
+                ),
+            };
+            for (resp3_on, want) in [
+                (false, *resp2),
+                (true, if resp3.is_empty() { resp2 } else { resp3 }),
+            ] {
+                let mut out = bytes::BytesMut::new();
+                crate::resp::encode(&reply, resp3_on, &mut out);
+                assert_eq!(
+                    String::from_utf8_lossy(&out),
+                    want.replace('\n', "\r\n").replace("\r\r\n", "\r\n"),
+                    "row {index}: {line} (RESP{})",
+                    if resp3_on { 3 } else { 2 }
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn transcripts_compare_exact_bytes_in_both_protocols() {
+        check_transcript(&[
+            ("set k \"a b\"", "+OK\n", ""),
+            ("get k", "$3\na b\n", ""),
+            ("get missing", "$-1\n", "_\n"),
+            (
+                "incr k",
+                "-ERR value is not an integer or out of range\n",
+                "",
+            ),
+        ]);
+    }
+
     #[test]
     fn expired_keys_vanish_on_read_and_on_expire_entries() {
         let mut ks = Keyspace::new();

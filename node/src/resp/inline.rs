@@ -31,6 +31,13 @@ pub(super) fn parse_inline(
 }
 
 /// `isspace` in the C locale: the bytes skipped between arguments.
+/// Splits one command line as inline commands and redis-cli do (quotes, escapes); `None`
+/// when the quoting is unbalanced. For tests and tools that write commands as text.
+pub fn split_command_line(line: &str) -> Option<Vec<Bytes>> {
+    let line = Bytes::copy_from_slice(line.as_bytes());
+    split_args(&line, line.len()).ok()
+}
+
 fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }

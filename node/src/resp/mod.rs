@@ -17,6 +17,7 @@ pub use decode::{
     parse_frame, parse_request, string2ll, ProtocolError, RequestLimits, RequestParser,
 };
 pub use encode::{encode, format_double};
+pub use inline::split_command_line;
 
 /// One RESP value, as a reply or as a parsed reply on the client side.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
