@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Compares cellkv with a real redis-server in the same run, at the same durability:
 # Redis with `appendonly yes` + `appendfsync always` (every write fsynced before the reply),
-# cellkv with its Raft log fsynced per batch. SET, GET and INCR, 50 clients, pipeline 1
-# and 16. Writes the table to docs/benchmarks.md (or $BENCH_OUT).
+# cellkv with its Raft log fsynced per batch. SET, GET, INCR and the data-type writes
+# LPUSH, RPOP, HSET, ZADD, SADD, 50 clients, pipeline 1 and 16. Writes the table to
+# docs/benchmarks.md (or $BENCH_OUT).
 #
 #   bench/redis-benchmark.sh            # default: 200000 requests per test
 #   REQUESTS=50000 bench/redis-benchmark.sh
@@ -58,7 +59,7 @@ rps() {
         -r 100000 -t "$test" --csv 2>/dev/null | awk -F'","' 'NR==2 {print $2}' | tr -d '"'
 }
 
-declare -A TARGET=([set]=1.0 [get]=0.8 [incr]=1.0)
+declare -A TARGET=([set]=1.0 [get]=0.8 [incr]=1.0 [lpush]=0.8 [rpop]=0.8 [hset]=0.8 [zadd]=0.8 [sadd]=0.8)
 {
     echo "# Benchmarks"
     echo
@@ -73,7 +74,7 @@ declare -A TARGET=([set]=1.0 [get]=0.8 [incr]=1.0)
 } >"$OUT.tmp"
 
 for pipeline in 1 16; do
-    for test in set get incr; do
+    for test in set get incr lpush rpop hset zadd sadd; do
         r=$(rps "$REDIS_PORT" "$test" "$pipeline")
         c=$(rps "$CELLKV_PORT" "$test" "$pipeline")
         ratio=$(python3 -c "print(f'{float(\"$c\")/float(\"$r\"):.2f}')")

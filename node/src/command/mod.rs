@@ -82,6 +82,10 @@ pub enum Handler {
     Write(fn(&mut WriteCtx<'_>, &[Bytes]) -> Frame),
     /// Acts on the connection or the server, never on the keyspace.
     Session(fn(&mut Session, &[Bytes]) -> Frame),
+    /// Acts on the connection and answers with any number of replies (`SUBSCRIBE` and kin).
+    Replies(fn(&mut Session, &[Bytes]) -> Vec<Frame>),
+    /// Run by the connection loop itself because it must wait (`EXEC`, `WATCH`).
+    Connection,
     /// A container whose second argument names a subcommand.
     Container,
 }

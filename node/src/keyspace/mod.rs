@@ -224,7 +224,17 @@ fn run_in_apply(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
         Resolved::Command(spec) => match spec.handler {
             Handler::Write(run) => run(ctx, args),
             Handler::Read(run) => run(&ctx.as_read(), args),
-            Handler::Session(_) | Handler::Container => {
+            // Queued in a transaction: delivered to this node's subscribers once applied.
+            Handler::Session(_) if spec.name == "publish" => {
+                if let [_, channel, message] = args {
+                    ctx.publish(channel, message);
+                }
+                Frame::Integer(0)
+            }
+            Handler::Session(_)
+            | Handler::Replies(_)
+            | Handler::Connection
+            | Handler::Container => {
                 Frame::error(format!("ERR '{}' cannot run inside a log entry", spec.name))
             }
         },

@@ -101,7 +101,7 @@ impl SortedSet {
 
 impl Serialize for SortedSet {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.iter().map(|(m, s)| (m, s)))
+        serializer.collect_seq(self.iter())
     }
 }
 

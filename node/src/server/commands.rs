@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
+use super::pubsub::OutputLimit;
 use super::{clock, Session};
 use crate::command::errors as err;
 use crate::command::parse_i64;
@@ -135,6 +136,9 @@ pub fn reset(session: &mut Session, _args: &[Bytes]) -> Frame {
     session.select(0);
     session.set_resp3(false);
     *session.client.name.lock() = None;
+    session.multi = None;
+    session.watches.clear();
+    session.unsubscribe_all();
     Frame::Simple("RESET".into())
 }
 
@@ -336,6 +340,10 @@ fn config_values(session: &Session) -> Vec<(&'static str, String)> {
         ("maxmemory-policy", "noeviction".into()),
         ("timeout", "0".into()),
         ("protected-mode", "yes".into()),
+        (
+            "client-output-buffer-limit",
+            session.node.pubsub.limit().config_value(),
+        ),
     ]
 }
 
@@ -361,6 +369,7 @@ pub fn config_set(session: &mut Session, args: &[Bytes]) -> Frame {
     }
     let known: Vec<&str> = config_values(session).into_iter().map(|(n, _)| n).collect();
     let mut next = session.node.runtime.read().clone();
+    let mut pubsub_limit = None;
     for pair in args[2..].chunks_exact(2) {
         let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
         let fail = |reason: &str| {
@@ -378,6 +387,15 @@ pub fn config_set(session: &mut Session, args: &[Bytes]) -> Frame {
                 Some(n) => next.maxclients = n,
                 None => return fail("argument couldn't be parsed into an integer"),
             },
+            "client-output-buffer-limit" => {
+                let hub = &session.node.pubsub;
+                match OutputLimit::parse_config(&pair[1], hub.limit()) {
+                    Some(limit) => pubsub_limit = Some(limit),
+                    None => {
+                        return fail("Wrong number of arguments in buffer limit configuration.")
+                    }
+                }
+            }
             other if known.contains(&other) => return fail("can't set immutable config"),
             _ => {
                 return Frame::error(format!(
@@ -387,6 +405,9 @@ pub fn config_set(session: &mut Session, args: &[Bytes]) -> Frame {
         }
     }
     *session.node.runtime.write() = next;
+    if let Some(limit) = pubsub_limit {
+        session.node.pubsub.set_limit(limit);
+    }
     Frame::ok()
 }
 
@@ -469,9 +490,10 @@ pub fn info(session: &mut Session, args: &[Bytes]) -> Frame {
     section(
         "Clients",
         format!(
-            "connected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n",
+            "connected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\n",
             node.connected_clients(),
-            node.runtime.read().maxclients
+            node.runtime.read().maxclients,
+            node.blocked.blocked_count()
         ),
     );
     let rss = rss_bytes();

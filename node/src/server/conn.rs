@@ -4,18 +4,35 @@
 //! Pipelined writes are proposed back to back without waiting, so they share log appends
 //! and fsyncs; their replies are awaited in order. A read first waits for this
 //! connection's earlier writes (so it sees them) and for one read confirmation per batch.
+//!
+//! The loop also owns what makes a connection wait or listen: commands queued between
+//! `MULTI` and `EXEC` (sent as one log entry), `WATCH` (which records the applied index),
+//! blocking pops (re-proposed when a key they wait on is written, see `blocking`), and a
+//! subscriber's messages, written between batches.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::pubsub::Delivery;
+use super::subscribe::{self as sub};
 use super::{clock, Node, Session};
-use crate::command::{self, Handler, Resolved};
-use crate::keyspace::{Op, ReadCtx};
+use crate::command::{self, flag, CommandSpec, Handler, Resolved};
+use crate::keyspace::{owned, Op, ReadCtx, Watch, BLOCKED};
 use crate::resp::{encode, Frame, RequestLimits, RequestParser};
+
+/// Most messages written to a subscriber in one go, so one subscriber cannot hog its thread.
+const DELIVERY_BATCH: usize = 512;
+
+/// The socket halves and the unparsed input of one connection.
+struct Io {
+    reader: ReadHalf<TcpStream>,
+    writer: WriteHalf<TcpStream>,
+    input: BytesMut,
+}
 
 /// Accepts connections until the node stops.
 pub async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
@@ -69,20 +86,36 @@ async fn serve(node: Arc<Node>, stream: TcpStream, peer: String) {
     let client = node.register(peer.clone(), local);
     let client_id = client.id;
     let mut session = Session::new(node.clone(), client);
-    let (mut reader, mut writer) = tokio::io::split(stream);
-    let mut input = BytesMut::with_capacity(16 * 1024);
+    let (reader, writer) = tokio::io::split(stream);
+    let mut io = Io {
+        reader,
+        writer,
+        input: BytesMut::with_capacity(16 * 1024),
+    };
     let mut output = BytesMut::with_capacity(16 * 1024);
     let mut shutdown = node.shutdown_signal();
     let mut parser = RequestParser::new();
+    let cut_off = session.mailbox.cut_off_signal();
     loop {
         // A large bulk in progress: grow the buffer once rather than read by read.
         if let Some(needed) = parser.bytes_needed() {
-            input.reserve(needed.saturating_sub(input.len()));
+            io.input.reserve(needed.saturating_sub(io.input.len()));
         }
         let read = tokio::select! {
             biased;
             _ = shutdown.changed() => break,
-            read = reader.read_buf(&mut input) => read,
+            _ = cut_off.wait() => {
+                tracing::info!(client = client_id, peer = %peer, "closing subscriber over client-output-buffer-limit pubsub");
+                break;
+            }
+            delivery = session.mailbox.recv() => {
+                let Some(first) = delivery else { continue };
+                if write_deliveries(&mut session, first, &mut io, &cut_off).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            read = io.reader.read_buf(&mut io.input) => read,
         };
         match read {
             Ok(0) => break,
@@ -99,11 +132,11 @@ async fn serve(node: Arc<Node>, stream: TcpStream, peer: String) {
         let mut batch = Batch::default();
         let mut protocol_error = None;
         loop {
-            match parser.parse(&mut input, &limits) {
+            match parser.parse(&mut io.input, &limits) {
                 Ok(Some(args)) if args.is_empty() => {}
                 Ok(Some(args)) => {
-                    batch.run(&mut session, args, &mut output).await;
-                    if session.close_after_reply {
+                    batch.run(&mut session, args, &mut output, &mut io).await;
+                    if session.close_after_reply || batch.gone {
                         break;
                     }
                 }
@@ -113,6 +146,9 @@ async fn serve(node: Arc<Node>, stream: TcpStream, peer: String) {
                     break;
                 }
             }
+        }
+        if batch.gone {
+            break;
         }
         batch.finish(&session, &mut output).await;
         if batch.commands > 0 {
@@ -130,7 +166,7 @@ async fn serve(node: Arc<Node>, stream: TcpStream, peer: String) {
             encode(&Frame::Error(e.reply_text()), session.resp3, &mut output);
         }
         if !output.is_empty() {
-            if let Err(e) = writer.write_all(&output).await {
+            if let Err(e) = io.writer.write_all(&output).await {
                 tracing::debug!(client = client_id, error = %e, "write failed");
                 break;
             }
@@ -140,7 +176,60 @@ async fn serve(node: Arc<Node>, stream: TcpStream, peer: String) {
             break;
         }
     }
+    session.unsubscribe_all();
     node.unregister(client_id);
+}
+
+/// Writes `first` and whatever else is waiting in the mailbox, then gives the bytes back to
+/// the output limit's count. A write stuck on a subscriber that does not read is abandoned
+/// when publishers cut it off.
+async fn write_deliveries(
+    session: &mut Session,
+    first: Delivery,
+    io: &mut Io,
+    cut_off: &super::pubsub::CutOff,
+) -> std::io::Result<()> {
+    let mut out = BytesMut::new();
+    let mut size = 0;
+    let mut next = Some(first);
+    let mut count = 0;
+    while let Some(delivery) = next {
+        size += delivery.size();
+        encode(&delivery_frame(delivery), session.resp3, &mut out);
+        count += 1;
+        next = if count < DELIVERY_BATCH {
+            session.mailbox.try_recv()
+        } else {
+            None
+        };
+    }
+    tokio::select! {
+        biased;
+        _ = cut_off.wait() => return Err(std::io::ErrorKind::BrokenPipe.into()),
+        written = io.writer.write_all(&out) => written?,
+    }
+    session.mailbox.written(size, &session.node.pubsub.limit());
+    Ok(())
+}
+
+fn delivery_frame(delivery: Delivery) -> Frame {
+    match delivery {
+        Delivery::Message { channel, payload } => Frame::Push(vec![
+            Frame::bulk("message"),
+            Frame::Bulk(channel),
+            Frame::Bulk(payload),
+        ]),
+        Delivery::PMessage {
+            pattern,
+            channel,
+            payload,
+        } => Frame::Push(vec![
+            Frame::bulk("pmessage"),
+            Frame::Bulk(pattern),
+            Frame::Bulk(channel),
+            Frame::Bulk(payload),
+        ]),
+    }
 }
 
 /// Replies of one read's worth of requests, kept in request order.
@@ -155,6 +244,8 @@ struct Batch {
     /// Commands run, added to the node's counter once per batch: a shared counter bumped
     /// per command would bounce its cache line between the worker threads.
     commands: u64,
+    /// The client went away while a command waited for it (a blocked pop).
+    gone: bool,
 }
 
 impl Batch {
@@ -183,14 +274,38 @@ impl Batch {
         }
     }
 
-    async fn run(&mut self, session: &mut Session, args: Vec<Bytes>, output: &mut BytesMut) {
+    async fn run(
+        &mut self,
+        session: &mut Session,
+        args: Vec<Bytes>,
+        output: &mut BytesMut,
+        io: &mut Io,
+    ) {
         let node = session.node.clone();
         self.commands += 1;
         let spec = match command::resolve(&args) {
-            Resolved::Error(text) => return self.push(session, Frame::Error(text), output),
+            Resolved::Error(text) => {
+                if let Some(multi) = session.multi.as_mut() {
+                    multi.failed = true;
+                }
+                return self.push(session, Frame::Error(text), output);
+            }
             Resolved::Command(spec) => spec,
         };
+        if session.in_subscriber_mode() && !sub::allowed_in_subscriber_mode(spec.name) {
+            return self.push(session, sub::not_in_subscriber_mode(spec.name), output);
+        }
+        if session.multi.is_some() && !runs_inside_multi(spec) {
+            return self.queue(session, spec, args, output);
+        }
         match spec.handler {
+            Handler::Write(_) if spec.flags & flag::BLOCKING != 0 => {
+                self.finish(session, output).await;
+                match block(session, spec, args, output, io).await {
+                    Some(reply) => self.push(session, reply, output),
+                    None => self.gone = true,
+                }
+            }
             Handler::Write(_) => {
                 self.writes.push(Op::Command {
                     db: session.db,
@@ -200,11 +315,8 @@ impl Batch {
             }
             Handler::Read(run) => {
                 self.finish(session, output).await;
-                if !self.read_confirmed {
-                    if let Err(e) = node.read_barrier.confirm().await {
-                        return self.push(session, e, output);
-                    }
-                    self.read_confirmed = true;
+                if let Err(e) = self.confirm_read(&node).await {
+                    return self.push(session, e, output);
                 }
                 let reply = {
                     let keyspace = node.keyspace.read();
@@ -220,11 +332,34 @@ impl Batch {
             }
             Handler::Session(run) => {
                 self.finish(session, output).await;
-                let reply = run(session, &args);
+                let reply = if spec.name == "ping" && session.in_subscriber_mode() {
+                    // A RESP2 subscriber's PING answers in the shape of a message.
+                    Frame::Array(vec![
+                        Frame::bulk("pong"),
+                        Frame::Bulk(args.get(1).cloned().unwrap_or_default()),
+                    ])
+                } else {
+                    run(session, &args)
+                };
                 if !session.skip_reply {
                     self.push(session, reply, output);
                 }
                 session.skip_reply = false;
+            }
+            Handler::Replies(run) => {
+                self.finish(session, output).await;
+                for reply in run(session, &args) {
+                    self.push(session, reply, output);
+                }
+            }
+            Handler::Connection => {
+                self.finish(session, output).await;
+                let reply = match spec.name {
+                    "exec" => self.exec(session).await,
+                    "watch" => self.watch(session, &args).await,
+                    other => Frame::error(format!("ERR '{other}' has no connection handler")),
+                };
+                self.push(session, reply, output);
             }
             Handler::Container => {
                 self.push(
@@ -232,6 +367,268 @@ impl Batch {
                     Frame::error(command::errors::wrong_arity(spec.name)),
                     output,
                 );
+            }
+        }
+    }
+
+    /// One read confirmation per batch serves every read in it.
+    async fn confirm_read(&mut self, node: &Node) -> Result<(), Frame> {
+        if !self.read_confirmed {
+            node.read_barrier.confirm().await?;
+            self.read_confirmed = true;
+        }
+        Ok(())
+    }
+
+    /// Queues a command between MULTI and EXEC, refusing what Redis refuses there.
+    fn queue(
+        &mut self,
+        session: &mut Session,
+        spec: &'static CommandSpec,
+        args: Vec<Bytes>,
+        output: &mut BytesMut,
+    ) {
+        let Some(multi) = session.multi.as_mut() else {
+            return;
+        };
+        if spec.flags & flag::NO_MULTI != 0 {
+            multi.failed = true;
+            return self.push(session, sub::not_in_multi(), output);
+        }
+        multi.queued.push(args);
+        self.push(session, Frame::Simple("QUEUED".into()), output);
+    }
+
+    /// WATCH key [key ...]: remembers how far this node had applied, after a read
+    /// confirmation, so any later change to the keys aborts the next EXEC.
+    async fn watch(&mut self, session: &mut Session, args: &[Bytes]) -> Frame {
+        if session.multi.is_some() {
+            return sub::watch_inside_multi();
+        }
+        let node = session.node.clone();
+        if let Err(e) = self.confirm_read(&node).await {
+            return e;
+        }
+        let (since_index, watched_at_ms) = {
+            let keyspace = node.keyspace.read();
+            (
+                keyspace.applied_index(),
+                clock::now_ms().max(keyspace.clock_ms()),
+            )
+        };
+        for key in &args[1..] {
+            let already = session
+                .watches
+                .iter()
+                .any(|w| w.db == session.db && w.key == key);
+            if !already {
+                session.watches.push(Watch {
+                    db: session.db,
+                    key: owned(key),
+                    since_index,
+                    watched_at_ms,
+                });
+            }
+        }
+        Frame::ok()
+    }
+
+    /// EXEC: the queued keyspace commands go to the log as one entry; connection commands
+    /// queued among them (PING, ECHO, CLIENT ...) run here afterwards, their replies put back
+    /// in queue order.
+    async fn exec(&mut self, session: &mut Session) -> Frame {
+        let Some(multi) = session.multi.take() else {
+            return sub::exec_without_multi();
+        };
+        let watches = std::mem::take(&mut session.watches);
+        if multi.failed {
+            return sub::exec_abort();
+        }
+        let node = session.node.clone();
+        let mut in_entry = Vec::new();
+        let mut local = Vec::new();
+        for (position, args) in multi.queued.into_iter().enumerate() {
+            match command::resolve(&args) {
+                Resolved::Command(spec) if goes_in_entry(spec) => in_entry.push((position, args)),
+                _ => local.push((position, args)),
+            }
+        }
+        let applied = if in_entry.is_empty() && watches.is_empty() {
+            Vec::new()
+        } else {
+            let op = Op::Exec {
+                db: session.db,
+                watches,
+                commands: in_entry.iter().map(|(_, a)| a.clone()).collect(),
+            };
+            match node.write(op).await {
+                Frame::Array(items) => items,
+                // Aborted by WATCH, or the write failed: the reply says which.
+                other => return other,
+            }
+        };
+        let mut replies: Vec<(usize, Frame)> = Vec::with_capacity(applied.len() + local.len());
+        for ((position, args), reply) in in_entry.into_iter().zip(applied) {
+            let reply = match args.first() {
+                // Apply cannot know who listens; this node's subscribers are the count.
+                Some(name) if name.eq_ignore_ascii_case(b"publish") && !reply.is_error() => {
+                    let channel = args.get(1).cloned().unwrap_or_default();
+                    Frame::Integer(node.pubsub.receivers(&channel) as i64)
+                }
+                Some(name) if name.eq_ignore_ascii_case(b"select") && !reply.is_error() => {
+                    if let Some(db) = args.get(1).and_then(|d| command::parse_i64(d)) {
+                        session.select(db as u32);
+                    }
+                    reply
+                }
+                _ => reply,
+            };
+            replies.push((position, reply));
+        }
+        for (position, args) in local {
+            let reply = match command::resolve(&args) {
+                Resolved::Command(spec) => match spec.handler {
+                    Handler::Session(run) => run(session, &args),
+                    Handler::Replies(run) => {
+                        let mut frames = run(session, &args);
+                        if frames.len() == 1 {
+                            frames.remove(0)
+                        } else {
+                            Frame::Array(frames)
+                        }
+                    }
+                    _ => Frame::error(format!(
+                        "ERR '{}' cannot run inside a transaction",
+                        spec.name
+                    )),
+                },
+                Resolved::Error(text) => Frame::Error(text),
+            };
+            replies.push((position, reply));
+        }
+        replies.sort_by_key(|(position, _)| *position);
+        Frame::Array(replies.into_iter().map(|(_, r)| r).collect())
+    }
+}
+
+/// Commands that run at once even inside MULTI, as in Redis.
+fn runs_inside_multi(spec: &CommandSpec) -> bool {
+    matches!(
+        spec.name,
+        "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+    )
+}
+
+/// Whether a queued command runs inside the EXEC entry (it touches the keyspace, or must
+/// take effect in order with what does: `SELECT`, `PUBLISH`).
+fn goes_in_entry(spec: &CommandSpec) -> bool {
+    matches!(spec.handler, Handler::Write(_) | Handler::Read(_))
+        || matches!(spec.name, "select" | "publish")
+}
+
+/// The keys a blocking command waits on: the source only for the moving pops (a push to
+/// their destination cannot serve them).
+fn blocking_keys(spec: &CommandSpec, args: &[Bytes]) -> Vec<Bytes> {
+    let keys = spec.keys.extract(args);
+    let keys = if matches!(spec.name, "blmove" | "brpoplpush") {
+        &keys[..keys.len().min(1)]
+    } else {
+        &keys[..]
+    };
+    keys.iter().map(|k| owned(k)).collect()
+}
+
+/// The timeout of a blocking command: its last argument, or the first for the `*MPOP`
+/// forms; `None` means wait forever (0) or unparsable (apply reports the error).
+fn blocking_timeout(spec: &CommandSpec, args: &[Bytes]) -> Option<std::time::Duration> {
+    let raw = if matches!(spec.name, "blmpop" | "bzmpop") {
+        args.get(1)
+    } else {
+        args.last()
+    }?;
+    let seconds = command::parse_f64(raw)?;
+    (seconds > 0.0 && seconds.is_finite())
+        .then(|| std::time::Duration::from_secs_f64(seconds.min(1e9)))
+}
+
+/// What a blocking command answers when its timeout passes.
+fn timed_out(spec: &CommandSpec) -> Frame {
+    if matches!(spec.name, "blmove" | "brpoplpush") {
+        Frame::Null
+    } else {
+        Frame::NullArray
+    }
+}
+
+fn is_blocked(reply: &Frame) -> bool {
+    matches!(reply, Frame::Error(text) if text == BLOCKED)
+}
+
+/// Runs a blocking command: proposes it; while it finds nothing to pop, waits in line on
+/// its keys until one is written, the timeout passes, or the client goes away (`None`).
+/// Earlier replies are written out first, since the client may wait long for this one.
+async fn block(
+    session: &mut Session,
+    spec: &'static CommandSpec,
+    args: Vec<Bytes>,
+    output: &mut BytesMut,
+    io: &mut Io,
+) -> Option<Frame> {
+    let node = session.node.clone();
+    let db = session.db;
+    let keys = blocking_keys(spec, &args);
+    let deadline = blocking_timeout(spec, &args).map(|t| tokio::time::Instant::now() + t);
+    let seq = node.blocked.arrival();
+    let mut shutdown = node.shutdown_signal();
+    if !output.is_empty() {
+        io.writer.write_all(output).await.ok()?;
+        output.clear();
+    }
+    loop {
+        let reply = node
+            .write(Op::Command {
+                db,
+                args: args.clone(),
+            })
+            .await;
+        if !is_blocked(&reply) {
+            return Some(reply);
+        }
+        let waiter = node.blocked.block(seq, db, &keys);
+        // A write that landed between the attempt and joining the line found nobody to
+        // wake: look once more now that this client is in line.
+        if node.any_key_can_serve(db, &keys) {
+            node.blocked.take(&waiter);
+            continue;
+        }
+        loop {
+            let sleep = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => {
+                    node.blocked.unblock(&waiter);
+                    return None;
+                }
+                _ = waiter.woken() => {
+                    node.blocked.take(&waiter);
+                    break;
+                }
+                _ = sleep => {
+                    node.blocked.unblock(&waiter);
+                    return Some(timed_out(spec));
+                }
+                read = io.reader.read_buf(&mut io.input) => {
+                    // More commands wait their turn in the buffer; a closed socket ends it.
+                    if !matches!(read, Ok(n) if n > 0) {
+                        node.blocked.unblock(&waiter);
+                        return None;
+                    }
+                }
             }
         }
     }

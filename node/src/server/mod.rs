@@ -2,12 +2,15 @@
 //! the write path (a Raft log entry) or the read path (a linearizable read of the local
 //! keyspace), and the leader's background deletion of expired keys.
 
+pub mod blocking;
 pub mod clock;
 pub mod commands;
 mod conn;
 mod expiry;
+pub mod pubsub;
 mod read_barrier;
 mod session;
+pub mod subscribe;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -20,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::keyspace::{Keyspace, Op, Request, SharedKeyspace};
+use crate::keyspace::{Event, EventSink, Keyspace, Op, Request, SharedKeyspace, Value};
 use crate::raft::{self, RaftHandle, RaftSettings};
 use crate::resp::Frame;
 
@@ -91,6 +94,10 @@ pub struct Node {
     pub read_barrier: ReadBarrier,
     /// The RESP address actually bound.
     pub resp_addr: SocketAddr,
+    /// Clients blocked on keys.
+    pub blocked: Arc<blocking::BlockedClients>,
+    /// This node's pub/sub subscriptions.
+    pub pubsub: Arc<pubsub::Hub>,
     clients: Mutex<BTreeMap<u64, Arc<ClientState>>>,
     connected: AtomicUsize,
     next_client_id: AtomicU64,
@@ -114,6 +121,11 @@ impl Node {
     /// Proposes one entry and waits for its reply.
     pub async fn write(&self, op: Op) -> Frame {
         self.propose_many(vec![op]).await.next().await
+    }
+
+    /// Whether one of `keys` holds a list or sorted set now, so a blocked pop could be served.
+    pub fn any_key_can_serve(&self, db: u32, keys: &[bytes::Bytes]) -> bool {
+        key_can_serve(&self.keyspace, db, keys)
     }
 
     /// Whether this node currently leads (refreshed from Raft's metrics).
@@ -210,13 +222,19 @@ impl Server {
             source,
         })?;
         let keyspace: SharedKeyspace = Arc::new(RwLock::new(Keyspace::new()));
+        let blocked = Arc::new(blocking::BlockedClients::default());
+        let pubsub = Arc::new(pubsub::Hub::default());
         let settings = RaftSettings {
             node_id: config.node_id,
             dir: config.dir.clone(),
             raft_addr: format!("{}:{}", config.bind, config.raft_port),
             snapshot_entries: config.snapshot_entries,
             snapshot_interval: config.snapshot_interval,
-            events: None,
+            events: Some(event_sink(
+                keyspace.clone(),
+                blocked.clone(),
+                pubsub.clone(),
+            )),
         };
         let raft = raft::start(settings, keyspace.clone()).await?;
         raft.wait_leader(Duration::from_secs(30)).await?;
@@ -244,6 +262,8 @@ impl Server {
             stats: Stats::default(),
             read_barrier,
             resp_addr,
+            blocked,
+            pubsub,
             clients: Mutex::new(BTreeMap::new()),
             connected: AtomicUsize::new(0),
             next_client_id: AtomicU64::new(0),
@@ -285,6 +305,44 @@ impl Server {
             tracing::warn!(error = %e, "raft shutdown");
         }
     }
+}
+
+/// Where apply's events go: ready keys wake this node's blocked clients (only when the key
+/// can serve them, so a pop that emptied a list wakes nobody), and messages published inside
+/// transactions reach this node's subscribers.
+fn event_sink(
+    keyspace: SharedKeyspace,
+    blocked: Arc<blocking::BlockedClients>,
+    pubsub: Arc<pubsub::Hub>,
+) -> EventSink {
+    EventSink::new(move |events| {
+        for event in events {
+            match event {
+                Event::Ready { db, key } => {
+                    if blocked.has_waiters(db, &key)
+                        && key_can_serve(&keyspace, db, std::slice::from_ref(&key))
+                    {
+                        blocked.key_ready(db, &key);
+                    }
+                }
+                Event::Publish { channel, message } => {
+                    pubsub.publish(&channel, &message);
+                }
+            }
+        }
+    })
+}
+
+fn key_can_serve(keyspace: &SharedKeyspace, db: u32, keys: &[bytes::Bytes]) -> bool {
+    let keyspace = keyspace.read();
+    let now_ms = clock::now_ms().max(keyspace.clock_ms());
+    let Some(db) = keyspace.db(db) else {
+        return false;
+    };
+    keys.iter().any(|key| {
+        db.get(key, now_ms)
+            .is_some_and(|e| matches!(e.value, Value::List(_) | Value::ZSet(_)))
+    })
 }
 
 /// Keeps [`Node::is_leader`] current from Raft's metrics.

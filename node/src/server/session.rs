@@ -4,10 +4,14 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
+use std::collections::BTreeSet;
+
 use bytes::Bytes;
 use parking_lot::Mutex;
 
+use super::pubsub::Mailbox;
 use super::{clock, Node};
+use crate::keyspace::{Args, Watch};
 
 /// What other connections may see of a client (`CLIENT LIST`, `CLIENT INFO`).
 #[derive(Debug)]
@@ -93,6 +97,25 @@ pub struct Session {
     pub close_after_reply: bool,
     /// Send nothing for the current command (SHUTDOWN closes the connection unanswered).
     pub skip_reply: bool,
+    /// The open transaction, between `MULTI` and `EXEC`/`DISCARD`.
+    pub multi: Option<Multi>,
+    /// Keys watched for the next `EXEC`.
+    pub watches: Vec<Watch>,
+    /// Channels subscribed to.
+    pub channels: BTreeSet<Bytes>,
+    /// Patterns subscribed to.
+    pub patterns: BTreeSet<Bytes>,
+    /// Where this connection's pub/sub messages arrive.
+    pub mailbox: Mailbox,
+}
+
+/// A transaction being queued.
+#[derive(Debug, Default)]
+pub struct Multi {
+    /// Commands queued, each with its name first.
+    pub queued: Vec<Args>,
+    /// A command was refused while queuing: `EXEC` must abort (`EXECABORT`).
+    pub failed: bool,
 }
 
 impl Session {
@@ -105,6 +128,32 @@ impl Session {
             resp3: false,
             close_after_reply: false,
             skip_reply: false,
+            multi: None,
+            watches: Vec::new(),
+            channels: BTreeSet::new(),
+            patterns: BTreeSet::new(),
+            mailbox: Mailbox::new(),
+        }
+    }
+
+    /// Channel and pattern subscriptions together (what subscribe replies count).
+    pub fn subscriptions(&self) -> usize {
+        self.channels.len() + self.patterns.len()
+    }
+
+    /// Whether a RESP2 connection is in subscriber mode, where only a few commands run.
+    pub fn in_subscriber_mode(&self) -> bool {
+        !self.resp3 && self.subscriptions() > 0
+    }
+
+    /// Drops every subscription (disconnect, `RESET`).
+    pub fn unsubscribe_all(&mut self) {
+        let id = self.client.id;
+        for channel in std::mem::take(&mut self.channels) {
+            self.node.pubsub.unsubscribe(id, &channel);
+        }
+        for pattern in std::mem::take(&mut self.patterns) {
+            self.node.pubsub.punsubscribe(id, &pattern);
         }
     }
 

@@ -9,5 +9,7 @@ mod durability;
 mod harness;
 mod keys;
 mod protocol;
+mod pubsub;
 mod redis_cli;
 mod strings;
+mod transactions;

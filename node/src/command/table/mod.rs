@@ -84,7 +84,7 @@ static FAMILIES: &[&[CommandSpec]] = &[
     zsets::ZSETS,
     bits::BITS,
     transactions::TRANSACTIONS,
-    pubsub::PUBSUB,
+    pubsub::PUBSUB_COMMANDS,
 ];
 
 /// Every command cellkv serves.
