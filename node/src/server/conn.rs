@@ -301,7 +301,10 @@ impl Batch {
         match spec.handler {
             Handler::Write(_) if spec.flags & flag::BLOCKING != 0 => {
                 self.finish(session, output).await;
-                match block(session, spec, args, output, io).await {
+                session.client.blocked.store(true, Ordering::Relaxed);
+                let reply = block(session, spec, args, output, io).await;
+                session.client.blocked.store(false, Ordering::Relaxed);
+                match reply {
                     Some(reply) => self.push(session, reply, output),
                     None => self.gone = true,
                 }
@@ -345,12 +348,14 @@ impl Batch {
                     self.push(session, reply, output);
                 }
                 session.skip_reply = false;
+                session.publish_state();
             }
             Handler::Replies(run) => {
                 self.finish(session, output).await;
                 for reply in run(session, &args) {
                     self.push(session, reply, output);
                 }
+                session.publish_state();
             }
             Handler::Connection => {
                 self.finish(session, output).await;
@@ -360,6 +365,7 @@ impl Batch {
                     other => Frame::error(format!("ERR '{other}' has no connection handler")),
                 };
                 self.push(session, reply, output);
+                session.publish_state();
             }
             Handler::Container => {
                 self.push(
@@ -397,6 +403,7 @@ impl Batch {
         }
         multi.queued.push(args);
         self.push(session, Frame::Simple("QUEUED".into()), output);
+        session.publish_state();
     }
 
     /// WATCH key [key ...]: remembers how far this node had applied, after a read

@@ -1,7 +1,7 @@
 //! Per-connection state: the selected database, the protocol version, and the shared
 //! [`ClientState`] that `CLIENT LIST` shows to other connections.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use std::collections::BTreeSet;
@@ -38,6 +38,16 @@ pub struct ClientState {
     pub last_active_ms: AtomicU64,
     /// Last command's full name.
     pub last_cmd: Mutex<String>,
+    /// Channel subscriptions (`sub=`).
+    pub channels: AtomicU32,
+    /// Pattern subscriptions (`psub=`).
+    pub patterns: AtomicU32,
+    /// Commands queued in an open transaction, -1 outside one (`multi=`).
+    pub queued: AtomicI64,
+    /// Keys watched (`watch=`).
+    pub watched: AtomicU32,
+    /// Waiting in a blocking command (flag `b`).
+    pub blocked: AtomicBool,
 }
 
 impl ClientState {
@@ -56,6 +66,11 @@ impl ClientState {
             resp: AtomicU8::new(2),
             last_active_ms: AtomicU64::new(now),
             last_cmd: Mutex::new("NULL".into()),
+            channels: AtomicU32::new(0),
+            patterns: AtomicU32::new(0),
+            queued: AtomicI64::new(-1),
+            watched: AtomicU32::new(0),
+            blocked: AtomicBool::new(false),
         }
     }
 
@@ -67,19 +82,44 @@ impl ClientState {
             .as_ref()
             .map(|n| String::from_utf8_lossy(n).into_owned());
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 watch=0 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} watch={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
             name.unwrap_or_default(),
             now_ms.saturating_sub(self.created_ms) / 1000,
             now_ms.saturating_sub(self.last_active_ms.load(Ordering::Relaxed)) / 1000,
+            self.flags(),
             self.db.load(Ordering::Relaxed),
+            self.channels.load(Ordering::Relaxed),
+            self.patterns.load(Ordering::Relaxed),
+            self.queued.load(Ordering::Relaxed),
+            self.watched.load(Ordering::Relaxed),
             self.last_cmd.lock(),
             self.resp.load(Ordering::Relaxed),
             self.lib_name.lock().clone().unwrap_or_default(),
             self.lib_ver.lock().clone().unwrap_or_default(),
         )
+    }
+}
+
+impl ClientState {
+    /// `CLIENT LIST`'s flags: `b` blocked, `P` subscriber, `x` in MULTI, `N` none.
+    fn flags(&self) -> String {
+        let mut flags = String::new();
+        if self.blocked.load(Ordering::Relaxed) {
+            flags.push('b');
+        }
+        if self.channels.load(Ordering::Relaxed) + self.patterns.load(Ordering::Relaxed) > 0 {
+            flags.push('P');
+        }
+        if self.queued.load(Ordering::Relaxed) >= 0 {
+            flags.push('x');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
+        flags
     }
 }
 
@@ -134,6 +174,22 @@ impl Session {
             patterns: BTreeSet::new(),
             mailbox: Mailbox::new(),
         }
+    }
+
+    /// Publishes what `CLIENT LIST` shows of subscriptions and transactions.
+    pub fn publish_state(&self) {
+        let client = &self.client;
+        client
+            .channels
+            .store(self.channels.len() as u32, Ordering::Relaxed);
+        client
+            .patterns
+            .store(self.patterns.len() as u32, Ordering::Relaxed);
+        let queued = self.multi.as_ref().map_or(-1, |m| m.queued.len() as i64);
+        client.queued.store(queued, Ordering::Relaxed);
+        client
+            .watched
+            .store(self.watches.len() as u32, Ordering::Relaxed);
     }
 
     /// Channel and pattern subscriptions together (what subscribe replies count).

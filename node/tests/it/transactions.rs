@@ -208,3 +208,34 @@ fn select_inside_a_transaction() {
     let mut con = node.must_connect();
     assert_eq!(must_cmd(&mut con, &["EXISTS", "k"]), Value::Int(0));
 }
+
+/// CLIENT LIST shows an open transaction, its watched keys, and a subscriber.
+#[test]
+fn client_list_shows_transactions_and_subscriptions() {
+    let (node, _dir) = must_start(&[]);
+    let mut tcp = node.must_tcp();
+    let expected = "+OK\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n";
+    let reply = must_exchange(
+        &mut tcp,
+        b"WATCH a b\r\nMULTI\r\nSET a 1\r\nSET b 2\r\n",
+        expected.len(),
+    );
+    assert_eq!(String::from_utf8_lossy(&reply), expected);
+    let mut sub = node.must_tcp();
+    must_exchange_until(&mut sub, b"SUBSCRIBE x\r\nPSUBSCRIBE y*\r\n", b":2\r\n");
+    let mut con = node.must_connect();
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query(&mut con)
+        .expect("client list");
+    assert!(
+        list.lines()
+            .any(|l| l.contains(" flags=x ") && l.contains(" multi=2 watch=2 ")),
+        "{list}"
+    );
+    assert!(
+        list.lines()
+            .any(|l| l.contains(" flags=P ") && l.contains(" sub=1 psub=1 ")),
+        "{list}"
+    );
+}
