@@ -77,3 +77,29 @@ fn lossy_trimmed(raw: &[u8]) -> String {
     let cut = &raw[..raw.len().min(128)];
     String::from_utf8_lossy(cut).replace(['\r', '\n'], " ")
 }
+
+/// A count that must be zero or more (LPOP/RPOP count).
+pub const MUST_BE_POSITIVE: &str = "ERR value is out of range, must be positive";
+/// LSET past either end of the list.
+pub const INDEX_OUT_OF_RANGE: &str = "ERR index out of range";
+/// LMPOP/BLMPOP numkeys below 1 or not an integer.
+pub const NUMKEYS_POSITIVE: &str = "ERR numkeys should be greater than 0";
+/// LMPOP/BLMPOP COUNT below 1 or not an integer.
+pub const COUNT_POSITIVE: &str = "ERR count should be greater than 0";
+/// LPOS RANK 0.
+pub const LPOS_RANK_ZERO: &str = "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list";
+/// LPOS COUNT negative or not an integer.
+pub const LPOS_COUNT_NEGATIVE: &str = "ERR COUNT can't be negative";
+/// LPOS MAXLEN negative or not an integer.
+pub const LPOS_MAXLEN_NEGATIVE: &str = "ERR MAXLEN can't be negative";
+/// A blocking command's timeout that is not a float (or is NaN).
+pub const TIMEOUT_NOT_FLOAT: &str = "ERR timeout is not a float or out of range";
+/// A blocking command's timeout below zero.
+pub const TIMEOUT_NEGATIVE: &str = "ERR timeout is negative";
+/// A blocking command's timeout whose deadline would not fit in 64 bits.
+pub const TIMEOUT_OUT_OF_RANGE: &str = "ERR timeout is out of range";
+
+/// `ERR value is out of range, value must between min and max` (sic, Redis's wording).
+pub fn out_of_range_between(min: i64, max: i64) -> String {
+    format!("ERR value is out of range, value must between {min} and {max}")
+}

@@ -8,6 +8,7 @@ mod connection;
 mod durability;
 mod harness;
 mod keys;
+mod lists;
 mod protocol;
 mod pubsub;
 mod redis_cli;
