@@ -77,3 +77,25 @@ fn lossy_trimmed(raw: &[u8]) -> String {
     let cut = &raw[..raw.len().min(128)];
     String::from_utf8_lossy(cut).replace(['\r', '\n'], " ")
 }
+
+/// HINCRBY on a field whose value is not an integer.
+pub const HASH_NOT_INTEGER: &str = "ERR hash value is not an integer";
+/// HINCRBYFLOAT on a field whose value is not a float.
+pub const HASH_NOT_FLOAT: &str = "ERR hash value is not a float";
+/// HINCRBYFLOAT with an infinite increment.
+pub const NAN_OR_INFINITY: &str = "ERR value is NaN or Infinity";
+/// A count outside what the command accepts (HRANDFIELD ... WITHVALUES).
+pub const OUT_OF_RANGE: &str = "ERR value is out of range";
+/// A count that must not be negative (SPOP).
+pub const OUT_OF_RANGE_POSITIVE: &str = "ERR value is out of range, must be positive";
+/// SINTERCARD's numkeys below 1 or not a number.
+pub const NUMKEYS_NOT_POSITIVE: &str = "ERR numkeys should be greater than 0";
+/// SINTERCARD's numkeys past the arguments given.
+pub const NUMKEYS_TOO_MANY: &str = "ERR Number of keys can't be greater than number of args";
+/// SINTERCARD's LIMIT below 0 or not a number.
+pub const LIMIT_NEGATIVE: &str = "ERR LIMIT can't be negative";
+
+/// `ERR value is out of range, value must between <min> and <max>` (Redis's wording).
+pub fn out_of_range_between(min: i64, max: i64) -> String {
+    format!("ERR value is out of range, value must between {min} and {max}")
+}

@@ -12,6 +12,7 @@ mod db;
 mod events;
 mod generic;
 pub mod glob;
+mod hashes;
 mod request;
 mod snapshot;
 mod sorted_set;
@@ -33,6 +34,7 @@ use crate::command::{self, Handler, Resolved};
 use crate::resp::Frame;
 
 pub(crate) use generic::*;
+pub(crate) use hashes::*;
 pub(crate) use strings::*;
 
 /// Number of databases (`SELECT 0..15`), fixed as Redis's default.
