@@ -14,6 +14,7 @@ mod generic;
 pub mod glob;
 mod hashes;
 mod request;
+mod sets;
 mod snapshot;
 mod sorted_set;
 mod strings;
@@ -35,6 +36,7 @@ use crate::resp::Frame;
 
 pub(crate) use generic::*;
 pub(crate) use hashes::*;
+pub(crate) use sets::*;
 pub(crate) use strings::*;
 
 /// Number of databases (`SELECT 0..15`), fixed as Redis's default.
