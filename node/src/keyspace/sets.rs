@@ -254,26 +254,35 @@ fn sets_of<'a>(ctx: &'a ReadCtx<'_>, keys: &[Bytes]) -> Result<Vec<Option<&'a Me
     keys.iter().map(|k| read_set(ctx, k)).collect()
 }
 
-/// The intersection of `sets`, stopping once it has `limit` members (0 = no limit).
-fn intersection(sets: &[Option<&Members>], limit: usize) -> Members {
-    let Some(mut present) = sets.iter().copied().collect::<Option<Vec<&Members>>>() else {
-        return Members::new();
-    };
-    // Walk the smallest set and probe the others.
+/// The sets to intersect, smallest first (its members are the candidates, probed in the
+/// others); `None` when one is missing, which makes the intersection empty.
+fn smallest_first<'a>(sets: &[Option<&'a Members>]) -> Option<Vec<&'a Members>> {
+    let mut present = sets.iter().copied().collect::<Option<Vec<&Members>>>()?;
     present.sort_by_key(|s| s.len());
-    let Some((smallest, others)) = present.split_first() else {
-        return Members::new();
+    Some(present)
+}
+
+/// The members of the intersection, lazily.
+fn intersect<'a>(sets: &'a [&'a Members]) -> impl Iterator<Item = &'a Bytes> + 'a {
+    let (smallest, others) = match sets.split_first() {
+        Some((first, rest)) => (Some(*first), rest),
+        None => (None, sets),
     };
-    let mut out = Members::new();
-    for member in smallest.iter() {
-        if others.iter().all(|s| s.contains(member)) {
-            out.insert(member.clone());
-            if limit > 0 && out.len() >= limit {
-                break;
-            }
+    smallest
+        .into_iter()
+        .flat_map(|s| s.iter())
+        .filter(move |m| others.iter().all(|s| s.contains(*m)))
+}
+
+fn intersection(sets: &[Option<&Members>]) -> Members {
+    match smallest_first(sets) {
+        None => Members::new(),
+        // One set is its own intersection: an O(1) clone.
+        Some(present) if present.len() == 1 => {
+            present.first().map_or_else(Members::new, |s| (*s).clone())
         }
+        Some(present) => intersect(&present).cloned().collect(),
     }
-    out
 }
 
 fn union(sets: &[Option<&Members>]) -> Members {
@@ -328,7 +337,7 @@ enum SetOp {
 fn compute(ctx: &ReadCtx<'_>, op: SetOp, keys: &[Bytes]) -> Result<Members, Frame> {
     let sets = sets_of(ctx, keys)?;
     Ok(match op {
-        SetOp::Inter => intersection(&sets, 0),
+        SetOp::Inter => intersection(&sets),
         SetOp::Union => union(&sets),
         SetOp::Diff => difference(&sets),
     })
@@ -406,7 +415,11 @@ pub fn sintercard(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
         i += 2;
     }
     let sets = try_frame!(sets_of(ctx, &args[2..keys_end]));
-    Frame::Integer(intersection(&sets, limit).len() as i64)
+    let Some(present) = smallest_first(&sets) else {
+        return Frame::Integer(0);
+    };
+    let limit = if limit == 0 { usize::MAX } else { limit };
+    Frame::Integer(intersect(&present).take(limit).count() as i64)
 }
 
 /// SSCAN key cursor [MATCH pattern] [COUNT count]
