@@ -7,7 +7,9 @@
 mod connection;
 mod durability;
 mod harness;
+mod hashes;
 mod keys;
 mod protocol;
 mod redis_cli;
+mod sets;
 mod strings;
