@@ -98,8 +98,20 @@ pub const TIMEOUT_NOT_FLOAT: &str = "ERR timeout is not a float or out of range"
 pub const TIMEOUT_NEGATIVE: &str = "ERR timeout is negative";
 /// A blocking command's timeout whose deadline would not fit in 64 bits.
 pub const TIMEOUT_OUT_OF_RANGE: &str = "ERR timeout is out of range";
+/// HINCRBY on a field whose value is not an integer.
+pub const HASH_NOT_INTEGER: &str = "ERR hash value is not an integer";
+/// HINCRBYFLOAT on a field whose value is not a float.
+pub const HASH_NOT_FLOAT: &str = "ERR hash value is not a float";
+/// HINCRBYFLOAT with an infinite increment.
+pub const NAN_OR_INFINITY: &str = "ERR value is NaN or Infinity";
+/// A count outside what the command accepts (HRANDFIELD ... WITHVALUES).
+pub const OUT_OF_RANGE: &str = "ERR value is out of range";
+/// SINTERCARD's numkeys past the arguments given.
+pub const NUMKEYS_TOO_MANY: &str = "ERR Number of keys can't be greater than number of args";
+/// SINTERCARD's LIMIT below 0 or not a number.
+pub const LIMIT_NEGATIVE: &str = "ERR LIMIT can't be negative";
 
-/// `ERR value is out of range, value must between min and max` (sic, Redis's wording).
+/// `ERR value is out of range, value must between <min> and <max>` (Redis's wording).
 pub fn out_of_range_between(min: i64, max: i64) -> String {
     format!("ERR value is out of range, value must between {min} and {max}")
 }

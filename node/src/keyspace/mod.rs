@@ -12,8 +12,10 @@ mod db;
 mod events;
 mod generic;
 pub mod glob;
+mod hashes;
 mod lists;
 mod request;
+mod sets;
 mod snapshot;
 mod sorted_set;
 mod strings;
@@ -34,7 +36,9 @@ use crate::command::{self, Handler, Resolved};
 use crate::resp::Frame;
 
 pub(crate) use generic::*;
+pub(crate) use hashes::*;
 pub(crate) use lists::*;
+pub(crate) use sets::*;
 pub(crate) use strings::*;
 
 /// Number of databases (`SELECT 0..15`), fixed as Redis's default.

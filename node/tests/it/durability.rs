@@ -153,7 +153,7 @@ fn restart_after_300k_writes_loads_snapshot_and_replays_tail() {
         }
         let _: () = pipe.query(&mut con).expect("pipeline");
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(180);
     let snapshot_index = loop {
         let index: i64 = info_field(&mut con, "raft_last_snapshot_index")
             .and_then(|v| v.parse().ok())
