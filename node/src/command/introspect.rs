@@ -29,37 +29,40 @@ fn info_of(spec: &CommandSpec, parent: Option<&str>) -> Frame {
     let access = if spec.is_write() { "RW" } else { "RO" };
     let mut key_specs = if spec.keys.first > 0 {
         vec![Frame::Map(vec![
-            (simple("flags"), Frame::Set(vec![simple(access)])),
+            (Frame::bulk("flags"), Frame::Set(vec![simple(access)])),
             (
-                simple("begin_search"),
+                Frame::bulk("begin_search"),
                 Frame::Map(vec![
-                    (simple("type"), simple("index")),
+                    (Frame::bulk("type"), Frame::bulk("index")),
                     (
-                        simple("spec"),
+                        Frame::bulk("spec"),
                         Frame::Map(vec![(
-                            simple("index"),
+                            Frame::bulk("index"),
                             Frame::Integer(spec.keys.first.into()),
                         )]),
                     ),
                 ]),
             ),
             (
-                simple("find_keys"),
+                Frame::bulk("find_keys"),
                 Frame::Map(vec![
-                    (simple("type"), simple("range")),
+                    (Frame::bulk("type"), Frame::bulk("range")),
                     (
-                        simple("spec"),
+                        Frame::bulk("spec"),
                         Frame::Map(vec![
                             (
-                                simple("lastkey"),
+                                Frame::bulk("lastkey"),
                                 Frame::Integer(if spec.keys.last < 0 {
                                     spec.keys.last.into()
                                 } else {
                                     (spec.keys.last - spec.keys.first).into()
                                 }),
                             ),
-                            (simple("keystep"), Frame::Integer(spec.keys.step.into())),
-                            (simple("limit"), Frame::Integer(0)),
+                            (
+                                Frame::bulk("keystep"),
+                                Frame::Integer(spec.keys.step.into()),
+                            ),
+                            (Frame::bulk("limit"), Frame::Integer(0)),
                         ]),
                     ),
                 ]),
@@ -93,27 +96,30 @@ fn info_of(spec: &CommandSpec, parent: Option<&str>) -> Frame {
 /// The key spec of a `numkeys` run: keys follow the count argument.
 fn numkeys_spec(access: &str, numkeys_at: i32) -> Frame {
     Frame::Map(vec![
-        (simple("flags"), Frame::Set(vec![simple(access)])),
+        (Frame::bulk("flags"), Frame::Set(vec![simple(access)])),
         (
-            simple("begin_search"),
+            Frame::bulk("begin_search"),
             Frame::Map(vec![
-                (simple("type"), simple("index")),
+                (Frame::bulk("type"), Frame::bulk("index")),
                 (
-                    simple("spec"),
-                    Frame::Map(vec![(simple("index"), Frame::Integer(numkeys_at.into()))]),
+                    Frame::bulk("spec"),
+                    Frame::Map(vec![(
+                        Frame::bulk("index"),
+                        Frame::Integer(numkeys_at.into()),
+                    )]),
                 ),
             ]),
         ),
         (
-            simple("find_keys"),
+            Frame::bulk("find_keys"),
             Frame::Map(vec![
-                (simple("type"), simple("keynum")),
+                (Frame::bulk("type"), Frame::bulk("keynum")),
                 (
-                    simple("spec"),
+                    Frame::bulk("spec"),
                     Frame::Map(vec![
-                        (simple("keynumidx"), Frame::Integer(0)),
-                        (simple("firstkey"), Frame::Integer(1)),
-                        (simple("keystep"), Frame::Integer(1)),
+                        (Frame::bulk("keynumidx"), Frame::Integer(0)),
+                        (Frame::bulk("firstkey"), Frame::Integer(1)),
+                        (Frame::bulk("keystep"), Frame::Integer(1)),
                     ]),
                 ),
             ]),
@@ -127,9 +133,9 @@ fn docs_of(spec: &CommandSpec, parent: Option<&str>) -> (Frame, Frame) {
         None => spec.name.to_string(),
     };
     let mut fields = vec![
-        (simple("summary"), Frame::bulk(spec.summary)),
-        (simple("since"), Frame::bulk(spec.since)),
-        (simple("group"), Frame::bulk(spec.group)),
+        (Frame::bulk("summary"), Frame::bulk(spec.summary)),
+        (Frame::bulk("since"), Frame::bulk(spec.since)),
+        (Frame::bulk("group"), Frame::bulk(spec.group)),
     ];
     if !spec.subcommands.is_empty() {
         let subs = spec
@@ -137,7 +143,7 @@ fn docs_of(spec: &CommandSpec, parent: Option<&str>) -> (Frame, Frame) {
             .iter()
             .map(|s| docs_of(s, Some(spec.name)))
             .collect();
-        fields.push((simple("subcommands"), Frame::Map(subs)));
+        fields.push((Frame::bulk("subcommands"), Frame::Map(subs)));
     }
     (Frame::bulk(name), Frame::Map(fields))
 }

@@ -97,3 +97,31 @@ fn redis_cli_pipe_mass_insertion() {
     assert_eq!(run(node.port, &["DBSIZE"]), "10000");
     assert_eq!(run(node.port, &["GET", "mass:9999"]), "v9999");
 }
+
+/// redis-cli reading commands from stdin loads `COMMAND DOCS` for its hints first, and
+/// aborts unless the reply is shaped as Redis's (field names as bulk strings).
+#[test]
+fn redis_cli_reads_commands_from_stdin() {
+    let (node, _dir) = must_start(&[]);
+    let mut child = Command::new(redis_cli())
+        .args(["-h", "127.0.0.1", "-p", &node.port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn redis-cli");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"RPUSH q a b c\nLRANGE q 0 -1\nHSET h f v\nHGETALL h\n")
+        .expect("feed");
+    let out = child.wait_with_output().expect("redis-cli");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text, "3\na\nb\nc\n1\nf\nv\n");
+}
