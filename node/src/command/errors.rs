@@ -77,3 +77,52 @@ fn lossy_trimmed(raw: &[u8]) -> String {
     let cut = &raw[..raw.len().min(128)];
     String::from_utf8_lossy(cut).replace(['\r', '\n'], " ")
 }
+
+// Sorted sets and blocking pops.
+
+/// ZADD with both NX and XX.
+pub const ZADD_NX_XX: &str = "ERR XX and NX options at the same time are not compatible";
+/// ZADD with GT and LT, or either with NX.
+pub const ZADD_GT_LT_NX: &str = "ERR GT, LT, and/or NX options at the same time are not compatible";
+/// ZADD INCR with more than one score-member pair.
+pub const ZADD_INCR_PAIRS: &str = "ERR INCR option supports a single increment-element pair";
+/// An increment that would leave a score of NaN (`+inf` plus `-inf`).
+pub const SCORE_NAN: &str = "ERR resulting score is not a number (NaN)";
+/// A score range bound that is not a float.
+pub const SCORE_RANGE: &str = "ERR min or max is not a float";
+/// A lexicographic range bound without `(`, `[`, `-` or `+`.
+pub const LEX_RANGE: &str = "ERR min or max not valid string range item";
+/// ZRANGE LIMIT on a range by rank.
+pub const LIMIT_NEEDS_BY: &str =
+    "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX";
+/// ZRANGE BYLEX WITHSCORES.
+pub const WITHSCORES_BYLEX: &str =
+    "ERR syntax error, WITHSCORES not supported in combination with BYLEX";
+/// ZUNION/ZINTER WEIGHTS with a weight that is not a float.
+pub const WEIGHT_NOT_FLOAT: &str = "ERR weight value is not a float";
+/// A blocking command's timeout that is not a number.
+pub const TIMEOUT_NOT_FLOAT: &str = "ERR timeout is not a float or out of range";
+/// A blocking command's negative timeout.
+pub const TIMEOUT_NEGATIVE: &str = "ERR timeout is negative";
+/// A blocking command's timeout too large to become a deadline.
+pub const TIMEOUT_OUT_OF_RANGE: &str = "ERR timeout is out of range";
+/// A count that must not be negative (ZPOPMIN count).
+pub const NOT_POSITIVE: &str = "ERR value is out of range, must be positive";
+/// A value past a command's own bound (ZRANDMEMBER count WITHSCORES).
+pub const OUT_OF_RANGE: &str = "ERR value is out of range";
+/// ZMPOP/BZMPOP (and LMPOP) numkeys below 1.
+pub const NUMKEYS_NOT_POSITIVE: &str = "ERR numkeys should be greater than 0";
+/// ZMPOP/BZMPOP (and LMPOP) COUNT below 1.
+pub const COUNT_NOT_POSITIVE: &str = "ERR count should be greater than 0";
+/// ZINTERCARD (and SINTERCARD) LIMIT below 0.
+pub const LIMIT_NEGATIVE: &str = "ERR LIMIT can't be negative";
+
+/// `ERR at least 1 input key is needed for 'cmd' command`.
+pub fn at_least_one_key(command: &str) -> String {
+    format!("ERR at least 1 input key is needed for '{command}' command")
+}
+
+/// `ERR value is out of range, value must between min and max`.
+pub fn value_between(min: i64, max: i64) -> String {
+    format!("ERR value is out of range, value must between {min} and {max}")
+}

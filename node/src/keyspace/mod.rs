@@ -17,6 +17,7 @@ mod snapshot;
 mod sorted_set;
 mod strings;
 mod transaction;
+mod zsets;
 
 pub use db::{slot_of, Db};
 pub use events::{Event, EventSink, BLOCKED};
@@ -34,6 +35,7 @@ use crate::resp::Frame;
 
 pub(crate) use generic::*;
 pub(crate) use strings::*;
+pub(crate) use zsets::*;
 
 /// Number of databases (`SELECT 0..15`), fixed as Redis's default.
 pub const DATABASES: u32 = 16;

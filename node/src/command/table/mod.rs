@@ -17,7 +17,6 @@ pub(super) const fn keys(first: i32, last: i32, step: i32) -> KeyPositions {
 
 /// Keys counted by the `numkeys` argument at `numkeys_at`, following it (`LMPOP`,
 /// `SINTERCARD`), after any fixed keys in `fixed` (`ZUNIONSTORE`'s destination).
-#[allow(dead_code)] // until the first numkeys command lands
 pub(super) const fn numkeys(numkeys_at: i32, fixed: KeyPositions) -> KeyPositions {
     KeyPositions {
         numkeys_at,
