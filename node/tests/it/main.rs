@@ -11,3 +11,4 @@ mod keys;
 mod protocol;
 mod redis_cli;
 mod strings;
+mod zsets;
