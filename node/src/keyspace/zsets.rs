@@ -2365,6 +2365,56 @@ mod tests {
         ]);
     }
 
+    /// Plain sets are inputs of ZUNION, ZINTER and ZDIFF (and their STORE forms, and
+    /// ZINTERCARD), every member scored 1 before its weight.
+    #[test]
+    fn sets_count_as_score_one() {
+        let mut ks = Keyspace::new();
+        {
+            let mut ctx = WriteCtx {
+                keyspace: &mut ks,
+                db: 0,
+                now_ms: 1000,
+                index: 1,
+                in_transaction: false,
+            };
+            let members: imbl::OrdSet<Bytes> =
+                ["a", "b", "x"].into_iter().map(Bytes::from).collect();
+            ctx.set(&Bytes::from("s"), Value::Set(Box::new(members)), None);
+        }
+        must_apply(&mut ks, 1000, "zadd z 5 a 7 b 9 c");
+        let pairs = |items: &[(&str, f64)]| {
+            Frame::Pairs(
+                items
+                    .iter()
+                    .map(|(m, s)| (Frame::bulk(m), Frame::Double(*s)))
+                    .collect(),
+            )
+        };
+        assert_eq!(
+            read(&ks, "zunion 2 s z withscores", 0),
+            pairs(&[("x", 1.0), ("a", 6.0), ("b", 8.0), ("c", 9.0)])
+        );
+        assert_eq!(
+            read(&ks, "zinter 2 s z weights 10 1 withscores", 0),
+            pairs(&[("a", 15.0), ("b", 17.0)])
+        );
+        assert_eq!(read(&ks, "zdiff 2 s z withscores", 0), pairs(&[("x", 1.0)]));
+        assert_eq!(read(&ks, "zintercard 2 z s", 0), Frame::Integer(2));
+        assert_eq!(
+            must_apply(&mut ks, 1000, "zinterstore out 2 s s aggregate max"),
+            Frame::Integer(3)
+        );
+        assert_eq!(
+            read(&ks, "zrange out 0 -1 withscores", 0),
+            pairs(&[("a", 1.0), ("b", 1.0), ("x", 1.0)])
+        );
+        assert_eq!(
+            must_apply(&mut ks, 1000, "zrangestore out s 0 -1"),
+            Frame::error(err::WRONGTYPE)
+        );
+    }
+
     /// ZSCAN of a small set: everything at once, cursor 0, options checked after the key.
     #[test]
     fn zscan_small() {
