@@ -31,6 +31,14 @@ fn write_reply(out: &mut String, frame: &Frame, prefix: &str) {
         Frame::Push(items) => write_items(out, items, ')', "(empty push)", prefix),
         Frame::Set(items) => write_items(out, items, '~', "(empty set)", prefix),
         Frame::Map(pairs) => write_map(out, pairs, prefix),
+        // Never parsed off the wire; shown as the RESP3 arrays it encodes to.
+        Frame::Pairs(pairs) => {
+            let items: Vec<Frame> = pairs
+                .iter()
+                .map(|(a, b)| Frame::Array(vec![a.clone(), b.clone()]))
+                .collect();
+            write_items(out, &items, ')', "(empty array)", prefix)
+        }
     }
 }
 
@@ -153,6 +161,14 @@ mod tests {
         assert_eq!(quote(b"\n\r\t\x07\x08"), "\"\\n\\r\\t\\a\\b\"");
         assert_eq!(quote(b"\x00\x7f\xff"), "\"\\x00\\x7f\\xff\"");
         assert_eq!(quote("é".as_bytes()), "\"\\xc3\\xa9\"");
+    }
+
+    /// Pairs show as the nested arrays a RESP3 connection receives.
+    #[test]
+    fn pairs_show_nested() {
+        let pairs = Frame::Pairs(vec![(bulk("a"), Frame::Double(1.0))]);
+        assert_eq!(format_reply(&pairs), "1) 1) \"a\"\n   2) (double) 1\n");
+        assert_eq!(format_reply(&Frame::Pairs(vec![])), "(empty array)\n");
     }
 
     /// Arrays are numbered from 1, indices right-aligned, empty ones named.

@@ -111,6 +111,34 @@ pub const NUMKEYS_TOO_MANY: &str = "ERR Number of keys can't be greater than num
 /// SINTERCARD's LIMIT below 0 or not a number.
 pub const LIMIT_NEGATIVE: &str = "ERR LIMIT can't be negative";
 
+// Sorted sets and blocking pops.
+
+/// ZADD with both NX and XX.
+pub const ZADD_NX_XX: &str = "ERR XX and NX options at the same time are not compatible";
+/// ZADD with GT and LT, or either with NX.
+pub const ZADD_GT_LT_NX: &str = "ERR GT, LT, and/or NX options at the same time are not compatible";
+/// ZADD INCR with more than one score-member pair.
+pub const ZADD_INCR_PAIRS: &str = "ERR INCR option supports a single increment-element pair";
+/// An increment that would leave a score of NaN (`+inf` plus `-inf`).
+pub const SCORE_NAN: &str = "ERR resulting score is not a number (NaN)";
+/// A score range bound that is not a float.
+pub const SCORE_RANGE: &str = "ERR min or max is not a float";
+/// A lexicographic range bound without `(`, `[`, `-` or `+`.
+pub const LEX_RANGE: &str = "ERR min or max not valid string range item";
+/// ZRANGE LIMIT on a range by rank.
+pub const LIMIT_NEEDS_BY: &str =
+    "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX";
+/// ZRANGE BYLEX WITHSCORES.
+pub const WITHSCORES_BYLEX: &str =
+    "ERR syntax error, WITHSCORES not supported in combination with BYLEX";
+/// ZUNION/ZINTER WEIGHTS with a weight that is not a float.
+pub const WEIGHT_NOT_FLOAT: &str = "ERR weight value is not a float";
+
+/// `ERR at least 1 input key is needed for 'cmd' command`.
+pub fn at_least_one_key(command: &str) -> String {
+    format!("ERR at least 1 input key is needed for '{command}' command")
+}
+
 /// `ERR value is out of range, value must between <min> and <max>` (Redis's wording).
 pub fn out_of_range_between(min: i64, max: i64) -> String {
     format!("ERR value is out of range, value must between {min} and {max}")

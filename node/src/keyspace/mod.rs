@@ -20,6 +20,7 @@ mod snapshot;
 mod sorted_set;
 mod strings;
 mod transaction;
+mod zsets;
 
 pub use db::{slot_of, Db};
 pub use events::{Event, EventSink, BLOCKED};
@@ -40,6 +41,7 @@ pub(crate) use hashes::*;
 pub(crate) use lists::*;
 pub(crate) use sets::*;
 pub(crate) use strings::*;
+pub(crate) use zsets::*;
 
 /// Number of databases (`SELECT 0..15`), fixed as Redis's default.
 pub const DATABASES: u32 = 16;

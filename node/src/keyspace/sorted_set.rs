@@ -2,6 +2,7 @@
 //! them, in two persistent maps so a snapshot's clone stays O(1).
 
 use std::cmp::Ordering;
+use std::ops::Bound;
 
 use bytes::Bytes;
 use imbl::{OrdMap, OrdSet};
@@ -97,6 +98,74 @@ impl SortedSet {
     pub fn by_member(&self) -> &OrdMap<Bytes, f64> {
         &self.scores
     }
+
+    /// The first member in (score, member) order.
+    pub fn first(&self) -> Option<(&Bytes, f64)> {
+        self.order.get_min().map(|(s, m)| (m, s.0))
+    }
+
+    /// The last member in (score, member) order.
+    pub fn last(&self) -> Option<(&Bytes, f64)> {
+        self.order.get_max().map(|(s, m)| (m, s.0))
+    }
+
+    /// Removes and returns the member with the lowest (score, member).
+    pub fn pop_min(&mut self) -> Option<(Bytes, f64)> {
+        let (score, member) = self.order.remove_min()?;
+        self.scores.remove(&member);
+        Some((member, score.0))
+    }
+
+    /// Removes and returns the member with the highest (score, member).
+    pub fn pop_max(&mut self) -> Option<(Bytes, f64)> {
+        let (score, member) = self.order.remove_max()?;
+        self.scores.remove(&member);
+        Some((member, score.0))
+    }
+
+    /// The 0-based ascending rank of `member` and its score.
+    ///
+    /// The persistent tree keeps no subtree sizes, so this counts the members before it:
+    /// O(rank), where Redis's skiplist is O(log N).
+    pub fn rank(&self, member: &[u8]) -> Option<(usize, f64)> {
+        let (key, &score) = self.scores.get_key_value(member)?;
+        let before = self.order.range(..(Score(score), key.clone())).count();
+        Some((before, score))
+    }
+
+    /// Members with a score from `min` up (above it when `exclusive`), ascending.
+    /// Callers still test each score: an exclusive `+inf` bound starts at `+inf` itself.
+    pub fn iter_score_from(
+        &self,
+        min: f64,
+        exclusive: bool,
+    ) -> impl DoubleEndedIterator<Item = (&Bytes, f64)> {
+        // The smallest key of score `start` is (start, ""); `next_up` skips every member
+        // scored exactly `min`, and maps -0 past +0 as C's `>` does.
+        let start = if exclusive { min.next_up() } else { min };
+        self.order
+            .range((Score(start), Bytes::new())..)
+            .map(|(s, m)| (m, s.0))
+    }
+
+    /// Members with a score up to `max` (below it when `exclusive`), descending.
+    pub fn iter_score_down_from(
+        &self,
+        max: f64,
+        exclusive: bool,
+    ) -> impl Iterator<Item = (&Bytes, f64)> {
+        let end = if exclusive {
+            Bound::Excluded((Score(max), Bytes::new()))
+        } else if max == f64::INFINITY {
+            Bound::Unbounded
+        } else {
+            Bound::Excluded((Score(max.next_up()), Bytes::new()))
+        };
+        self.order
+            .range((Bound::Unbounded, end))
+            .rev()
+            .map(|(s, m)| (m, s.0))
+    }
 }
 
 impl Serialize for SortedSet {
@@ -143,6 +212,65 @@ mod tests {
             .map(|(m, _)| m.clone())
             .collect();
         assert_eq!(down, vec!["b", "z"]);
+    }
+
+    fn set_of(pairs: &[(&str, f64)]) -> SortedSet {
+        let mut z = SortedSet::new();
+        for (m, s) in pairs {
+            z.insert(Bytes::copy_from_slice(m.as_bytes()), *s);
+        }
+        z
+    }
+
+    fn names<'a>(items: impl Iterator<Item = (&'a Bytes, f64)>) -> Vec<&'a [u8]> {
+        items.map(|(m, _)| m.as_ref()).collect()
+    }
+
+    /// Ranks count members before, pops take from either end, first/last see both ends.
+    #[test]
+    fn ranks_pops_and_ends() {
+        let mut z = set_of(&[("a", 1.0), ("b", 2.0), ("c", 2.0), ("d", 3.0)]);
+        assert_eq!(z.rank(b"a"), Some((0, 1.0)));
+        assert_eq!(z.rank(b"c"), Some((2, 2.0)));
+        assert_eq!(z.rank(b"x"), None);
+        assert_eq!(z.first(), Some((&Bytes::from("a"), 1.0)));
+        assert_eq!(z.last(), Some((&Bytes::from("d"), 3.0)));
+        assert_eq!(z.pop_min(), Some((Bytes::from("a"), 1.0)));
+        assert_eq!(z.pop_max(), Some((Bytes::from("d"), 3.0)));
+        assert_eq!((z.len(), z.score(b"a"), z.score(b"d")), (2, None, None));
+        assert_eq!(z.pop_min().map(|p| p.0), Some(Bytes::from("b")));
+        assert_eq!(z.pop_min().map(|p| p.0), Some(Bytes::from("c")));
+        assert_eq!(z.pop_min(), None);
+        assert!(z.is_empty());
+    }
+
+    /// Score seeks honour exclusive bounds, infinities and C's -0 == 0.
+    #[test]
+    fn score_seeks() {
+        let z = set_of(&[
+            ("lo", f64::NEG_INFINITY),
+            ("n", -1.0),
+            ("zero", 0.0),
+            ("one", 1.0),
+            ("one2", 1.0),
+            ("hi", f64::INFINITY),
+        ]);
+        let up = |min, ex| names(z.iter_score_from(min, ex));
+        let down = |max, ex| names(z.iter_score_down_from(max, ex));
+        assert_eq!(up(1.0, false), vec![&b"one"[..], b"one2", b"hi"]);
+        assert_eq!(up(1.0, true), vec![&b"hi"[..]]);
+        assert_eq!(up(-0.0, false).first(), Some(&&b"zero"[..]));
+        assert_eq!(up(-0.0, true).first(), Some(&&b"one"[..]));
+        assert_eq!(up(f64::NEG_INFINITY, true).first(), Some(&&b"n"[..]));
+        assert_eq!(
+            down(1.0, false),
+            vec![&b"one2"[..], b"one", b"zero", b"n", b"lo"]
+        );
+        assert_eq!(down(1.0, true).first(), Some(&&b"zero"[..]));
+        assert_eq!(down(-0.0, false).first(), Some(&&b"zero"[..]));
+        assert_eq!(down(0.0, true).first(), Some(&&b"n"[..]));
+        assert_eq!(down(f64::INFINITY, false).first(), Some(&&b"hi"[..]));
+        assert_eq!(down(f64::INFINITY, true).first(), Some(&&b"one2"[..]));
     }
 
     #[test]

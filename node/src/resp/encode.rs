@@ -12,7 +12,7 @@ use bytes::{BufMut, BytesMut};
 use super::Frame;
 
 /// Writes `frame` to `out`, as RESP3 when `resp3` is true, else as RESP2 where
-/// maps become flat arrays of 2n elements, sets and pushes become arrays, doubles,
+/// maps and pairs become flat arrays of 2n elements, sets and pushes become arrays, doubles,
 /// big numbers and verbatim strings (text only) become bulk strings, booleans
 /// become `:1`/`:0`, and the two nulls become `$-1` and `*-1`. In RESP3 both nulls
 /// are `_`. CR and LF inside simple strings and errors become spaces, as Redis
@@ -37,6 +37,20 @@ pub fn encode(frame: &Frame, resp3: bool, out: &mut BytesMut) {
             for (key, value) in pairs {
                 encode(key, resp3, out);
                 encode(value, resp3, out);
+            }
+        }
+        Frame::Pairs(pairs) => {
+            if resp3 {
+                put_header(out, b'*', pairs.len());
+            } else {
+                put_header(out, b'*', pairs.len().saturating_mul(2));
+            }
+            for (first, second) in pairs {
+                if resp3 {
+                    put_header(out, b'*', 2);
+                }
+                encode(first, resp3, out);
+                encode(second, resp3, out);
             }
         }
         Frame::Double(d) => {
@@ -504,6 +518,10 @@ mod tests {
                 b"$2\r\nhi\r\n",
             ),
             (Frame::BigNumber("12".into()), b"$2\r\n12\r\n"),
+            (
+                Frame::Pairs(vec![(bulk("a"), Frame::Double(1.5))]),
+                b"*2\r\n$1\r\na\r\n$3\r\n1.5\r\n",
+            ),
         ];
         for (frame, expected) in cases {
             assert_eq!(bytes_of(&frame, false), expected, "{frame:?}");
@@ -539,6 +557,11 @@ mod tests {
                 b"=4\r\ntxt:\r\n",
             ),
             (Frame::BigNumber("12".into()), b"(12\r\n"),
+            (
+                Frame::Pairs(vec![(bulk("a"), Frame::Double(1.5))]),
+                b"*1\r\n*2\r\n$1\r\na\r\n,1.5\r\n",
+            ),
+            (Frame::Pairs(vec![]), b"*0\r\n"),
         ];
         for (frame, expected) in cases {
             assert_eq!(bytes_of(&frame, true), expected, "{frame:?}");

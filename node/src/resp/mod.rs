@@ -50,6 +50,10 @@ pub enum Frame {
     BigNumber(String),
     /// RESP3 out-of-band push; an array in RESP2.
     Push(Vec<Frame>),
+    /// Pairs that Redis 7 nests only in RESP3 (`ZRANGE ... WITHSCORES`, `ZPOPMIN key
+    /// count`, `HRANDFIELD ... WITHVALUES`): an array of two-element arrays in RESP3, one
+    /// flat array of first, second, ... in RESP2.
+    Pairs(Vec<(Frame, Frame)>),
 }
 
 impl Frame {

@@ -535,6 +535,12 @@ pub fn info(session: &mut Session, args: &[Bytes]) -> Frame {
         .voter_ids()
         .map(|id| id.to_string())
         .collect();
+    // Raft's metrics trail apply a little; the keyspace knows exactly what it applied.
+    let applied_index = metrics
+        .last_applied
+        .as_ref()
+        .map_or(0, |l| l.index)
+        .max(node.keyspace.read().applied_index());
     section(
         "Replication",
         format!(
@@ -543,8 +549,12 @@ pub fn info(session: &mut Session, args: &[Bytes]) -> Frame {
             metrics.state,
             metrics.current_term,
             metrics.current_leader.map_or(-1, |l| l as i64),
-            metrics.local_committed.as_ref().map_or(0, |l| l.index),
-            metrics.last_applied.as_ref().map_or(0, |l| l.index),
+            metrics
+                .local_committed
+                .as_ref()
+                .map_or(0, |l| l.index)
+                .max(applied_index),
+            applied_index,
             metrics.last_log_index.unwrap_or(0),
             members.join(","),
         ),

@@ -17,3 +17,4 @@ mod redis_cli;
 mod sets;
 mod strings;
 mod transactions;
+mod zsets;
