@@ -383,12 +383,10 @@ pub fn hrandfield(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
     }
 }
 
-/// Field/value pairs that Redis 7.2 sends flat in RESP2 and as an array of two-element
-/// arrays in RESP3 (HRANDFIELD WITHVALUES). No frame has that shape yet (a Map is `%` in
-/// RESP3, an array of arrays stays nested in RESP2), so this answers the flat RESP2 form in
-/// both protocols until `resp` gains one; docs/compatibility.md lists the difference.
+/// Field/value pairs: flat in RESP2, `[field, value]` arrays in RESP3 (HRANDFIELD
+/// WITHVALUES), as Redis 7.2 sends them.
 fn pairs(items: Vec<(Frame, Frame)>) -> Frame {
-    Frame::Array(items.into_iter().flat_map(|(k, v)| [k, v]).collect())
+    Frame::Pairs(items)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -760,13 +758,13 @@ pub(super) mod tests {
             ("hrandfield h 0 withvalues", "*0\n", ""),
             // A count at least the size answers the whole hash.
             ("hrandfield h 3", "*3\n$1\na\n$1\nb\n$1\nc\n", ""),
-            ("hrandfield h 10 withvalues", "*6\n$1\na\n$1\n1\n$1\nb\n$1\n2\n$1\nc\n$1\n3\n", ""),
+            ("hrandfield h 10 withvalues", "*6\n$1\na\n$1\n1\n$1\nb\n$1\n2\n$1\nc\n$1\n3\n", "*3\n*2\n$1\na\n$1\n1\n*2\n$1\nb\n$1\n2\n*2\n$1\nc\n$1\n3\n"),
             // Random picks (read seed 42): distinct below the size, repeats when negative.
             ("hrandfield h", "$1\na\n", ""),
             ("hrandfield h 2", "*2\n$1\na\n$1\nc\n", ""),
-            ("hrandfield h 2 withvalues", "*4\n$1\na\n$1\n1\n$1\nc\n$1\n3\n", ""),
+            ("hrandfield h 2 withvalues", "*4\n$1\na\n$1\n1\n$1\nc\n$1\n3\n", "*2\n*2\n$1\na\n$1\n1\n*2\n$1\nc\n$1\n3\n"),
             ("hrandfield h -5", "*5\n$1\na\n$1\na\n$1\nb\n$1\na\n$1\nc\n", ""),
-            ("hrandfield h -2 withvalues", "*4\n$1\na\n$1\n1\n$1\na\n$1\n1\n", ""),
+            ("hrandfield h -2 withvalues", "*4\n$1\na\n$1\n1\n$1\na\n$1\n1\n", "*2\n*2\n$1\na\n$1\n1\n*2\n$1\na\n$1\n1\n"),
             ("hrandfield h x", "-ERR value is not an integer or out of range\n", ""),
             (
                 "hrandfield h -9223372036854775808",

@@ -92,6 +92,10 @@ fn timeouts_answer_null_in_both_protocols() {
     assert!(started.elapsed() >= Duration::from_millis(150));
     let reply = must_exchange(&mut tcp, b"BLMOVE nothing dst LEFT RIGHT 0.05\r\n", 5);
     assert_eq!(reply, b"$-1\r\n");
+    let reply = must_exchange(&mut tcp, b"BZPOPMIN nothing 0.05\r\n", 5);
+    assert_eq!(reply, b"*-1\r\n");
+    let reply = must_exchange(&mut tcp, b"BZMPOP 0.05 2 a b MIN\r\n", 5);
+    assert_eq!(reply, b"*-1\r\n");
     let hello = crate::harness::must_exchange_until(&mut tcp, b"HELLO 3\r\n", b"modules");
     assert!(hello.starts_with(b"%"));
     let reply = must_exchange(&mut tcp, b"BRPOP nothing 0.05\r\n", 3);
@@ -206,4 +210,27 @@ fn celery_style_consumers_receive_every_task_once() {
     let mut want: Vec<String> = (0..total).map(|i| format!("task-{i}")).collect();
     want.sort();
     assert_eq!(all, want);
+}
+
+#[test]
+fn sorted_set_pops_are_woken_by_zadd() {
+    let (node, _dir) = must_start(&[]);
+    let mut con = node.must_connect();
+    let popper = in_background(&node, &["BZPOPMIN", "z", "10"]);
+    wait_blocked(&mut con, 1);
+    let mpopper = in_background(&node, &["BZMPOP", "10", "2", "y", "z", "MAX", "COUNT", "5"]);
+    wait_blocked(&mut con, 2);
+    must_cmd(&mut con, &["ZADD", "z", "2", "b", "1", "a", "3", "c"]);
+    let got = popper.join().expect("popper");
+    let Value::Array(items) = got else {
+        panic!("BZPOPMIN replied {got:?}");
+    };
+    assert_eq!(items[..2], [bulk("z"), bulk("a")]);
+    // The second waiter is woken by the first pop leaving members behind.
+    let got = mpopper.join().expect("mpopper");
+    let Value::Array(items) = got else {
+        panic!("BZMPOP replied {got:?}");
+    };
+    assert_eq!(items[0], bulk("z"));
+    assert_eq!(must_cmd(&mut con, &["EXISTS", "z"]), Value::Int(0));
 }
