@@ -8,6 +8,7 @@
 //! `SCAN` cursor is simply the hash to resume from: stable while keys come and go, and the
 //! same on every replica.
 
+mod bits;
 mod db;
 mod events;
 mod generic;
@@ -32,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::command::{self, Handler, Resolved};
 use crate::resp::Frame;
 
+pub(crate) use bits::*;
 pub(crate) use generic::*;
 pub(crate) use strings::*;
 
