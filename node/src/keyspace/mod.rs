@@ -10,6 +10,7 @@
 
 mod bits;
 mod db;
+pub mod encoding;
 mod events;
 mod generic;
 pub mod glob;
