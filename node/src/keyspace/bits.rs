@@ -408,7 +408,9 @@ pub fn bitop(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     }
     let mut out = BytesMut::zeroed(len);
     if let Some((first, rest)) = sources.split_first() {
-        out[..first.len()].copy_from_slice(first);
+        if let Some(head) = out.get_mut(..first.len()) {
+            head.copy_from_slice(first);
+        }
         for src in rest {
             match op {
                 BitOp::And => {
