@@ -143,3 +143,20 @@ pub fn at_least_one_key(command: &str) -> String {
 pub fn out_of_range_between(min: i64, max: i64) -> String {
     format!("ERR value is out of range, value must between {min} and {max}")
 }
+
+/// SETBIT / GETBIT / BITFIELD offsets that are not integers, negative, or past the
+/// largest string.
+pub const BIT_OFFSET: &str = "ERR bit offset is not an integer or out of range";
+/// SETBIT with a value other than 0 or 1.
+pub const BIT_VALUE: &str = "ERR bit is not an integer or out of range";
+/// BITPOS looking for something other than 0 or 1.
+pub const BITPOS_BIT: &str = "ERR The bit argument must be 1 or 0.";
+/// BITOP NOT with more than one source.
+pub const BITOP_NOT_ONE_KEY: &str = "ERR BITOP NOT must be called with a single source key.";
+/// BITFIELD type other than i1..i64 / u1..u63.
+pub const BITFIELD_TYPE: &str =
+    "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.";
+/// BITFIELD OVERFLOW with a mode other than WRAP, SAT or FAIL.
+pub const BITFIELD_OVERFLOW: &str = "ERR Invalid OVERFLOW type specified";
+/// BITFIELD_RO given SET or INCRBY.
+pub const BITFIELD_RO_GET_ONLY: &str = "ERR BITFIELD_RO only supports the GET subcommand";

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::{glob, ReadCtx, Value, WriteCtx, DATABASES};
+use super::{encoding, glob, ReadCtx, WriteCtx, DATABASES};
 use crate::command::errors as err;
 use crate::command::parse_i64;
 use crate::resp::Frame;
@@ -376,21 +376,13 @@ pub fn pexpiretime(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
     expire_time(ctx, &args[1], 1)
 }
 
-/// OBJECT ENCODING key: the encoding Redis would pick for the same value.
+/// OBJECT ENCODING key: the encoding Redis 7.2 would report for the same value under the
+/// thresholds `CONFIG SET` last published (see `keyspace::encoding`).
 pub fn object_encoding(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
     let Some(entry) = ctx.get(&args[2]) else {
         return Frame::Null;
     };
-    let name = match &entry.value {
-        Value::Str(s) if s.len() <= 20 && parse_i64(s).is_some() => "int",
-        Value::Str(s) if s.len() <= 44 => "embstr",
-        Value::Str(_) => "raw",
-        Value::List(_) => "quicklist",
-        Value::Hash(_) => "hashtable",
-        Value::Set(_) => "hashtable",
-        Value::ZSet(_) => "skiplist",
-    };
-    Frame::bulk(name)
+    Frame::bulk(encoding::encoding_name(&entry.value, &encoding::current()))
 }
 
 /// OBJECT FREQ key: only tracked under an LFU policy, which this build does not run.

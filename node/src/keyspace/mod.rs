@@ -8,7 +8,9 @@
 //! `SCAN` cursor is simply the hash to resume from: stable while keys come and go, and the
 //! same on every replica.
 
+mod bits;
 mod db;
+pub mod encoding;
 mod events;
 mod generic;
 pub mod glob;
@@ -36,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use crate::command::{self, Handler, Resolved};
 use crate::resp::Frame;
 
+pub(crate) use bits::*;
 pub(crate) use generic::*;
 pub(crate) use hashes::*;
 pub(crate) use lists::*;

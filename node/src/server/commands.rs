@@ -11,7 +11,7 @@ use super::pubsub::OutputLimit;
 use super::{clock, Session};
 use crate::command::errors as err;
 use crate::command::parse_i64;
-use crate::keyspace::{glob, help_lines, DATABASES};
+use crate::keyspace::{encoding, glob, help_lines, DATABASES};
 use crate::resp::Frame;
 
 /// The Redis version cellkv answers as: the reference its replies follow.
@@ -316,7 +316,7 @@ fn config_values(session: &Session) -> Vec<(&'static str, String)> {
     let node = &session.node;
     let config = &node.config;
     let runtime = node.runtime.read().clone();
-    vec![
+    let mut values = vec![
         ("port", node.resp_addr.port().to_string()),
         ("bind", config.bind.clone()),
         ("dir", config.dir.display().to_string()),
@@ -344,7 +344,9 @@ fn config_values(session: &Session) -> Vec<(&'static str, String)> {
             "client-output-buffer-limit",
             session.node.pubsub.limit().config_value(),
         ),
-    ]
+    ];
+    values.extend(runtime.encoding.config_values());
+    values
 }
 
 /// CONFIG GET parameter [parameter ...]
@@ -370,6 +372,7 @@ pub fn config_set(session: &mut Session, args: &[Bytes]) -> Frame {
     let known: Vec<&str> = config_values(session).into_iter().map(|(n, _)| n).collect();
     let mut next = session.node.runtime.read().clone();
     let mut pubsub_limit = None;
+    let mut seen: Vec<String> = Vec::new();
     for pair in args[2..].chunks_exact(2) {
         let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
         let fail = |reason: &str| {
@@ -377,7 +380,17 @@ pub fn config_set(session: &mut Session, args: &[Bytes]) -> Frame {
                 "ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}"
             ))
         };
+        if seen.contains(&name) && known.contains(&name.as_str()) {
+            return fail("duplicate parameter");
+        }
+        seen.push(name.clone());
         let number = parse_i64(&pair[1]).filter(|n| *n > 0).map(|n| n as usize);
+        if let Some(result) = next.encoding.config_set(&name, &pair[1]) {
+            match result {
+                Ok(()) => continue,
+                Err(reason) => return fail(&reason),
+            }
+        }
         match name.as_str() {
             "proto-max-bulk-len" => match number {
                 Some(n) if n >= 1024 => next.proto_max_bulk_len = n,
@@ -404,7 +417,11 @@ pub fn config_set(session: &mut Session, args: &[Bytes]) -> Frame {
             }
         }
     }
-    *session.node.runtime.write() = next;
+    // Published under the settings' lock, so OBJECT ENCODING and CONFIG GET agree.
+    let mut runtime = session.node.runtime.write();
+    encoding::publish(&next.encoding);
+    *runtime = next;
+    drop(runtime);
     if let Some(limit) = pubsub_limit {
         session.node.pubsub.set_limit(limit);
     }

@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::keyspace::encoding::{self, EncodingLimits};
 use crate::keyspace::{Event, EventSink, Keyspace, Op, Request, SharedKeyspace, Value};
 use crate::raft::{self, RaftHandle, RaftSettings};
 use crate::resp::Frame;
@@ -76,6 +77,9 @@ pub struct RuntimeSettings {
     pub proto_max_bulk_len: usize,
     /// `maxclients`.
     pub maxclients: usize,
+    /// The encoding thresholds (`hash-max-listpack-entries` and friends); every change is
+    /// also published to the table `OBJECT ENCODING` reads.
+    pub encoding: EncodingLimits,
 }
 
 /// Everything a connection needs from the node it runs on.
@@ -251,11 +255,16 @@ impl Server {
             .map_err(|source| StartError::Listen { addr, source })?;
         let (shutdown, _) = watch::channel(false);
         let read_barrier = ReadBarrier::start(raft.raft.clone());
+        let runtime = RuntimeSettings {
+            proto_max_bulk_len: config.proto_max_bulk_len,
+            maxclients: config.maxclients,
+            encoding: EncodingLimits::default(),
+        };
+        // A node restarted inside a long-lived process (the simulator) starts from the
+        // defaults again, for OBJECT ENCODING as for CONFIG GET.
+        encoding::publish(&runtime.encoding);
         let node = Arc::new(Node {
-            runtime: RwLock::new(RuntimeSettings {
-                proto_max_bulk_len: config.proto_max_bulk_len,
-                maxclients: config.maxclients,
-            }),
+            runtime: RwLock::new(runtime),
             config,
             raft,
             keyspace,

@@ -198,7 +198,7 @@ fn generic_commands_on_a_hash() {
     assert_eq!(must_cmd(&mut con, &["HLEN", "h3"]), Value::Int(2));
     assert_eq!(
         must_cmd(&mut con, &["OBJECT", "ENCODING", "h2"]),
-        bulk("hashtable")
+        bulk("listpack")
     );
     let (_, mut keys): (u64, Vec<String>) = redis::cmd("SCAN")
         .arg(0)

@@ -4,6 +4,7 @@
 // These tests drive real processes in real time; the simulator's clock rules are for node code.
 #![allow(clippy::disallowed_methods)]
 
+mod bits;
 mod blocking;
 mod connection;
 mod durability;

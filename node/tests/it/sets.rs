@@ -236,7 +236,7 @@ fn generic_commands_on_a_set() {
     assert_eq!(must_cmd(&mut con, &["SCARD", "s3"]), Value::Int(3));
     assert_eq!(
         must_cmd(&mut con, &["OBJECT", "ENCODING", "s2"]),
-        bulk("hashtable")
+        bulk("listpack")
     );
     let (_, mut keys): (u64, Vec<String>) = redis::cmd("SCAN")
         .arg(0)

@@ -198,7 +198,7 @@ fn key_commands_on_a_zset() {
     );
     assert_eq!(
         must_cmd(&mut con, &["OBJECT", "ENCODING", "z"]),
-        bulk("skiplist")
+        bulk("listpack")
     );
     assert_eq!(must_cmd(&mut con, &["RENAME", "z", "z2"]), Value::Okay);
     assert_eq!(must_cmd(&mut con, &["EXISTS", "z"]), Value::Int(0));
