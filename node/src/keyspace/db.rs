@@ -165,18 +165,24 @@ impl Db {
     /// The entry under `name`, expired or not, for changing its value in place; stamps it
     /// as changed at `version` and `now_ms`.
     pub(super) fn get_mut(&mut self, name: &[u8], version: u64, now_ms: u64) -> Option<&mut Entry> {
+        let entry = self.get_mut_unstamped(name)?;
+        entry.version = version;
+        entry.written_at = now_ms;
+        Some(entry)
+    }
+
+    /// The entry under `name`, expired or not, for changing its value in place without
+    /// stamping it: the caller stamps it if it did change something.
+    pub(super) fn get_mut_unstamped(&mut self, name: &[u8]) -> Option<&mut Entry> {
         let bucket = Arc::make_mut(self.slots.get_mut(&slot_of(name))?);
-        let entry = match bucket {
+        match bucket {
             Bucket::One((k, e)) if k.as_ref() == name => Some(e),
             Bucket::One(_) => None,
             Bucket::Many(pairs) => pairs
                 .iter_mut()
                 .find(|(k, _)| k.as_ref() == name)
                 .map(|(_, e)| e),
-        }?;
-        entry.version = version;
-        entry.written_at = now_ms;
-        Some(entry)
+        }
     }
 
     /// Stores `entry` under `name`, replacing any entry there.

@@ -370,6 +370,20 @@ impl WriteCtx<'_> {
         self.db_mut().get_mut(key, index, now_ms)
     }
 
+    /// The live entry under `key`, to change its value in place when the change may turn out
+    /// to be none: nothing is stamped. A command that did change the value must then call
+    /// [`WriteCtx::mark_changed`] (or remove an emptied collection).
+    pub fn get_mut_unstamped(&mut self, key: &Bytes) -> Option<&mut Entry> {
+        self.get(key)?;
+        self.db_mut().get_mut_unstamped(key)
+    }
+
+    /// Stamps `key` as changed by this entry (for `WATCH` and `OBJECT IDLETIME`) and as
+    /// possibly ready for clients blocked on it.
+    pub fn mark_changed(&mut self, key: &Bytes) {
+        self.get_mut(key);
+    }
+
     /// Deletes `key` if it holds an empty collection; returns whether it did.
     pub fn remove_if_empty(&mut self, key: &Bytes) -> bool {
         let empty = self

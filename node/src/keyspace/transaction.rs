@@ -135,6 +135,33 @@ mod tests {
         );
     }
 
+    /// A write that changes nothing (ZADD of the same score, ZREM of a missing member) is not
+    /// a change for WATCH; one that changes the set is.
+    #[test]
+    fn only_real_changes_to_a_sorted_set_abort_a_watch() {
+        let mut ks = Keyspace::new();
+        exec_entry(&mut ks, 1, vec![], &["zadd z 1 a 2 b"]);
+        exec_entry(&mut ks, 2, vec![], &["zadd z 1 a", "zrem z nosuch"]);
+        assert!(matches!(
+            exec_entry(&mut ks, 3, vec![watch("z", 1)], &["zcard z"]),
+            Frame::Array(_)
+        ));
+        exec_entry(&mut ks, 4, vec![], &["zadd z 3 a"]);
+        assert_eq!(
+            exec_entry(&mut ks, 5, vec![watch("z", 3)], &["zcard z"]),
+            Frame::NullArray
+        );
+        exec_entry(&mut ks, 6, vec![], &["zrem z a b"]);
+        assert!(
+            ks.db(0).and_then(|d| d.get(b"z", 0)).is_none(),
+            "emptied set deleted"
+        );
+        assert_eq!(
+            exec_entry(&mut ks, 7, vec![watch("z", 5)], &["zcard z"]),
+            Frame::NullArray
+        );
+    }
+
     #[test]
     fn select_moves_the_rest_of_the_transaction() {
         let mut ks = Keyspace::new();

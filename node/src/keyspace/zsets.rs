@@ -518,21 +518,33 @@ fn zset_of(entry: Option<&Entry>) -> Result<Option<&SortedSet>, Frame> {
     }
 }
 
-/// A working copy of the sorted set under `key` inside apply; O(1), the maps are persistent.
-fn zset_copy(ctx: &mut WriteCtx<'_>, key: &Bytes) -> Result<Option<SortedSet>, Frame> {
-    Ok(zset_of(ctx.get(key))?.cloned())
-}
-
-/// Stores a changed copy back under `key`, keeping its expiry; an empty set deletes the key.
-fn put_back(ctx: &mut WriteCtx<'_>, key: &Bytes, zset: SortedSet) {
-    if zset.is_empty() {
+/// Runs `edit` on the sorted set under `key` in place (a working copy would share every node
+/// with the stored set, and each change would copy its path through both trees). `edit`
+/// returns its result and whether it changed the set: a change stamps the key for `WATCH`
+/// and wakes blocked clients, and an emptied set is deleted. `Ok(None)` when there is no key.
+fn edit_zset<R>(
+    ctx: &mut WriteCtx<'_>,
+    key: &Bytes,
+    edit: impl FnOnce(&mut SortedSet) -> (R, bool),
+) -> Result<Option<R>, Frame> {
+    if zset_of(ctx.get(key))?.is_none() {
+        return Ok(None);
+    }
+    let Some(Entry {
+        value: Value::ZSet(zset),
+        ..
+    }) = ctx.get_mut_unstamped(key)
+    else {
+        return Ok(None);
+    };
+    let (result, changed) = edit(zset);
+    let emptied = zset.is_empty();
+    if emptied {
         ctx.remove(key);
-        return;
+    } else if changed {
+        ctx.mark_changed(key);
     }
-    match ctx.get_mut(key) {
-        Some(entry) => entry.value = Value::ZSet(Box::new(zset)),
-        None => ctx.set(key, Value::ZSet(Box::new(zset)), None),
-    }
+    Ok(Some(result))
 }
 
 /// A `*STORE` command's result replaces `dst` whatever it held (its expiry goes too), or
@@ -628,6 +640,40 @@ fn add_one(zset: &mut SortedSet, score: f64, member: &Bytes, flags: AddFlags) ->
     Some(Added::Updated(score))
 }
 
+/// What a ZADD did.
+struct Tally {
+    added: i64,
+    updated: i64,
+    processed: i64,
+    last_score: f64,
+}
+
+/// Applies every pair; `None` when an increment makes NaN (before anything changed, since
+/// INCR takes a single pair).
+fn add_all(zset: &mut SortedSet, scored: &[(f64, &Bytes)], flags: AddFlags) -> Option<Tally> {
+    let mut tally = Tally {
+        added: 0,
+        updated: 0,
+        processed: 0,
+        last_score: 0.0,
+    };
+    for &(score, member) in scored {
+        match add_one(zset, score, member, flags)? {
+            Added::New(s) => {
+                (tally.added, tally.processed, tally.last_score) =
+                    (tally.added + 1, tally.processed + 1, s)
+            }
+            Added::Updated(s) => {
+                (tally.updated, tally.processed, tally.last_score) =
+                    (tally.updated + 1, tally.processed + 1, s)
+            }
+            Added::Same(s) => (tally.processed, tally.last_score) = (tally.processed + 1, s),
+            Added::Skipped => {}
+        }
+    }
+    Some(tally)
+}
+
 /// ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]
 pub fn zadd(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     zadd_generic(ctx, args, false)
@@ -680,8 +726,13 @@ fn zadd_generic(ctx: &mut WriteCtx<'_>, args: &[Bytes], incr: bool) -> Frame {
         scored.push((score, &pair[1]));
     }
     let key = &args[1];
-    let mut zset = match try_frame!(zset_copy(ctx, key)) {
-        Some(zset) => zset,
+    let edited = try_frame!(edit_zset(ctx, key, |zset| {
+        let tally = add_all(zset, &scored, flags);
+        let changed = matches!(&tally, Some(t) if t.added + t.updated > 0);
+        (tally, changed)
+    }));
+    let tally = match edited {
+        Some(tally) => tally,
         None if flags.xx => {
             return if flags.incr {
                 Frame::Null
@@ -689,25 +740,25 @@ fn zadd_generic(ctx: &mut WriteCtx<'_>, args: &[Bytes], incr: bool) -> Frame {
                 Frame::Integer(0)
             }
         }
-        None => SortedSet::new(),
-    };
-    let (mut added, mut updated, mut processed) = (0, 0, 0);
-    let mut last_score = 0.0;
-    for (score, member) in scored {
-        match add_one(&mut zset, score, member, flags) {
-            // Only an INCR can make NaN, and it has a single pair: nothing changed yet.
-            None => return Frame::error(err::SCORE_NAN),
-            Some(Added::New(s)) => (added, processed, last_score) = (added + 1, processed + 1, s),
-            Some(Added::Updated(s)) => {
-                (updated, processed, last_score) = (updated + 1, processed + 1, s)
+        None => {
+            let mut zset = SortedSet::new();
+            let tally = add_all(&mut zset, &scored, flags);
+            if !zset.is_empty() {
+                ctx.set(key, Value::ZSet(Box::new(zset)), None);
             }
-            Some(Added::Same(s)) => (processed, last_score) = (processed + 1, s),
-            Some(Added::Skipped) => {}
+            tally
         }
-    }
-    if added + updated > 0 {
-        put_back(ctx, key, zset);
-    }
+    };
+    // Only an INCR can make NaN, and it has a single pair: nothing changed.
+    let Some(Tally {
+        added,
+        updated,
+        processed,
+        last_score,
+    }) = tally
+    else {
+        return Frame::error(err::SCORE_NAN);
+    };
     if flags.incr {
         if processed > 0 {
             Frame::Double(last_score)
@@ -722,22 +773,19 @@ fn zadd_generic(ctx: &mut WriteCtx<'_>, args: &[Bytes], incr: bool) -> Frame {
 /// ZREM key member [member ...]
 pub fn zrem(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     let key = &args[1];
-    let Some(mut zset) = try_frame!(zset_copy(ctx, key)) else {
-        return Frame::Integer(0);
-    };
-    let mut deleted = 0;
-    for member in &args[2..] {
-        if zset.remove(member).is_some() {
-            deleted += 1;
+    let deleted = try_frame!(edit_zset(ctx, key, |zset| {
+        let mut deleted = 0;
+        for member in &args[2..] {
+            if zset.remove(member).is_some() {
+                deleted += 1;
+            }
+            if zset.is_empty() {
+                break;
+            }
         }
-        if zset.is_empty() {
-            break;
-        }
-    }
-    if deleted > 0 {
-        put_back(ctx, key, zset);
-    }
-    Frame::Integer(deleted)
+        (deleted, deleted > 0)
+    }));
+    Frame::Integer(deleted.unwrap_or(0))
 }
 
 /// The range of a ZREMRANGEBY* or ZRANGE command.
@@ -771,24 +819,21 @@ fn parse_spec(by: RangeBy, min: &[u8], max: &[u8]) -> Result<RangeSpec, Frame> {
 fn remove_range(ctx: &mut WriteCtx<'_>, args: &[Bytes], by: RangeBy) -> Frame {
     let spec = try_frame!(parse_spec(by, &args[2], &args[3]));
     let key = &args[1];
-    let Some(mut zset) = try_frame!(zset_copy(ctx, key)) else {
-        return Frame::Integer(0);
-    };
-    let doomed: Vec<Bytes> = match &spec {
-        RangeSpec::Rank(start, end) => by_rank(&zset, *start, *end, false),
-        RangeSpec::Score(range) => by_score(&zset, range, false, 0, -1),
-        RangeSpec::Lex(range) => by_lex(&zset, range, false, 0, -1),
-    }
-    .into_iter()
-    .map(|(m, _)| m.clone())
-    .collect();
-    for member in &doomed {
-        zset.remove(member);
-    }
-    if !doomed.is_empty() {
-        put_back(ctx, key, zset);
-    }
-    Frame::Integer(doomed.len() as i64)
+    let removed = try_frame!(edit_zset(ctx, key, |zset| {
+        let doomed: Vec<Bytes> = match &spec {
+            RangeSpec::Rank(start, end) => by_rank(zset, *start, *end, false),
+            RangeSpec::Score(range) => by_score(zset, range, false, 0, -1),
+            RangeSpec::Lex(range) => by_lex(zset, range, false, 0, -1),
+        }
+        .into_iter()
+        .map(|(m, _)| m.clone())
+        .collect();
+        for member in &doomed {
+            zset.remove(member);
+        }
+        (doomed.len(), !doomed.is_empty())
+    }));
+    Frame::Integer(removed.unwrap_or(0) as i64)
 }
 
 /// ZREMRANGEBYRANK key start stop
@@ -1042,15 +1087,21 @@ fn zpop(ctx: &mut WriteCtx<'_>, args: &[Bytes], max: bool) -> Frame {
         },
     };
     let key = &args[1];
-    let Some(mut zset) = try_frame!(zset_copy(ctx, key)) else {
+    if zset_of(ctx.get(key)).is_ok_and(|z| z.is_none()) {
         return Frame::Array(Vec::new());
-    };
+    }
     if count == Some(0) {
+        try_frame!(zset_of(ctx.get(key)));
         return Frame::Array(Vec::new());
     }
     let wanted = count.map_or(1, |n| usize::try_from(n).unwrap_or(usize::MAX));
-    let popped = pop(&mut zset, max, wanted);
-    put_back(ctx, key, zset);
+    let Some(popped) = try_frame!(edit_zset(ctx, key, |zset| {
+        let popped = pop(zset, max, wanted);
+        let changed = !popped.is_empty();
+        (popped, changed)
+    })) else {
+        return Frame::Array(Vec::new());
+    };
     match count {
         // A plain pop answers one flat pair in either protocol.
         None => Frame::Array(
@@ -1121,13 +1172,14 @@ fn bzpop(ctx: &mut WriteCtx<'_>, args: &[Bytes], max: bool) -> Frame {
     };
     try_frame!(check_timeout(timeout, ctx.now_ms));
     for key in keys {
-        let Some(mut zset) = try_frame!(zset_copy(ctx, key)) else {
+        let popped = try_frame!(edit_zset(ctx, key, |zset| {
+            let popped = pop(zset, max, 1).pop();
+            let changed = popped.is_some();
+            (popped, changed)
+        }));
+        let Some(Some((member, score))) = popped else {
             continue;
         };
-        let Some((member, score)) = pop(&mut zset, max, 1).pop() else {
-            continue;
-        };
-        put_back(ctx, key, zset);
         return Frame::Array(vec![
             Frame::Bulk(key.clone()),
             Frame::Bulk(member),
@@ -1184,11 +1236,14 @@ fn parse_multi_pop(args: &[Bytes], numkeys_at: usize) -> Result<MultiPop<'_>, Fr
 /// Pops from the first key holding a sorted set: `Ok(None)` when none does.
 fn multi_pop(ctx: &mut WriteCtx<'_>, request: &MultiPop<'_>) -> Result<Option<Frame>, Frame> {
     for key in request.keys {
-        let Some(mut zset) = zset_copy(ctx, key)? else {
+        let Some(popped) = edit_zset(ctx, key, |zset| {
+            let popped = pop(zset, request.max, request.count);
+            let changed = !popped.is_empty();
+            (popped, changed)
+        })?
+        else {
             continue;
         };
-        let popped = pop(&mut zset, request.max, request.count);
-        put_back(ctx, key, zset);
         return Ok(Some(Frame::Array(vec![
             Frame::Bulk(key.clone()),
             nested_pairs(popped),
