@@ -340,18 +340,12 @@ impl WriteCtx<'_> {
         &mut self.keyspace.dbs[index]
     }
 
-    /// The live entry under `key`; an expired one is deleted on the way (deterministically,
-    /// since every replica applies the same entry at the same time).
+    /// The live entry under `key`. An expired entry reads as absent and stays where it is
+    /// until the leader's expiry entry or an overwrite replaces it: deleting it here would
+    /// cost a second lookup on every write.
     pub fn get(&mut self, key: &Bytes) -> Option<&Entry> {
         let now_ms = self.now_ms;
-        let db = self.db_mut();
-        // One lookup in the common case; a second only to delete an expired key.
-        if db.get_any(key)?.is_expired(now_ms) {
-            let index = self.index;
-            self.db_mut().remove(key, index);
-            return None;
-        }
-        self.db_mut().get_any(key)
+        self.keyspace.dbs.get(self.db as usize)?.get(key, now_ms)
     }
 
     /// The live entry under `key`, to change its value in place (its expiry must be changed
