@@ -17,6 +17,7 @@ pub mod glob;
 mod hashes;
 mod lists;
 mod request;
+mod scripting;
 mod sets;
 mod snapshot;
 mod sorted_set;
@@ -42,6 +43,7 @@ pub(crate) use bits::*;
 pub(crate) use generic::*;
 pub(crate) use hashes::*;
 pub(crate) use lists::*;
+pub(crate) use scripting::*;
 pub(crate) use sets::*;
 pub(crate) use strings::*;
 pub(crate) use zsets::*;
@@ -135,6 +137,8 @@ pub struct Keyspace {
     clock_ms: u64,
     /// The last log index applied (0 before any), the horizon of a `WATCH`.
     applied_index: u64,
+    /// Scripts by the hex SHA1 of their body (`SCRIPT LOAD`, `EVAL`): replicated state.
+    scripts: imbl::OrdMap<String, Bytes>,
     /// What apply produced besides replies, for the node to act on (not replicated state).
     events: Vec<Event>,
 }
@@ -145,6 +149,7 @@ impl Default for Keyspace {
             dbs: vec![Db::default(); DATABASES as usize],
             clock_ms: 0,
             applied_index: 0,
+            scripts: imbl::OrdMap::new(),
             events: Vec::new(),
         }
     }

@@ -1,6 +1,6 @@
 //! The keyspace's snapshot stream: a header, one length-prefixed record per key, a trailer
 //! with the record count (so a truncated or corrupt file is refused on load), and then each
-//! database's `WATCH` state (deletion horizon and tombstones).
+//! database's `WATCH` state (deletion horizon and tombstones), then the script cache.
 
 use std::io::{Read, Write};
 
@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Db, Entry, Keyspace, Value, DATABASES};
 
-const MAGIC: &[u8; 8] = b"CELLKV02";
+const MAGIC: &[u8; 8] = b"CELLKV03";
 /// A record longer than this is corrupt: values are bounded by proto-max-bulk-len.
 const MAX_RECORD: u32 = 1024 * 1024 * 1024;
 
@@ -79,6 +79,12 @@ impl Keyspace {
             out.write_all(&(buf.len() as u64).to_le_bytes())?;
             out.write_all(&buf)?;
         }
+        let scripts: Vec<(&String, &Bytes)> = self.scripts.iter().collect();
+        buf.clear();
+        buf = postcard::to_extend(&scripts, buf)
+            .map_err(|e| SnapshotError::Corrupt(format!("encode: {e}")))?;
+        out.write_all(&(buf.len() as u64).to_le_bytes())?;
+        out.write_all(&buf)?;
         Ok(())
     }
 
@@ -147,6 +153,18 @@ impl Keyspace {
                 state.tombstones.into_iter().collect(),
             );
         }
+        input.read_exact(&mut word)?;
+        let len = u64::from_le_bytes(word);
+        if len > MAX_RECORD as u64 {
+            return Err(SnapshotError::Corrupt(format!(
+                "script cache of {len} bytes"
+            )));
+        }
+        buf.resize(len as usize, 0);
+        input.read_exact(&mut buf)?;
+        let scripts: Vec<(String, Bytes)> = postcard::from_bytes(&buf)
+            .map_err(|e| SnapshotError::Corrupt(format!("script cache: {e}")))?;
+        keyspace.scripts = scripts.into_iter().collect();
         Ok(keyspace)
     }
 }

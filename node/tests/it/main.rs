@@ -15,6 +15,7 @@ mod lists;
 mod protocol;
 mod pubsub;
 mod redis_cli;
+mod scripting;
 mod sets;
 mod strings;
 mod transactions;

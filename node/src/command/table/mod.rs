@@ -70,6 +70,7 @@ mod bits;
 mod hashes;
 mod lists;
 mod pubsub;
+mod scripting;
 mod sets;
 mod transactions;
 mod zsets;
@@ -84,6 +85,7 @@ static FAMILIES: &[&[CommandSpec]] = &[
     bits::BITS,
     transactions::TRANSACTIONS,
     pubsub::PUBSUB_COMMANDS,
+    scripting::SCRIPTING,
 ];
 
 /// Every command cellkv serves.
