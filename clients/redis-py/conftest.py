@@ -12,6 +12,7 @@ defaults to RESP3, so both are named explicitly and each test runs once per prot
 """
 
 import atexit
+import ctypes
 import os
 import shutil
 import signal
@@ -26,6 +27,21 @@ import redis
 
 READY_PREFIX = "cellkv ready on "
 START_TIMEOUT = 60.0
+
+
+def _die_with_parent():
+    """Runs in the child before exec: SIGKILL it when pytest dies, however pytest dies
+    (Linux's PR_SET_PDEATHSIG), so not even a SIGKILLed run leaves a node behind."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except Exception:
+        pass
+
+
+def _sigterm_as_interrupt(signum, frame):
+    # pytest stops on KeyboardInterrupt and still tears the session fixtures down.
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _binary() -> Path:
@@ -63,6 +79,7 @@ class CellkvNode:
             # Its own process group, so a Ctrl-C aimed at pytest does not kill it before
             # the teardown does, and stop() can take any child with it.
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         atexit.register(self.stop)
         self.host = "127.0.0.1"
@@ -150,6 +167,8 @@ class CellkvNode:
 
 @pytest.fixture(scope="session")
 def cellkv():
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     node = CellkvNode(_binary())
     try:
         yield node

@@ -5,6 +5,8 @@ import time
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 
 def pair(protocol, key, value):
@@ -202,3 +204,58 @@ def test_blocking_pop_in_multi_answers_nil(r):
     start = time.monotonic()
     assert pipe.execute() == [None, 1]
     assert time.monotonic() - start < 2
+
+
+def test_blpop_without_timeout_woken(r, clients, protocol):
+    join_ok = push_later(clients, 0.2, ("rpush", "forever", "v"))
+    assert r.blpop("forever", timeout=0) == pair(protocol, "forever", "v")
+    join_ok()
+
+
+def test_push_inside_multi_wakes_blocked_client(r, clients, protocol):
+    writer = clients()
+    result = {}
+    t = threading.Thread(target=lambda: result.setdefault("got", r.blpop("txq", timeout=5)))
+    t.start()
+    time.sleep(0.2)
+    pipe = writer.pipeline(transaction=True)
+    pipe.rpush("txq", "a", "b")
+    pipe.set("marker", "1")
+    assert pipe.execute() == [2, True]
+    t.join(5)
+    assert result["got"] == pair(protocol, "txq", "a")
+    assert writer.lrange("txq", 0, -1) == ["b"]
+
+
+def test_lmove_wakes_client_blocked_on_destination(r, clients, protocol):
+    mover = clients()
+    mover.rpush("src", "item")
+    join_ok = push_later(clients, 0.2, ("lmove", "src", "dst", "LEFT", "RIGHT"))
+    assert r.brpop("dst", timeout=5) == pair(protocol, "dst", "item")
+    join_ok()
+    assert mover.exists("src", "dst") == 0
+
+
+def test_disconnected_blocked_client_takes_nothing(r, clients):
+    # A worker blocked in BLPOP goes away; a later push must stay in the list, not be
+    # popped for a client that is no longer there.
+    # No retries: redis-py would otherwise reconnect and block again.
+    worker = clients(single_connection_client=True, retry=Retry(NoBackoff(), 0))
+    errors = []
+
+    def block():
+        try:
+            worker.blpop("orphan", timeout=5)
+        except Exception as e:  # the socket is shut down under it
+            errors.append(e)
+
+    t = threading.Thread(target=block)
+    t.start()
+    time.sleep(0.2)
+    worker.connection._sock.shutdown(2)  # SHUT_RDWR: the server sees the client leave
+    t.join(5)
+    assert errors, "blpop should have failed on a closed connection"
+    time.sleep(0.2)
+    assert r.rpush("orphan", "precious") == 1
+    time.sleep(0.3)
+    assert r.lrange("orphan", 0, -1) == ["precious"]

@@ -102,12 +102,16 @@ def test_lock_blocks_until_released(r, clients):
             acquired_at.append(time.monotonic())
             lk.release()
 
-    t = threading.Thread(target=wait)
+    t = threading.Thread(target=wait, daemon=True)
     t.start()
-    time.sleep(0.3)
-    released_at = time.monotonic()
-    holder.release()
-    t.join(10)
-    assert acquired_at and acquired_at[0] >= released_at
-    with pytest.raises(LockError):
-        holder.release()  # no longer held
+    try:
+        time.sleep(0.3)
+        released_at = time.monotonic()
+        holder.release()
+        t.join(10)
+        assert acquired_at and acquired_at[0] >= released_at
+        with pytest.raises(LockError):
+            holder.release()  # no longer held
+    finally:
+        r.delete("busy")  # never leave the waiter spinning past the test
+        t.join(10)

@@ -276,3 +276,72 @@ def test_rename_copy_type(r, clients):
     assert r.move("s3", 5) is True
     assert db5.get("s3") == "v"
     assert r.exists("s3") == 0
+
+
+def test_unicode_and_large_values(r):
+    r.set("clé:ünïcode", "värde ✓ 値")
+    assert r.get("clé:ünïcode") == "värde ✓ 値"
+    assert r.strlen("clé:ünïcode") == len("värde ✓ 値".encode())
+    assert r.keys("clé:*") == ["clé:ünïcode"]
+    big = "x" * (2 * 1024 * 1024) + "end"
+    assert r.set("big", big)
+    assert r.get("big") == big
+    assert r.strlen("big") == len(big)
+
+
+def test_from_url_with_db_and_protocol(cellkv, protocol):
+    url = f"redis://{cellkv.host}:{cellkv.port}/4?protocol={protocol}&decode_responses=True"
+    with redis.Redis.from_url(url) as c:
+        c.flushdb()
+        c.set("in-4", "yes")
+        info = c.client_info()
+        assert info["db"] == 4 and info["resp"] == str(protocol)
+        assert c.get("in-4") == "yes"
+        c.flushdb()
+
+
+def test_many_threads_share_a_pool(r):
+    errors = []
+
+    def work(n):
+        try:
+            for _ in range(50):
+                r.incr("shared")
+                r.rpush(f"per-thread:{n}", "x")
+        except Exception as e:
+            errors.append(e)
+
+    import threading
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert r.get("shared") == "400"
+    assert [r.llen(f"per-thread:{n}") for n in range(8)] == [50] * 8
+
+
+def test_health_check_interval_pings_idle_connection(clients):
+    c = clients(health_check_interval=0.1)
+    c.set("hc", "1")
+    time.sleep(0.25)  # idle past the interval: redis-py sends PING before the next command
+    assert c.get("hc") == "1"
+    assert c.info("stats")["total_commands_processed"] > 0
+
+
+def test_object_encoding(r):
+    r.set("int", 12345)
+    r.set("short", "hello")
+    r.set("long", "y" * 100)
+    r.rpush("list", "a")
+    r.hset("hash", "f", "v")
+    r.sadd("ints", 1, 2, 3)
+    r.sadd("strs", "a", "b")
+    r.zadd("zs", {"a": 1})
+    assert [r.object("encoding", k) for k in
+            ("int", "short", "long", "list", "hash", "ints", "strs", "zs")] == [
+        "int", "embstr", "raw", "listpack", "listpack", "intset", "listpack", "listpack"]
+    r.hset("hash", mapping={f"f{i}": i for i in range(200)})
+    assert r.object("encoding", "hash") == "hashtable"
+    assert r.object("encoding", "missing") is None
