@@ -175,3 +175,22 @@ def test_default_protocol_is_resp3_with_legacy_shapes(cellkv):
         assert c.hgetall("nothing") == {}
         c.hset("h", mapping={"f": "v"})
         assert c.hgetall("h") == {"f": "v"}
+
+
+def test_config_get_many_and_set(r):
+    got = r.config_get("maxclients", "appendonly")
+    assert got == {"maxclients": "10000", "appendonly": "yes"}
+    before = r.config_get("hash-max-listpack-entries")["hash-max-listpack-entries"]
+    r.hset("h", mapping={f"f{i}": i for i in range(10)})
+    assert r.object("encoding", "h") == "listpack"
+    try:
+        assert r.config_set("hash-max-listpack-entries", 4) is True
+        assert r.config_get("hash-max-listpack-entries") == {"hash-max-listpack-entries": "4"}
+        # The old name is an alias of the new one.
+        assert r.config_get("hash-max-ziplist-entries") == {"hash-max-ziplist-entries": "4"}
+        assert r.object("encoding", "h") == "hashtable"
+    finally:
+        r.config_set("hash-max-listpack-entries", before)
+    assert r.config_get("hash-max-listpack-entries") == {"hash-max-listpack-entries": before}
+    with pytest.raises(redis.ResponseError, match="Unknown option or number of arguments"):
+        r.config_set("no-such-option", "1")

@@ -158,10 +158,10 @@ def test_two_blocked_clients_served_in_order(r, clients, protocol):
 
     t1 = threading.Thread(target=wait, args=("first", first))
     t1.start()
-    time.sleep(0.15)
+    time.sleep(0.3)
     t2 = threading.Thread(target=wait, args=("second", second))
     t2.start()
-    time.sleep(0.15)
+    time.sleep(0.3)
     r.rpush("fifo", "one")
     t1.join(5)
     r.rpush("fifo", "two")

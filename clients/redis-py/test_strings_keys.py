@@ -154,6 +154,12 @@ def test_expire_ttl_persist(r):
     assert r.expire("k", 1000, lt=True) is False
     assert r.expire("k", 10, lt=True) is True
     assert 9 <= r.ttl("k") <= 10
+    # A key without a TTL counts as infinite: GT never applies, LT always does.
+    r.set("forever", "v")
+    assert r.expire("forever", 100, gt=True) is False
+    assert r.ttl("forever") == -1
+    assert r.expire("forever", 100, lt=True) is True
+    assert 99 <= r.ttl("forever") <= 100
     when = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=300)
     assert r.expireat("k", when) is True
     assert 298 <= r.ttl("k") <= 300
