@@ -103,18 +103,7 @@ def wait_for(predicate, timeout=3.0):
     return predicate()
 
 
-# Redis 7.2 answers PUBSUB NUMSUB with a flat array (channel, count, channel, count, ...)
-# on both protocols; cellkv answers a RESP3 map (%), which redis-py's parse_pubsub_numsub
-# cannot slice: TypeError. Strict, so the marker must go once the server is fixed.
-NUMSUB_RESP3_MAP = pytest.mark.xfail(
-    strict=True, raises=TypeError,
-    reason="cellkv answers PUBSUB NUMSUB with a RESP3 map; Redis 7.2 with a flat array",
-)
-
-
 def test_pubsub_numsub(r, pubsub, clients, protocol, request):
-    if protocol == 3:
-        request.applymarker(NUMSUB_RESP3_MAP)
     other = subscribe_two(pubsub, clients)
     assert r.pubsub_numsub("ch:a", "ch:b", "zz", "none") == [
         ("ch:a", 1), ("ch:b", 2), ("zz", 1), ("none", 0),
@@ -246,7 +235,6 @@ def test_subscriber_in_client_list(r, pubsub):
 
 # Redis 7.2 counts a client with the P flag (subscribed) as type pubsub: CLIENT LIST TYPE
 # pubsub lists it and TYPE normal leaves it out. cellkv lists it under normal only.
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="cellkv: CLIENT LIST TYPE pubsub is empty while a client has flags=P")
 def test_client_list_type_pubsub(r, pubsub):
     entry = subscribed_client(r, pubsub)
     assert [c["id"] for c in r.client_list(_type="pubsub")] == [entry["id"]]
@@ -255,7 +243,6 @@ def test_client_list_type_pubsub(r, pubsub):
 
 # Redis 7.2 records every command as the client's last (cmd=psubscribe here); cellkv
 # shows cmd=NULL for a client whose last commands were SUBSCRIBE/PSUBSCRIBE.
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="cellkv: CLIENT LIST shows cmd=NULL after (P)SUBSCRIBE")
 def test_subscriber_last_command(r, pubsub):
     entry = subscribed_client(r, pubsub)
     assert entry["cmd"] == "psubscribe"

@@ -188,14 +188,17 @@ pub fn client_info(session: &mut Session, _args: &[Bytes]) -> Frame {
 pub fn client_list(session: &mut Session, args: &[Bytes]) -> Frame {
     *session.client.last_cmd.lock() = "client|list".into();
     let mut ids: Option<Vec<u64>> = None;
+    // None: every client; Some(true): subscribers only; Some(false): the others.
+    let mut subscribers: Option<bool> = None;
     let mut only_other_types = false;
     let mut i = 2;
     while i < args.len() {
         if args[i].eq_ignore_ascii_case(b"type") && i + 1 < args.len() {
             let kind = args[i + 1].to_ascii_lowercase();
             match kind.as_slice() {
-                b"normal" => {}
-                b"master" | b"replica" | b"slave" | b"pubsub" => only_other_types = true,
+                b"normal" => subscribers = Some(false),
+                b"pubsub" => subscribers = Some(true),
+                b"master" | b"replica" | b"slave" => only_other_types = true,
                 _ => {
                     return Frame::error(format!(
                         "ERR Unknown client type '{}'",
@@ -223,6 +226,9 @@ pub fn client_list(session: &mut Session, args: &[Bytes]) -> Frame {
     if !only_other_types {
         for client in session.node.clients() {
             if ids.as_ref().is_some_and(|ids| !ids.contains(&client.id)) {
+                continue;
+            }
+            if subscribers.is_some_and(|wanted| wanted != client.is_subscriber()) {
                 continue;
             }
             text.push_str(&client.describe(now));

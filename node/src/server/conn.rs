@@ -352,6 +352,7 @@ impl Batch {
             }
             Handler::Replies(run) => {
                 self.finish(session, output).await;
+                *session.client.last_cmd.lock() = spec.name.to_string();
                 for reply in run(session, &args) {
                     self.push(session, reply, output);
                 }

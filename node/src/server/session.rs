@@ -104,13 +104,18 @@ impl ClientState {
 }
 
 impl ClientState {
+    /// Whether the client holds any subscription (`CLIENT LIST TYPE pubsub`).
+    pub fn is_subscriber(&self) -> bool {
+        self.channels.load(Ordering::Relaxed) + self.patterns.load(Ordering::Relaxed) > 0
+    }
+
     /// `CLIENT LIST`'s flags: `b` blocked, `P` subscriber, `x` in MULTI, `N` none.
     fn flags(&self) -> String {
         let mut flags = String::new();
         if self.blocked.load(Ordering::Relaxed) {
             flags.push('b');
         }
-        if self.channels.load(Ordering::Relaxed) + self.patterns.load(Ordering::Relaxed) > 0 {
+        if self.is_subscriber() {
             flags.push('P');
         }
         if self.queued.load(Ordering::Relaxed) >= 0 {

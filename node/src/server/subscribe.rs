@@ -120,16 +120,17 @@ pub fn pubsub_channels(session: &mut Session, args: &[Bytes]) -> Frame {
     )
 }
 
-/// PUBSUB NUMSUB [channel ...]
+/// PUBSUB NUMSUB [channel ...]: a flat channel, count, ... array in both protocols, as
+/// Redis 7.2 sends it.
 pub fn pubsub_numsub(session: &mut Session, args: &[Bytes]) -> Frame {
-    Frame::Map(
+    Frame::Array(
         args[2..]
             .iter()
-            .map(|c| {
-                (
+            .flat_map(|c| {
+                [
                     Frame::Bulk(c.clone()),
                     Frame::Integer(session.node.pubsub.numsub(c) as i64),
-                )
+                ]
             })
             .collect(),
     )
