@@ -3,7 +3,13 @@ and the server commands applications call first (PING, INFO, CONFIG GET)."""
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
 from redis.driver_info import DriverInfo
+from redis.retry import Retry
+
+# redis-py retries connection errors (authentication failures among them) with a backoff
+# of seconds; a connection expected to fail gets no retries.
+NO_RETRY = Retry(NoBackoff(), 0)
 
 
 def hello_as_dict(reply):
@@ -194,3 +200,18 @@ def test_config_get_many_and_set(r):
     assert r.config_get("hash-max-listpack-entries") == {"hash-max-listpack-entries": before}
     with pytest.raises(redis.ResponseError, match="Unknown option or number of arguments"):
         r.config_set("no-such-option", "1")
+
+
+def test_auth_without_configured_password(clients, protocol):
+    # No password is configured: the default user takes any password through
+    # AUTH default <pw> (RESP2) or HELLO 3 AUTH default <pw> (RESP3), as in Redis 7.2.
+    assert clients(username="default", password="anything").ping() is True
+    with pytest.raises(redis.AuthenticationError, match="invalid username-password pair"):
+        clients(username="bob", password="pw", retry=NO_RETRY).ping()
+    if protocol == 2:
+        # AUTH <password> alone: Redis's error for a default user without a password.
+        with pytest.raises(redis.AuthenticationError, match="without any password configured"):
+            clients(password="pw", retry=NO_RETRY).ping()
+    else:
+        # redis-py sends HELLO 3 AUTH default <password>, which the default user accepts.
+        assert clients(password="pw").ping() is True

@@ -246,3 +246,18 @@ def test_client_list_type_pubsub(r, pubsub):
 def test_subscriber_last_command(r, pubsub):
     entry = subscribed_client(r, pubsub)
     assert entry["cmd"] == "psubscribe"
+
+
+def test_glob_patterns(r, pubsub):
+    patterns = ["a?c", "b[xy]z", "lit\\*", "n[^0-9]"]
+    pubsub.psubscribe(*patterns)
+    for _ in patterns:
+        assert next_message(pubsub)["type"] == "psubscribe"
+    sent = {"abc": 1, "ac": 0, "bxz": 1, "byz": 1, "bzz": 0, "lit*": 1, "litx": 0, "na": 1, "n5": 0}
+    for channel, receivers in sent.items():
+        assert r.publish(channel, channel) == receivers, channel
+    got = [next_message(pubsub) for _ in range(sum(sent.values()))]
+    assert [(m["pattern"], m["channel"]) for m in got] == [
+        ("a?c", "abc"), ("b[xy]z", "bxz"), ("b[xy]z", "byz"), ("lit\\*", "lit*"), ("n[^0-9]", "na"),
+    ]
+    no_message(pubsub)

@@ -228,3 +228,65 @@ def test_watch_in_another_db(clients):
         with pytest.raises(redis.WatchError):
             pipe.execute()
     assert db2.get("k") == "changed"
+
+
+def watch_then(r, key, interfere):
+    """WATCH key, let `interfere` run on another connection, then MULTI/SET/EXEC.
+    Answers whether EXEC ran."""
+    with r.pipeline() as pipe:
+        pipe.watch(key)
+        interfere()
+        pipe.multi()
+        pipe.set("result", "ran")
+        try:
+            pipe.execute()
+            return True
+        except redis.WatchError:
+            return False
+
+
+def test_which_writes_abort_a_watch(r, clients):
+    other = clients()
+    other_db1 = clients(db=1)
+    # Every write that touches the key aborts, even one that leaves the value as it was.
+    r.set("k", 1)
+    assert watch_then(r, "k", lambda: other.set("k", 1)) is False
+    assert watch_then(r, "k", lambda: other.incrby("k", 0)) is False
+    assert watch_then(r, "k", lambda: other.expire("k", 100)) is False
+    r.set("j", 2)
+    assert watch_then(r, "k", lambda: other.rename("j", "k")) is False
+    r.delete("k")
+    assert watch_then(r, "k", lambda: other.set("k", "created")) is False
+    r.set("k", 1)
+    assert watch_then(r, "k", lambda: other.flushall()) is False
+    # Own writes between WATCH and MULTI abort too.
+    r.set("k", 1)
+    with r.pipeline() as pipe:
+        pipe.watch("k")
+        pipe.set("k", 2)  # immediate mode: on the watching connection itself
+        pipe.multi()
+        pipe.set("result", "ran")
+        with pytest.raises(redis.WatchError):
+            pipe.execute()
+    # Reads, writes that change nothing, and writes elsewhere do not.
+    r.hset("h", "f", "v")
+    r.sadd("s", "m")
+    assert watch_then(r, "k", lambda: other.get("k")) is True
+    assert watch_then(r, "k", lambda: other.persist("k")) is True  # no TTL: no change
+    assert watch_then(r, "s", lambda: other.sadd("s", "m")) is True  # already a member
+    assert watch_then(r, "missing", lambda: other.delete("missing")) is True
+    assert watch_then(r, "k", lambda: other_db1.set("k", 5)) is True
+    assert watch_then(r, "h", lambda: other.hset("h", "f", "v")) is False  # HSET always writes
+
+
+# Redis 7.2 (touchAllWatchedKeysInDb) invalidates, on FLUSHALL/FLUSHDB, only the watched keys
+# that existed in the flushed database: a WATCH on a missing key survives the flush and EXEC
+# runs. cellkv aborts the transaction (EXEC answers nil) whatever the key.
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="cellkv: FLUSHALL/FLUSHDB abort a WATCH on a key that does not exist")
+def test_flush_keeps_watch_of_missing_key(r, clients):
+    other = clients()
+    r.set("unrelated", 1)
+    assert watch_then(r, "missing", lambda: other.flushdb()) is True
+    r.set("unrelated", 1)
+    assert watch_then(r, "missing", lambda: other.flushall()) is True
