@@ -280,10 +280,7 @@ def test_which_writes_abort_a_watch(r, clients):
 
 
 # Redis 7.2 (touchAllWatchedKeysInDb) invalidates, on FLUSHALL/FLUSHDB, only the watched keys
-# that existed in the flushed database: a WATCH on a missing key survives the flush and EXEC
-# runs. cellkv aborts the transaction (EXEC answers nil) whatever the key.
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="cellkv: FLUSHALL/FLUSHDB abort a WATCH on a key that does not exist")
+# that existed in the flushed database: a WATCH on a missing key survives the flush.
 def test_flush_keeps_watch_of_missing_key(r, clients):
     other = clients()
     r.set("unrelated", 1)

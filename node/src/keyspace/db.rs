@@ -295,11 +295,21 @@ impl Db {
     }
 
     /// Empties the database at log index `index`.
+    ///
+    /// As in Redis, a flush changes only the watched keys that existed: each key leaves a
+    /// tombstone (past [`MAX_TOMBSTONES`] the horizon moves instead, aborting older watches).
     pub(super) fn clear(&mut self, index: u64) {
-        *self = Db {
-            forgotten_before: index,
-            ..Db::default()
-        };
+        let flushed = std::mem::take(self);
+        self.tombstones = flushed.tombstones;
+        self.forgotten_before = flushed.forgotten_before;
+        if flushed.keys + self.tombstones.len() > MAX_TOMBSTONES {
+            self.tombstones = OrdMap::new();
+            self.forgotten_before = index;
+            return;
+        }
+        for slot in flushed.slots.keys() {
+            self.tombstones.insert(*slot, index);
+        }
     }
 
     fn track_volatile(&mut self, slot: u64, was: bool, is: bool) {
@@ -401,12 +411,17 @@ mod tests {
         db.remove(b"k", 7);
         assert!(db.changed_since(b"k", 6, 0, 0), "deleted after the watch");
         assert!(!db.changed_since(b"k", 7, 0, 0));
+        db.insert(Bytes::from("present"), entry("v", None));
         db.clear(9);
         assert!(
-            db.changed_since(b"never", 8, 0, 0),
+            db.changed_since(b"present", 8, 0, 0),
             "flushed after the watch"
         );
-        assert!(!db.changed_since(b"never", 9, 0, 0));
+        assert!(!db.changed_since(b"present", 9, 0, 0));
+        assert!(
+            !db.changed_since(b"never", 8, 0, 0),
+            "a flush leaves a missing key untouched"
+        );
     }
 
     #[test]
