@@ -40,6 +40,37 @@ struct WatchState {
     tombstones: Vec<(u64, u64)>,
 }
 
+/// Writes one length-prefixed section after the key records.
+fn write_section<T: Serialize>(
+    out: &mut dyn Write,
+    buf: &mut Vec<u8>,
+    value: &T,
+) -> Result<(), SnapshotError> {
+    buf.clear();
+    *buf = postcard::to_extend(value, std::mem::take(buf))
+        .map_err(|e| SnapshotError::Corrupt(format!("encode: {e}")))?;
+    out.write_all(&(buf.len() as u64).to_le_bytes())?;
+    out.write_all(buf)?;
+    Ok(())
+}
+
+/// Reads one section written by [`write_section`]; `what` names it in errors.
+fn read_section<T: serde::de::DeserializeOwned>(
+    input: &mut dyn Read,
+    buf: &mut Vec<u8>,
+    what: &str,
+) -> Result<T, SnapshotError> {
+    let mut word = [0u8; 8];
+    input.read_exact(&mut word)?;
+    let len = u64::from_le_bytes(word);
+    if len > MAX_RECORD as u64 {
+        return Err(SnapshotError::Corrupt(format!("{what} of {len} bytes")));
+    }
+    buf.resize(len as usize, 0);
+    input.read_exact(buf)?;
+    postcard::from_bytes(buf).map_err(|e| SnapshotError::Corrupt(format!("{what}: {e}")))
+}
+
 impl Keyspace {
     /// Writes this keyspace as a snapshot stream.
     pub fn write_snapshot(&self, out: &mut dyn Write) -> Result<(), SnapshotError> {
@@ -73,18 +104,10 @@ impl Keyspace {
                 forgotten_before,
                 tombstones: tombstones.iter().map(|(s, i)| (*s, *i)).collect(),
             };
-            buf.clear();
-            buf = postcard::to_extend(&state, buf)
-                .map_err(|e| SnapshotError::Corrupt(format!("encode: {e}")))?;
-            out.write_all(&(buf.len() as u64).to_le_bytes())?;
-            out.write_all(&buf)?;
+            write_section(out, &mut buf, &state)?;
         }
         let scripts: Vec<(&String, &Bytes)> = self.scripts.iter().collect();
-        buf.clear();
-        buf = postcard::to_extend(&scripts, buf)
-            .map_err(|e| SnapshotError::Corrupt(format!("encode: {e}")))?;
-        out.write_all(&(buf.len() as u64).to_le_bytes())?;
-        out.write_all(&buf)?;
+        write_section(out, &mut buf, &scripts)?;
         Ok(())
     }
 
@@ -137,33 +160,13 @@ impl Keyspace {
             return Err(SnapshotError::Corrupt("record count mismatch".into()));
         }
         for db in &mut keyspace.dbs {
-            input.read_exact(&mut word)?;
-            let len = u64::from_le_bytes(word);
-            if len > MAX_RECORD as u64 {
-                return Err(SnapshotError::Corrupt(format!(
-                    "watch state of {len} bytes"
-                )));
-            }
-            buf.resize(len as usize, 0);
-            input.read_exact(&mut buf)?;
-            let state: WatchState = postcard::from_bytes(&buf)
-                .map_err(|e| SnapshotError::Corrupt(format!("watch state: {e}")))?;
+            let state: WatchState = read_section(input, &mut buf, "watch state")?;
             db.restore_watch_state(
                 state.forgotten_before,
                 state.tombstones.into_iter().collect(),
             );
         }
-        input.read_exact(&mut word)?;
-        let len = u64::from_le_bytes(word);
-        if len > MAX_RECORD as u64 {
-            return Err(SnapshotError::Corrupt(format!(
-                "script cache of {len} bytes"
-            )));
-        }
-        buf.resize(len as usize, 0);
-        input.read_exact(&mut buf)?;
-        let scripts: Vec<(String, Bytes)> = postcard::from_bytes(&buf)
-            .map_err(|e| SnapshotError::Corrupt(format!("script cache: {e}")))?;
+        let scripts: Vec<(String, Bytes)> = read_section(input, &mut buf, "script cache")?;
         keyspace.scripts = scripts.into_iter().collect();
         Ok(keyspace)
     }
