@@ -1119,30 +1119,12 @@ fn zpop(ctx: &mut WriteCtx<'_>, args: &[Bytes], max: bool) -> Frame {
     }
 }
 
-/// Validates a blocking command's timeout (seconds, fractions allowed) as Redis's
-/// `getTimeoutFromObjectOrReply` does; waiting is the server's business.
+/// A blocking command's timeout, checked as the list commands check it (one parser for both,
+/// Redis's `getTimeoutFromObjectOrReply`).
 fn check_timeout(raw: &[u8], now_ms: u64) -> Result<(), Frame> {
-    let not_float = || Frame::error(err::TIMEOUT_NOT_FLOAT);
-    // `string2ld`: bounded length, no leading space, the whole argument, not NaN.
-    if raw.is_empty() || raw.len() >= 5 * 1024 || is_c_space(raw[0]) {
-        return Err(not_float());
-    }
-    let read = strtod(raw);
-    if read.used != raw.len() || read.value.is_nan() || (read.range_error && read.value == 0.0) {
-        return Err(not_float());
-    }
-    let ms = read.value * 1000.0;
-    if ms > i64::MAX as f64 {
-        return Err(Frame::error(err::TIMEOUT_OUT_OF_RANGE));
-    }
-    let ms = ms.ceil();
-    if ms < 0.0 {
-        return Err(Frame::error(err::TIMEOUT_NEGATIVE));
-    }
-    if ms > 0.0 && ms as i64 > i64::MAX - now_ms.min(i64::MAX as u64) as i64 {
-        return Err(Frame::error(err::TIMEOUT_OUT_OF_RANGE));
-    }
-    Ok(())
+    super::blocking_timeout_ms(raw, now_ms)
+        .map(|_| ())
+        .map_err(Frame::error)
 }
 
 /// What a blocking command answers when no key can serve it: inside MULTI a blocking

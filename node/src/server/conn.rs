@@ -547,16 +547,18 @@ fn blocking_keys(spec: &CommandSpec, args: &[Bytes]) -> Vec<Bytes> {
 }
 
 /// The timeout of a blocking command: its last argument, or the first for the `*MPOP`
-/// forms; `None` means wait forever (0) or unparsable (apply reports the error).
+/// forms, parsed by the same function apply uses, so the wait and the entry agree; `None`
+/// means wait forever (0), or an argument apply will refuse with Redis's error.
 fn blocking_timeout(spec: &CommandSpec, args: &[Bytes]) -> Option<std::time::Duration> {
     let raw = if matches!(spec.name, "blmpop" | "bzmpop") {
         args.get(1)
     } else {
         args.last()
     }?;
-    let seconds = command::parse_f64(raw)?;
-    (seconds > 0.0 && seconds.is_finite())
-        .then(|| std::time::Duration::from_secs_f64(seconds.min(1e9)))
+    match crate::keyspace::blocking_timeout_ms(raw, clock::now_ms()) {
+        Ok(0) | Err(_) => None,
+        Ok(ms) => Some(std::time::Duration::from_millis(ms)),
+    }
 }
 
 /// What a blocking command answers when its timeout passes.
@@ -585,7 +587,9 @@ async fn block(
     let node = session.node.clone();
     let db = session.db;
     let keys = blocking_keys(spec, &args);
-    let deadline = blocking_timeout(spec, &args).map(|t| tokio::time::Instant::now() + t);
+    // A deadline past what the clock can hold is as good as forever.
+    let deadline =
+        blocking_timeout(spec, &args).and_then(|t| tokio::time::Instant::now().checked_add(t));
     let seq = node.blocked.arrival();
     let mut shutdown = node.shutdown_signal();
     if !output.is_empty() {
