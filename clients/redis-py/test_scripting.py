@@ -1,8 +1,6 @@
-"""Scripting through redis-py: EVAL, EVALSHA via register_script, and redis-py's Lock
-(which acquires with SET NX PX but releases, extends and reacquires with Lua scripts).
-
-cellkv does not implement EVAL yet (issue 4), so this file is expected to fail until it
-does; `REDIS_PY_SKIP=scripting scripts/test-redis-py` leaves it out.
+"""Scripting through redis-py: EVAL, EVALSHA via register_script, Redis 7 functions
+(function_load, fcall, fcall_ro, function_dump/restore), and redis-py's Lock (which
+acquires with SET NX PX but releases, extends and reacquires with Lua scripts).
 """
 
 import threading
@@ -115,3 +113,57 @@ def test_lock_blocks_until_released(r, clients):
     finally:
         r.delete("busy")  # never leave the waiter spinning past the test
         t.join(10)
+
+
+LIBRARY = """#!lua name=tally
+redis.register_function('tally_add', function(keys, args)
+    return redis.call('HINCRBY', keys[1], args[1], args[2])
+end)
+redis.register_function{
+    function_name = 'tally_get',
+    callback = function(keys, args) return redis.call('HGET', keys[1], args[1]) end,
+    flags = {'no-writes'},
+    description = 'reads one counter',
+}
+"""
+
+
+def test_functions_load_call_and_list(r):
+    r.function_flush()
+    assert r.function_load(LIBRARY) == "tally"
+    with pytest.raises(redis.ResponseError, match="already exists"):
+        r.function_load(LIBRARY)
+    assert r.function_load(LIBRARY, replace=True) == "tally"
+    assert r.fcall("tally_add", 1, "t", "ok", 2) == 2
+    assert r.fcall("tally_add", 1, "t", "ok", 3) == 5
+    assert r.fcall_ro("tally_get", 1, "t", "ok") == "5"
+    with pytest.raises(redis.ResponseError, match="write flag"):
+        r.fcall_ro("tally_add", 1, "t", "ok", 1)
+    with pytest.raises(redis.ResponseError, match="Function not found"):
+        r.fcall("nosuch", 0)
+    [library] = r.function_list()
+    # RESP2 gives flat lists, RESP3 maps; redis-py hands both over as they come.
+    if isinstance(library, dict):
+        assert library["library_name"] == "tally"
+        names = sorted(f["name"] for f in library["functions"])
+    else:
+        fields = dict(zip(library[::2], library[1::2]))
+        assert fields["library_name"] == "tally"
+        names = sorted(dict(zip(f[::2], f[1::2]))["name"] for f in fields["functions"])
+    assert names == ["tally_add", "tally_get"]
+    r.function_delete("tally")
+    assert r.function_list() == []
+
+
+def test_functions_dump_and_restore(r):
+    r.function_flush()
+    r.function_load(LIBRARY)
+    payload = r.function_dump()
+    r.function_flush()
+    with pytest.raises(redis.ResponseError, match="Function not found"):
+        r.fcall("tally_add", 1, "t", "x", 1)
+    assert r.function_restore(payload) in (True, "OK", b"OK")
+    assert r.fcall("tally_add", 1, "t", "x", 1) == 1
+    with pytest.raises(redis.ResponseError, match="already exists"):
+        r.function_restore(payload)
+    r.function_flush()

@@ -12,6 +12,7 @@ mod bits;
 mod db;
 pub mod encoding;
 mod events;
+mod functions;
 mod generic;
 pub mod glob;
 mod hashes;
@@ -40,6 +41,7 @@ use crate::command::{self, Handler, Resolved};
 use crate::resp::Frame;
 
 pub(crate) use bits::*;
+pub(crate) use functions::*;
 pub(crate) use generic::*;
 pub(crate) use hashes::*;
 pub(crate) use lists::*;
@@ -139,6 +141,8 @@ pub struct Keyspace {
     applied_index: u64,
     /// Scripts by the hex SHA1 of their body (`SCRIPT LOAD`, `EVAL`): replicated state.
     scripts: imbl::OrdMap<String, Bytes>,
+    /// `FUNCTION LOAD` libraries by name: replicated state.
+    libraries: imbl::OrdMap<String, Library>,
     /// What apply produced besides replies, for the node to act on (not replicated state).
     events: Vec<Event>,
 }
@@ -150,6 +154,7 @@ impl Default for Keyspace {
             clock_ms: 0,
             applied_index: 0,
             scripts: imbl::OrdMap::new(),
+            libraries: imbl::OrdMap::new(),
             events: Vec::new(),
         }
     }

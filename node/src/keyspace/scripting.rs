@@ -1,4 +1,5 @@
-//! Lua scripting as Redis has it: `EVAL`, `EVALSHA`, their read-only forms, and `SCRIPT`.
+//! Lua scripting as Redis has it: `EVAL`, `EVALSHA`, their read-only forms, `SCRIPT`, and
+//! the Lua engine that also runs the functions of `FUNCTION LOAD` libraries.
 //!
 //! A write script is one log entry and runs inside apply on every replica, so everything it
 //! can observe is replicated state or comes from the entry: `TIME` is the entry's time,
@@ -8,10 +9,13 @@
 //! part of the keyspace (and of its snapshots), so `EVALSHA` finds the same scripts on every
 //! node and after a restart. Read-only scripts (`EVAL_RO`, `EVALSHA_RO`) run on the read path.
 
-use std::cell::RefCell;
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
 
 use bytes::Bytes;
-use mlua::{HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value as LuaValue, VmState};
+use mlua::{
+    Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value as LuaValue, VmState,
+};
 
 use super::{owned, seed_from_index, ReadCtx, Rng, WriteCtx};
 use crate::command::{self, errors as err, flag, Handler, Resolved};
@@ -24,6 +28,28 @@ pub const INSTRUCTION_LIMIT: u64 = 500_000_000;
 /// How often the instruction hook runs.
 const HOOK_EVERY: u32 = 100_000;
 
+/// Script and function flags (`#!lua flags=...`, `redis.register_function{flags=...}`).
+pub mod script_flag {
+    /// The script may not write (`FCALL_RO` and `EVAL_RO` accept only such code).
+    pub const NO_WRITES: u32 = 1 << 0;
+    /// Accepted for compatibility; memory limits come with eviction.
+    pub const ALLOW_OOM: u32 = 1 << 1;
+    /// Accepted for compatibility.
+    pub const ALLOW_STALE: u32 = 1 << 2;
+    /// Accepted for compatibility: cellkv is not a Redis Cluster.
+    pub const NO_CLUSTER: u32 = 1 << 3;
+    /// Accepted for compatibility: cellkv is not a Redis Cluster.
+    pub const ALLOW_CROSS_SLOT_KEYS: u32 = 1 << 4;
+    /// Names in Redis's order, which `FUNCTION LIST` follows.
+    pub const NAMES: &[(u32, &str)] = &[
+        (NO_WRITES, "no-writes"),
+        (ALLOW_OOM, "allow-oom"),
+        (ALLOW_STALE, "allow-stale"),
+        (NO_CLUSTER, "no-cluster"),
+        (ALLOW_CROSS_SLOT_KEYS, "allow-cross-slot-keys"),
+    ];
+}
+
 /// The hex SHA1 of a script body, its name in the script cache.
 pub fn sha1_hex(body: &[u8]) -> String {
     sha1_smol::Sha1::from(body).digest().to_string()
@@ -35,9 +61,10 @@ trait Caller {
     fn call(&mut self, args: &[Bytes]) -> Frame;
 }
 
-/// Inside apply: writes allowed unless the script is read-only.
-struct ApplyCaller<'c, 'k> {
+/// Inside apply: writes allowed unless the script is flagged `no-writes`.
+pub(super) struct ApplyCaller<'c, 'k> {
     ctx: &'c mut WriteCtx<'k>,
+    read_only: bool,
 }
 
 impl Caller for ApplyCaller<'_, '_> {
@@ -47,9 +74,11 @@ impl Caller for ApplyCaller<'_, '_> {
             Err(reply) => return reply,
         };
         match spec.handler {
+            Handler::Write(_) if self.read_only => Frame::error(WRITE_FROM_READ_ONLY),
             Handler::Write(run) => run(self.ctx, args),
             Handler::Read(run) => run(&self.ctx.as_read(), args),
             _ => match spec.name {
+                "publish" if self.read_only => Frame::error(WRITE_FROM_READ_ONLY),
                 "publish" => {
                     if let [_, channel, message] = args {
                         self.ctx.publish(channel, message);
@@ -127,29 +156,82 @@ fn session_command(name: &str, args: &[Bytes], now_ms: u64) -> Frame {
     }
 }
 
-/// Splits `numkeys key... arg...` (the arguments after the script or sha).
-fn keys_and_argv(args: &[Bytes]) -> Result<(&[Bytes], &[Bytes]), Frame> {
+/// Splits `numkeys key... arg...` (the arguments after the script, sha or function name).
+pub(super) fn keys_and_argv<'a>(
+    args: &'a [Bytes],
+    not_a_number: &str,
+) -> Result<(&'a [Bytes], &'a [Bytes]), Frame> {
     let Some((numkeys, rest)) = args.split_first() else {
         return Err(Frame::error(err::SYNTAX));
     };
     let Some(numkeys) = command::parse_i64(numkeys) else {
-        return Err(Frame::error(err::NOT_INTEGER));
+        return Err(Frame::error(not_a_number));
     };
-    if numkeys < 0 {
-        return Err(Frame::error("ERR Number of keys can't be negative"));
-    }
-    if numkeys as u64 > rest.len() as u64 {
+    if numkeys > rest.len() as i64 {
         return Err(Frame::error(
             "ERR Number of keys can't be greater than number of args",
         ));
     }
+    if numkeys < 0 {
+        return Err(Frame::error("ERR Number of keys can't be negative"));
+    }
     Ok(rest.split_at(numkeys as usize))
+}
+
+/// A script body with its `#!lua flags=...` line parsed off (Redis 7's script shebang).
+struct Shebang<'a> {
+    flags: u32,
+    /// The code Lua compiles: the shebang line is dropped but its newline kept, so error
+    /// lines count as the client wrote them.
+    code: Cow<'a, [u8]>,
+}
+
+fn parse_shebang(body: &[u8]) -> Result<Shebang<'_>, Frame> {
+    if !body.starts_with(b"#!") {
+        return Ok(Shebang {
+            flags: 0,
+            code: Cow::Borrowed(body),
+        });
+    }
+    let Some(end) = body.iter().position(|&b| b == b'\n') else {
+        return Err(Frame::error("ERR Invalid script shebang"));
+    };
+    let line = String::from_utf8_lossy(&body[..end]);
+    let mut parts = line.split_ascii_whitespace();
+    let engine = parts.next().unwrap_or_default();
+    if engine != "#!lua" {
+        return Err(Frame::error(format!(
+            "ERR Unexpected engine in script shebang: {engine}"
+        )));
+    }
+    let mut flags = 0;
+    for part in parts {
+        let Some(list) = part.strip_prefix("flags=") else {
+            return Err(Frame::error(format!(
+                "ERR Unknown lua shebang option: {part}"
+            )));
+        };
+        for name in list.split(',') {
+            match script_flag::NAMES.iter().find(|(_, n)| *n == name) {
+                Some((bit, _)) => flags |= bit,
+                None => {
+                    return Err(Frame::error(format!(
+                        "ERR Unexpected flag in script shebang: {name}"
+                    )))
+                }
+            }
+        }
+    }
+    Ok(Shebang {
+        flags,
+        code: Cow::Borrowed(&body[end..]),
+    })
 }
 
 /// EVAL script numkeys [key ...] [arg ...]: runs inside apply, and caches the script.
 pub fn eval(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     let body = &args[1];
-    let (keys, argv) = match keys_and_argv(&args[2..]) {
+    let (keys, argv) = match keys_and_argv(&args[2..], err::NOT_INTEGER) {
         Ok(split) => split,
         Err(reply) => return reply,
     };
@@ -157,12 +239,12 @@ pub fn eval(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     if !ctx.keyspace.scripts.contains_key(&sha) {
         ctx.keyspace.scripts.insert(sha.clone(), owned(body));
     }
-    run_in_apply(ctx, body, &sha, keys, argv)
+    run_script_in_apply(ctx, body, &sha, keys, argv)
 }
 
 /// EVALSHA sha1 numkeys [key ...] [arg ...]
 pub fn evalsha(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
-    let (keys, argv) = match keys_and_argv(&args[2..]) {
+    let (keys, argv) = match keys_and_argv(&args[2..], err::NOT_INTEGER) {
         Ok(split) => split,
         Err(reply) => return reply,
     };
@@ -170,24 +252,22 @@ pub fn evalsha(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     let Some(body) = ctx.keyspace.scripts.get(&sha).cloned() else {
         return no_script();
     };
-    run_in_apply(ctx, &body, &sha, keys, argv)
+    run_script_in_apply(ctx, &body, &sha, keys, argv)
 }
 
 /// EVAL_RO script numkeys [key ...] [arg ...]: on the read path.
 pub fn eval_ro(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
     let body = &args[1];
-    let (keys, argv) = match keys_and_argv(&args[2..]) {
+    let (keys, argv) = match keys_and_argv(&args[2..], err::NOT_INTEGER) {
         Ok(split) => split,
         Err(reply) => return reply,
     };
-    let sha = sha1_hex(body);
-    let mut caller = ReadCaller { ctx };
-    run(&mut caller, body, &sha, keys, argv, ctx.seed)
+    run_script_on_read_path(ctx, body, &sha1_hex(body), keys, argv)
 }
 
 /// EVALSHA_RO sha1 numkeys [key ...] [arg ...]
 pub fn evalsha_ro(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
-    let (keys, argv) = match keys_and_argv(&args[2..]) {
+    let (keys, argv) = match keys_and_argv(&args[2..], err::NOT_INTEGER) {
         Ok(split) => split,
         Err(reply) => return reply,
     };
@@ -195,18 +275,55 @@ pub fn evalsha_ro(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
     let Some(body) = ctx.keyspace.scripts.get(&sha).cloned() else {
         return no_script();
     };
-    let mut caller = ReadCaller { ctx };
-    run(&mut caller, &body, &sha, keys, argv, ctx.seed)
+    run_script_on_read_path(ctx, &body, &sha, keys, argv)
 }
 
 fn no_script() -> Frame {
     Frame::error("NOSCRIPT No matching script. Please use EVAL.")
 }
 
-fn run_in_apply(
+fn run_script_on_read_path(
+    ctx: &ReadCtx<'_>,
+    body: &[u8],
+    sha: &str,
+    keys: &[Bytes],
+    argv: &[Bytes],
+) -> Frame {
+    let shebang = match parse_shebang(body) {
+        Ok(shebang) => shebang,
+        Err(reply) => return reply,
+    };
+    let program = Program::Script {
+        code: &shebang.code,
+        sha,
+    };
+    run(&mut ReadCaller { ctx }, &program, keys, argv, ctx.seed)
+}
+
+fn run_script_in_apply(
     ctx: &mut WriteCtx<'_>,
     body: &[u8],
     sha: &str,
+    keys: &[Bytes],
+    argv: &[Bytes],
+) -> Frame {
+    let shebang = match parse_shebang(body) {
+        Ok(shebang) => shebang,
+        Err(reply) => return reply,
+    };
+    let program = Program::Script {
+        code: &shebang.code,
+        sha,
+    };
+    let read_only = shebang.flags & script_flag::NO_WRITES != 0;
+    run_in_apply(ctx, &program, read_only, keys, argv)
+}
+
+/// Runs a program inside apply, where its writes land in the entry.
+pub(super) fn run_in_apply(
+    ctx: &mut WriteCtx<'_>,
+    program: &Program<'_>,
+    read_only: bool,
     keys: &[Bytes],
     argv: &[Bytes],
 ) -> Frame {
@@ -215,18 +332,35 @@ fn run_in_apply(
     let was_in_transaction = std::mem::replace(&mut ctx.in_transaction, true);
     let db = ctx.db;
     let reply = {
-        let mut caller = ApplyCaller { ctx: &mut *ctx };
-        run(&mut caller, body, sha, keys, argv, seed)
+        let mut caller = ApplyCaller {
+            ctx: &mut *ctx,
+            read_only,
+        };
+        run(&mut caller, program, keys, argv, seed)
     };
     ctx.in_transaction = was_in_transaction;
     ctx.db = db;
     reply
 }
 
+/// Runs a program on the read path, where any write is refused.
+pub(super) fn run_on_read_path(
+    ctx: &ReadCtx<'_>,
+    program: &Program<'_>,
+    keys: &[Bytes],
+    argv: &[Bytes],
+) -> Frame {
+    run(&mut ReadCaller { ctx }, program, keys, argv, ctx.seed)
+}
+
 /// SCRIPT LOAD script: a replicated write, so every node can run it by its sha.
 pub fn script_load(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     let body = &args[2];
-    if let Err(message) = compile_check(body) {
+    let shebang = match parse_shebang(body) {
+        Ok(shebang) => shebang,
+        Err(reply) => return reply,
+    };
+    if let Err(message) = compile_check(&shebang.code) {
         return Frame::error(format!(
             "ERR Error compiling script (new function): {message}"
         ));
@@ -264,7 +398,8 @@ pub fn script_flush(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     Frame::ok()
 }
 
-/// SCRIPT KILL: scripts never outlive their entry's apply, so nothing is ever running.
+/// SCRIPT KILL (and FUNCTION KILL): scripts never outlive their entry's apply, so nothing is
+/// ever running when another command arrives.
 pub fn script_kill(_ctx: &ReadCtx<'_>, _args: &[Bytes]) -> Frame {
     Frame::error("NOTBUSY No scripts in execution right now.")
 }
@@ -315,23 +450,54 @@ fn lua_message(error: &mlua::Error) -> String {
     }
 }
 
-/// Redis's words for a script stopped by an error: the error, then where it happened.
-fn script_error(text: &str, sha: &str, line: Option<usize>) -> Frame {
-    let text = text.trim_start_matches('-');
-    let coded = match text.split_once(' ') {
-        Some((code, _)) if !code.is_empty() && code.bytes().all(|b| b.is_ascii_uppercase()) => {
-            text.to_string()
-        }
-        _ => format!("ERR {text}"),
-    };
-    let at = line.map_or_else(String::new, |l| l.to_string());
-    Frame::error(format!("{coded} script: {sha}, on @user_script:{at}."))
+/// What a run executes: an `EVAL` script, or one function of a `FUNCTION LOAD` library.
+pub(super) enum Program<'a> {
+    /// A script body (its shebang already parsed off) and its sha.
+    Script { code: &'a [u8], sha: &'a str },
+    /// A library's code (shebang parsed off) and the name of the function to call.
+    Function { code: &'a [u8], name: &'a str },
 }
 
-/// The line a `user_script:N:` message names.
-fn line_of(message: &str) -> Option<usize> {
-    let rest = message.split("user_script:").nth(1)?;
-    rest.split(':').next()?.trim().parse().ok()
+impl Program<'_> {
+    /// The chunk name Lua reports errors under, as Redis names it.
+    fn chunk(&self) -> &'static str {
+        match self {
+            Program::Script { .. } => "user_script",
+            Program::Function { .. } => "user_function",
+        }
+    }
+
+    /// What an error reply names as the script: the sha, or the function's name.
+    fn label(&self) -> &str {
+        match self {
+            Program::Script { sha, .. } => sha,
+            Program::Function { name, .. } => name,
+        }
+    }
+
+    /// Redis's words for a run stopped by an error: the error, then where it happened.
+    fn error(&self, text: &str, line: Option<usize>) -> Frame {
+        let text = text.trim_start_matches('-');
+        let coded = match text.split_once(' ') {
+            Some((code, _)) if !code.is_empty() && code.bytes().all(|b| b.is_ascii_uppercase()) => {
+                text.to_string()
+            }
+            _ => format!("ERR {text}"),
+        };
+        let at = line.map_or_else(String::new, |l| l.to_string());
+        Frame::error(format!(
+            "{coded} script: {}, on @{}:{at}.",
+            self.label(),
+            self.chunk()
+        ))
+    }
+
+    /// The line a `user_script:N:` (or `user_function:N:`) message names.
+    fn line_of(&self, message: &str) -> Option<usize> {
+        let marker = format!("{}:", self.chunk());
+        let rest = message.split(marker.as_str()).nth(1)?;
+        rest.split(':').next()?.trim().parse().ok()
+    }
 }
 
 /// What `redis.call` leaves behind when the command fails: the reply and the script line.
@@ -340,52 +506,42 @@ struct CallFailure {
     error: Option<(String, Option<usize>)>,
 }
 
-/// Runs one script to its reply.
+/// One function a library registered while it loaded.
+pub(super) struct Registered {
+    /// Its name as registered (lookups ignore case, as Redis's do).
+    pub name: String,
+    pub description: Option<String>,
+    /// [`script_flag`] bits.
+    pub flags: u32,
+    callback: Function,
+}
+
+/// Runs one program to its reply.
 fn run(
     caller: &mut dyn Caller,
-    body: &[u8],
-    sha: &str,
+    program: &Program<'_>,
     keys: &[Bytes],
     argv: &[Bytes],
     seed: u64,
 ) -> Frame {
-    match run_lua(caller, body, sha, keys, argv, seed) {
+    match run_lua(caller, program, keys, argv, seed) {
         Ok(frame) => frame,
         Err(frame) => frame,
     }
 }
 
-fn run_lua(
-    caller: &mut dyn Caller,
-    body: &[u8],
-    sha: &str,
-    keys: &[Bytes],
-    argv: &[Bytes],
-    seed: u64,
-) -> Result<Frame, Frame> {
-    let internal = |e: mlua::Error| Frame::error(format!("ERR script engine: {e}"));
+/// A Lua state with Redis's libraries and the instruction limit.
+fn new_state() -> mlua::Result<Lua> {
     let lua = Lua::new_with(
         StdLib::TABLE | StdLib::STRING | StdLib::MATH,
         LuaOptions::new(),
-    )
-    .map_err(internal)?;
-    let function = lua
-        .load(body)
-        .set_name("@user_script")
-        .into_function()
-        .map_err(|e| {
-            Frame::error(format!(
-                "ERR Error compiling script (new function): {}",
-                lua_message(&e)
-            ))
-        })?;
+    )?;
     let executed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let counter = executed.clone();
     lua.set_hook(
         HookTriggers::new().every_nth_instruction(HOOK_EVERY),
         move |_, _| {
             let done =
-                counter.fetch_add(u64::from(HOOK_EVERY), std::sync::atomic::Ordering::Relaxed);
+                executed.fetch_add(u64::from(HOOK_EVERY), std::sync::atomic::Ordering::Relaxed);
             if done + u64::from(HOOK_EVERY) > INSTRUCTION_LIMIT {
                 Err(mlua::Error::runtime(
                     "Script killed: it ran past the instruction limit",
@@ -394,11 +550,240 @@ fn run_lua(
                 Ok(VmState::Continue)
             }
         },
-    )
-    .map_err(internal)?;
+    )?;
+    let globals = lua.globals();
+    for unsafe_global in ["loadfile", "dofile", "print"] {
+        globals.raw_set(unsafe_global, LuaValue::Nil)?;
+    }
+    Ok(lua)
+}
+
+/// Scripts may not create globals, and reading one that does not exist is an error, as in
+/// Redis 7: a typo must not silently read nil.
+const PROTECT_GLOBALS: &str = r#"
+setmetatable(_G, {
+    __index = function(_, name)
+        error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
+    end,
+    __newindex = function(_, name)
+        error("Attempt to modify a readonly table", 2)
+    end,
+})
+"#;
+
+/// The environment a library runs in: while it loads it sees only the load API (the
+/// `redis` table with `register_function`), as in Redis; once `switch` is called, the
+/// functions it registered see the full globals. Returns the environment and `switch`.
+const LIBRARY_ENVIRONMENT: &str = r#"
+local load_api, globals = ...
+local source = load_api
+local env = setmetatable({}, {
+    __index = function(_, name)
+        local value = rawget(source, name)
+        if value == nil then
+            error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
+        end
+        return value
+    end,
+    __newindex = function(_, name)
+        error("Attempt to modify a readonly table", 2)
+    end,
+})
+return env, function() source = globals end
+"#;
+
+/// Loads a library's code in a fresh state and returns the functions it registers, or
+/// the error `FUNCTION LOAD` answers with.
+pub(super) fn load_library(code: &[u8]) -> Result<Vec<(String, Option<String>, u32)>, Frame> {
+    let internal = |e: mlua::Error| Frame::error(format!("ERR script engine: {e}"));
+    let lua = new_state().map_err(internal)?;
+    let registered = RefCell::new(Vec::new());
+    lua.scope(|scope| {
+        let (env, _switch) = library_environment(&lua, scope, &registered, None)?;
+        Ok(register_library(&lua, code, env))
+    })
+    .map_err(internal)??;
+    Ok(registered
+        .into_inner()
+        .into_iter()
+        .map(|r: Registered| (r.name, r.description, r.flags))
+        .collect())
+}
+
+/// Sets up the library environment; `redis` is the full API the functions will call, if
+/// they are to run.
+fn library_environment<'s>(
+    lua: &Lua,
+    scope: &'s mlua::Scope<'s, '_>,
+    registered: &'s RefCell<Vec<Registered>>,
+    redis: Option<Table>,
+) -> mlua::Result<(Table, Function)> {
+    let load_redis = lua.create_table()?;
+    load_redis.raw_set(
+        "register_function",
+        scope.create_function(move |_, args: MultiValue| {
+            let function = read_registration(args)?;
+            let mut registered = registered.borrow_mut();
+            if registered.iter().any(|r| r.name == function.name) {
+                return Err(mlua::Error::runtime(
+                    "Function already exists in the library",
+                ));
+            }
+            registered.push(function);
+            Ok(())
+        })?,
+    )?;
+    add_log_and_version(lua, &load_redis)?;
+    let load_api = lua.create_table()?;
+    load_api.raw_set("redis", load_redis)?;
+    let globals = lua.globals();
+    if let Some(redis) = redis {
+        globals.raw_set("redis", redis)?;
+    }
+    lua.load(LIBRARY_ENVIRONMENT)
+        .set_name("=library")
+        .call::<(Table, Function)>((load_api, globals))
+}
+
+/// Compiles and runs a library's top level, which registers its functions.
+fn register_library(lua: &Lua, code: &[u8], env: Table) -> Result<(), Frame> {
+    let chunk = lua
+        .load(code)
+        .set_name("@user_function")
+        .set_environment(env)
+        .into_function()
+        .map_err(|e| Frame::error(format!("ERR Error compiling function: {}", lua_message(&e))))?;
+    chunk.call::<()>(()).map_err(|e| {
+        Frame::error(format!(
+            "ERR Error registering functions: {}",
+            lua_message(&e)
+        ))
+    })
+}
+
+/// Reads `redis.register_function`'s arguments: `(name, callback)` or one table of named
+/// arguments; errors in Redis's words.
+fn read_registration(args: MultiValue) -> mlua::Result<Registered> {
+    let fail = |text: &str| Err(mlua::Error::runtime(text.to_string()));
+    let text_of = |value: &LuaValue| match value {
+        LuaValue::String(s) => Some(s.to_string_lossy()),
+        LuaValue::Integer(n) => Some(n.to_string()),
+        LuaValue::Number(n) => Some(lua_number_text(*n)),
+        _ => None,
+    };
+    let args: Vec<LuaValue> = args.into_iter().collect();
+    let (name, description, flags, callback) = match args.as_slice() {
+        [name, callback] => {
+            let Some(name) = text_of(name) else {
+                return fail("first argument to redis.register_function must be a string");
+            };
+            let LuaValue::Function(callback) = callback else {
+                return fail("second argument to redis.register_function must be a function");
+            };
+            (name, None, 0, callback.clone())
+        }
+        [LuaValue::Table(named)] => {
+            let (mut name, mut description, mut flags, mut callback) = (None, None, 0, None);
+            for pair in named.pairs::<LuaValue, LuaValue>() {
+                let (key, value) = pair?;
+                let Some(key) = text_of(&key) else {
+                    return fail(
+                        "named argument key given to redis.register_function is not a string",
+                    );
+                };
+                match key.to_ascii_lowercase().as_str() {
+                    "function_name" => match text_of(&value) {
+                        Some(text) => name = Some(text),
+                        None => {
+                            return fail(
+                                "function_name argument given to redis.register_function must be a string",
+                            )
+                        }
+                    },
+                    "description" => match text_of(&value) {
+                        Some(text) => description = Some(text),
+                        None => {
+                            return fail(
+                                "description argument given to redis.register_function must be a string",
+                            )
+                        }
+                    },
+                    "callback" => match value {
+                        LuaValue::Function(f) => callback = Some(f),
+                        _ => {
+                            return fail(
+                                "callback argument given to redis.register_function must be a function",
+                            )
+                        }
+                    },
+                    "flags" => {
+                        let LuaValue::Table(list) = value else {
+                            return fail("flags argument to redis.register_function must be a table representing function flags");
+                        };
+                        for item in list.sequence_values::<LuaValue>() {
+                            let known = text_of(&item?).and_then(|text| {
+                                script_flag::NAMES
+                                    .iter()
+                                    .find(|(_, n)| n.eq_ignore_ascii_case(&text))
+                            });
+                            match known {
+                                Some((bit, _)) => flags |= bit,
+                                None => return fail("unknown flag given"),
+                            }
+                        }
+                    }
+                    _ => return fail("unknown argument given to redis.register_function"),
+                }
+            }
+            let Some(name) = name else {
+                return fail("redis.register_function must get a function name argument");
+            };
+            let Some(callback) = callback else {
+                return fail("redis.register_function must get a callback argument");
+            };
+            (name, description, flags, callback)
+        }
+        [_] => return fail("calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments)."),
+        _ => return fail("wrong number of arguments to redis.register_function"),
+    };
+    if !super::functions::is_valid_name(&name) {
+        return fail("Library names can only contain letters, numbers, or underscores(_) and must be at least one character long");
+    }
+    Ok(Registered {
+        name,
+        description,
+        flags,
+        callback,
+    })
+}
+
+fn run_lua(
+    caller: &mut dyn Caller,
+    program: &Program<'_>,
+    keys: &[Bytes],
+    argv: &[Bytes],
+    seed: u64,
+) -> Result<Frame, Frame> {
+    let internal = |e: mlua::Error| Frame::error(format!("ERR script engine: {e}"));
+    let lua = new_state().map_err(internal)?;
+    let script = match program {
+        Program::Script { code, .. } => Some(
+            lua.load(*code)
+                .set_name("@user_script")
+                .into_function()
+                .map_err(|e| {
+                    Frame::error(format!(
+                        "ERR Error compiling script (new function): {}",
+                        lua_message(&e)
+                    ))
+                })?,
+        ),
+        Program::Function { .. } => None,
+    };
     let failure = RefCell::new(CallFailure::default());
-    let resp3 = std::cell::Cell::new(false);
+    let resp3 = Cell::new(false);
     let caller = RefCell::new(caller);
+    let registered = RefCell::new(Vec::new());
     let call_raw = |lua: &Lua, args: MultiValue, raise: bool| -> mlua::Result<LuaValue> {
         let mut command = Vec::with_capacity(args.len());
         for arg in args {
@@ -424,11 +809,6 @@ fn run_lua(
     };
     let outcome = lua.scope(|scope| {
         let globals = lua.globals();
-        globals.raw_set("KEYS", string_array(&lua, keys)?)?;
-        globals.raw_set("ARGV", string_array(&lua, argv)?)?;
-        for unsafe_global in ["loadfile", "dofile", "print"] {
-            globals.raw_set(unsafe_global, LuaValue::Nil)?;
-        }
         let redis = lua.create_table()?;
         redis.raw_set(
             "call",
@@ -448,35 +828,52 @@ fn run_lua(
                 _ => Err(mlua::Error::runtime("RESP version must be 2 or 3.")),
             })?,
         )?;
+        redis.raw_set(
+            "register_function",
+            lua.create_function(|_, _: MultiValue| -> mlua::Result<()> {
+                Err(mlua::Error::runtime(
+                    "redis.register_function can only be called on FUNCTION LOAD command",
+                ))
+            })?,
+        )?;
         add_plain_functions(&lua, &redis)?;
-        globals.raw_set("redis", redis)?;
         install_random(&lua, seed)?;
-        // Scripts may not create globals, and reading one that does not exist is an error,
-        // as in Redis 7: a typo must not silently read nil.
-        lua.load(
-            r#"
-            setmetatable(_G, {
-                __index = function(_, name)
-                    error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
-                end,
-                __newindex = function(_, name)
-                    error("Attempt to modify a readonly table", 2)
-                end,
-            })
-            "#,
-        )
-        .set_name("=prelude")
-        .exec()?;
-        let result = function.call::<LuaValue>(())?;
-        Ok(lua_to_frame(&result))
+        let result = match (program, &script) {
+            (Program::Script { .. }, Some(script)) => {
+                globals.raw_set("KEYS", string_array(&lua, keys)?)?;
+                globals.raw_set("ARGV", string_array(&lua, argv)?)?;
+                globals.raw_set("redis", redis)?;
+                lua.load(PROTECT_GLOBALS).set_name("=prelude").exec()?;
+                script.call::<LuaValue>(())?
+            }
+            (Program::Function { code, name }, _) => {
+                let (env, switch) = library_environment(&lua, scope, &registered, Some(redis))?;
+                lua.load(PROTECT_GLOBALS).set_name("=prelude").exec()?;
+                if let Err(reply) = register_library(&lua, code, env) {
+                    return Ok(Err(reply));
+                }
+                switch.call::<()>(())?;
+                let callback = registered
+                    .borrow()
+                    .iter()
+                    .find(|r| r.name.eq_ignore_ascii_case(name))
+                    .map(|r| r.callback.clone());
+                let Some(callback) = callback else {
+                    return Ok(Err(Frame::error("ERR Function not found")));
+                };
+                callback.call::<LuaValue>((string_array(&lua, keys)?, string_array(&lua, argv)?))?
+            }
+            (Program::Script { .. }, None) => LuaValue::Nil,
+        };
+        Ok(Ok(lua_to_frame(&result)))
     });
     match outcome {
-        Ok(frame) => Ok(frame),
+        Ok(reply) => reply,
         Err(error) => {
             let message = lua_message(&error);
             match failure.borrow_mut().error.take() {
-                Some((text, line)) => Err(script_error(&text, sha, line)),
-                None => Err(script_error(&message, sha, line_of(&message))),
+                Some((text, line)) => Err(program.error(&text, line)),
+                None => Err(program.error(&message, program.line_of(&message))),
             }
         }
     }
@@ -544,15 +941,6 @@ fn add_plain_functions(lua: &Lua, redis: &Table) -> mlua::Result<()> {
         "sha1hex",
         lua.create_function(|_, text: mlua::LuaString| Ok(sha1_hex(&text.as_bytes())))?,
     )?;
-    redis.raw_set(
-        "log",
-        lua.create_function(|_, (level, message): (i64, mlua::LuaString)| {
-            // Script logs never carry values into the node's log at info level: a script
-            // may log secrets it read.
-            tracing::debug!(level, bytes = message.as_bytes().len(), "script log");
-            Ok(())
-        })?,
-    )?;
     redis.raw_set("set_repl", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
     redis.raw_set(
         "replicate_commands",
@@ -563,6 +951,20 @@ fn add_plain_functions(lua: &Lua, redis: &Table) -> mlua::Result<()> {
         lua.create_function(|_, _: MultiValue| Ok(false))?,
     )?;
     redis.raw_set("debug", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+    add_log_and_version(lua, redis)
+}
+
+/// `redis.log` and the version and level constants: what a library may use while it loads.
+fn add_log_and_version(lua: &Lua, redis: &Table) -> mlua::Result<()> {
+    redis.raw_set(
+        "log",
+        lua.create_function(|_, (level, message): (i64, mlua::LuaString)| {
+            // Script logs never carry values into the node's log at info level: a script
+            // may log secrets it read.
+            tracing::debug!(level, bytes = message.as_bytes().len(), "script log");
+            Ok(())
+        })?,
+    )?;
     for (name, value) in [
         ("LOG_DEBUG", 0),
         ("LOG_VERBOSE", 1),
@@ -741,6 +1143,25 @@ mod tests {
     use super::*;
     use crate::keyspace::tests::check_transcript;
     use crate::keyspace::{Keyspace, Op, Request};
+
+    #[test]
+    fn script_shebangs_set_flags() {
+        let sha = sha1_hex(b"#!lua flags=no-writes\nreturn redis.call('set', 'k', 'v')");
+        check_transcript(&[
+            ("eval \"#!lua\nreturn 1\" 0", ":1\n", ""),
+            (
+                "eval \"#!lua flags=no-writes\nreturn redis.call('set', 'k', 'v')\" 0",
+                &format!("-ERR Write commands are not allowed from read-only scripts. script: {sha}, on @user_script:2.\n"),
+                "",
+            ),
+            ("exists k", ":0\n", ""),
+            ("eval \"#!lua flags=no-writes,allow-oom\nreturn 2\" 0", ":2\n", ""),
+            ("eval \"#!lua flags=bogus\nreturn 1\" 0", "-ERR Unexpected flag in script shebang: bogus\n", ""),
+            ("eval \"#!LUA\nreturn 1\" 0", "-ERR Unexpected engine in script shebang: #!LUA\n", ""),
+            ("eval \"#!lua name=x\nreturn 1\" 0", "-ERR Unknown lua shebang option: name=x\n", ""),
+            ("eval \"#!lua\" 0", "-ERR Invalid script shebang\n", ""),
+        ]);
+    }
 
     #[test]
     fn replies_convert_both_ways_as_in_redis() {

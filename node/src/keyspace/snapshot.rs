@@ -1,15 +1,18 @@
 //! The keyspace's snapshot stream: a header, one length-prefixed record per key, a trailer
 //! with the record count (so a truncated or corrupt file is refused on load), and then each
-//! database's `WATCH` state (deletion horizon and tombstones), then the script cache.
+//! database's `WATCH` state (deletion horizon and tombstones), then the script cache and the function libraries.
 
 use std::io::{Read, Write};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{Db, Entry, Keyspace, Value, DATABASES};
+use super::{Db, Entry, Keyspace, Library, Value, DATABASES};
 
-const MAGIC: &[u8; 8] = b"CELLKV03";
+const MAGIC: &[u8; 8] = b"CELLKV04";
+/// The format before function libraries joined it: read still, so an upgraded node can
+/// start from the snapshot an older one left.
+const MAGIC_BEFORE_FUNCTIONS: &[u8; 8] = b"CELLKV03";
 /// A record longer than this is corrupt: values are bounded by proto-max-bulk-len.
 const MAX_RECORD: u32 = 1024 * 1024 * 1024;
 
@@ -108,6 +111,8 @@ impl Keyspace {
         }
         let scripts: Vec<(&String, &Bytes)> = self.scripts.iter().collect();
         write_section(out, &mut buf, &scripts)?;
+        let libraries: Vec<&Library> = self.libraries.values().collect();
+        write_section(out, &mut buf, &libraries)?;
         Ok(())
     }
 
@@ -115,7 +120,7 @@ impl Keyspace {
     pub fn read_snapshot(input: &mut dyn Read) -> Result<Keyspace, SnapshotError> {
         let mut magic = [0u8; 8];
         input.read_exact(&mut magic)?;
-        if &magic != MAGIC {
+        if &magic != MAGIC && &magic != MAGIC_BEFORE_FUNCTIONS {
             return Err(SnapshotError::Corrupt("bad magic".into()));
         }
         let mut word = [0u8; 8];
@@ -168,6 +173,13 @@ impl Keyspace {
         }
         let scripts: Vec<(String, Bytes)> = read_section(input, &mut buf, "script cache")?;
         keyspace.scripts = scripts.into_iter().collect();
+        if &magic != MAGIC_BEFORE_FUNCTIONS {
+            let libraries: Vec<Library> = read_section(input, &mut buf, "function libraries")?;
+            keyspace.libraries = libraries
+                .into_iter()
+                .map(|library| (library.name.clone(), library))
+                .collect();
+        }
         Ok(keyspace)
     }
 }

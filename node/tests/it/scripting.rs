@@ -1,5 +1,6 @@
-//! Lua scripts through the real binary: EVAL and EVALSHA with writes, scripts surviving a
-//! kill -9, PUBLISH from a script, and the lock release kombu runs with EVALSHA.
+//! Lua scripts and functions through the real binary: EVAL and EVALSHA with writes, scripts
+//! and function libraries surviving a kill -9 (from the log and from a snapshot), PUBLISH
+//! from a script, and the lock release kombu runs with EVALSHA.
 
 use redis::Value;
 
@@ -139,4 +140,57 @@ fn eval_inside_a_transaction() {
         expected.len(),
     );
     assert_eq!(String::from_utf8_lossy(&reply), expected);
+}
+
+const COUNTER_LIBRARY: &str = "#!lua name=counters\n\
+redis.register_function('bump', function(keys, args) return redis.call('incrby', keys[1], args[1]) end)\n\
+redis.register_function{function_name='peek', callback=function(keys) return redis.call('get', keys[1]) end, flags={'no-writes'}}";
+
+/// FUNCTION LOAD and FCALL over the wire, and the library after kill -9: replayed from the
+/// log, then loaded from a snapshot.
+#[test]
+fn function_libraries_survive_kill9_from_log_and_snapshot() {
+    for snapshot_entries in ["1000000", "5"] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let node = must_start_in(tmp.path(), &["--snapshot-entries", snapshot_entries]);
+        let mut con = node.must_connect();
+        assert_eq!(
+            must_cmd(&mut con, &["FUNCTION", "LOAD", COUNTER_LIBRARY]),
+            bulk("counters")
+        );
+        assert_eq!(
+            must_fail(&mut con, &["FUNCTION", "LOAD", COUNTER_LIBRARY]),
+            "ERR Library 'counters' already exists"
+        );
+        assert_eq!(
+            must_cmd(&mut con, &["FCALL", "bump", "1", "n", "5"]),
+            Value::Int(5)
+        );
+        assert_eq!(
+            must_cmd(&mut con, &["FCALL_RO", "peek", "1", "n"]),
+            bulk("5")
+        );
+        assert_eq!(
+            must_fail(&mut con, &["FCALL_RO", "bump", "1", "n", "1"]),
+            "ERR Can not execute a script with write flag using *_ro command."
+        );
+        if snapshot_entries == "5" {
+            for i in 0..10 {
+                must_cmd(&mut con, &["SET", &format!("filler{i}"), "x"]);
+            }
+            crate::hashes::must_await_snapshot(&mut con, 10);
+        }
+        let dir = node.kill9();
+        let node = must_start_in(&dir, &["--snapshot-entries", snapshot_entries]);
+        let mut con = node.must_connect();
+        assert_eq!(
+            must_cmd(&mut con, &["FCALL", "bump", "1", "n", "2"]),
+            Value::Int(7),
+            "after restart with snapshot-entries {snapshot_entries}"
+        );
+        let Value::Array(libraries) = must_cmd(&mut con, &["FUNCTION", "LIST"]) else {
+            panic!("FUNCTION LIST is not an array");
+        };
+        assert_eq!(libraries.len(), 1);
+    }
 }
