@@ -451,6 +451,7 @@ fn run_lua(
         add_plain_functions(&lua, &redis)?;
         globals.raw_set("redis", redis)?;
         install_random(&lua, seed)?;
+        super::lua_libs::install(&lua)?;
         // Scripts may not create globals, and reading one that does not exist is an error,
         // as in Redis 7: a typo must not silently read nil.
         lua.load(
