@@ -17,6 +17,7 @@ mod generic;
 pub mod glob;
 mod hashes;
 mod lists;
+mod lua_libs;
 mod request;
 mod scripting;
 mod sets;

@@ -571,14 +571,20 @@ setmetatable(_G, {
 })
 "#;
 
-/// The environment a library runs in: while it loads it sees only the load API (the
-/// `redis` table with `register_function`), as in Redis; once `switch` is called, the
+/// The environment scripts and libraries run in: an empty table that reads through to a
+/// source table and refuses every assignment, so a script can neither create a global nor
+/// replace one (`redis`, `cjson`), as in Redis 7. A library first sees only the load API
+/// (the `redis` table with `register_function`), as in Redis; once `switch` is called, the
 /// functions it registered see the full globals. Returns the environment and `switch`.
 const LIBRARY_ENVIRONMENT: &str = r#"
 local load_api, globals = ...
 local source = load_api
-local env = setmetatable({}, {
+local env = {}
+setmetatable(env, {
     __index = function(_, name)
+        if name == "_G" then
+            return env
+        end
         local value = rawget(source, name)
         if value == nil then
             error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
@@ -838,12 +844,18 @@ fn run_lua(
         )?;
         add_plain_functions(&lua, &redis)?;
         install_random(&lua, seed)?;
+        super::lua_libs::install(&lua)?;
         let result = match (program, &script) {
             (Program::Script { .. }, Some(script)) => {
                 globals.raw_set("KEYS", string_array(&lua, keys)?)?;
                 globals.raw_set("ARGV", string_array(&lua, argv)?)?;
                 globals.raw_set("redis", redis)?;
                 lua.load(PROTECT_GLOBALS).set_name("=prelude").exec()?;
+                let (env, _switch) = lua
+                    .load(LIBRARY_ENVIRONMENT)
+                    .set_name("=environment")
+                    .call::<(Table, Function)>((globals.clone(), globals.clone()))?;
+                script.set_environment(env)?;
                 script.call::<LuaValue>(())?
             }
             (Program::Function { code, name }, _) => {
@@ -1143,6 +1155,24 @@ mod tests {
     use super::*;
     use crate::keyspace::tests::check_transcript;
     use crate::keyspace::{Keyspace, Op, Request};
+
+    #[test]
+    fn scripts_can_neither_create_nor_replace_globals() {
+        let error = |body: &str, line: usize| {
+            format!(
+                "-ERR user_script:{line}: Attempt to modify a readonly table script: {}, on @user_script:{line}.\n",
+                sha1_hex(body.as_bytes())
+            )
+        };
+        check_transcript(&[
+            ("eval \"newglobal = 1\" 0", &error("newglobal = 1", 1), ""),
+            ("eval \"redis = nil\" 0", &error("redis = nil", 1), ""),
+            ("eval \"cjson = nil\" 0", &error("cjson = nil", 1), ""),
+            ("eval \"_G.math = 1\" 0", &error("_G.math = 1", 1), ""),
+            ("eval \"return type(_G.redis)\" 0", "$5\ntable\n", ""),
+            ("eval \"local x = 1; x = 2; return x\" 0", ":2\n", ""),
+        ]);
+    }
 
     #[test]
     fn script_shebangs_set_flags() {
