@@ -264,6 +264,39 @@ pub fn client_setinfo(session: &mut Session, args: &[Bytes]) -> Frame {
     Frame::ok()
 }
 
+/// `ON` or `OFF`, in any case, as the CLIENT modes take it; anything else is Redis's syntax
+/// error.
+fn on_off(arg: &[u8]) -> Result<bool, Frame> {
+    if arg.eq_ignore_ascii_case(b"on") {
+        Ok(true)
+    } else if arg.eq_ignore_ascii_case(b"off") {
+        Ok(false)
+    } else {
+        Err(Frame::error(err::SYNTAX))
+    }
+}
+
+/// CLIENT NO-EVICT ON|OFF. cellkv never evicts a client to free memory (there is no
+/// `maxmemory-clients`), so every connection already has the protection `ON` asks for and
+/// `OFF` exposes it to nothing: the mode is checked and acknowledged.
+pub fn client_no_evict(_session: &mut Session, args: &[Bytes]) -> Frame {
+    match on_off(&args[2]) {
+        Ok(_) => Frame::ok(),
+        Err(e) => e,
+    }
+}
+
+/// CLIENT NO-TOUCH ON|OFF. No read changes a key's access time in cellkv (`OBJECT IDLETIME`
+/// counts from the last write), so every connection already behaves as `ON` asks: the
+/// mode is checked and acknowledged. Once reads are tracked (eviction, issue 8) the mode
+/// must be kept on the session and honoured.
+pub fn client_no_touch(_session: &mut Session, args: &[Bytes]) -> Frame {
+    match on_off(&args[2]) {
+        Ok(_) => Frame::ok(),
+        Err(e) => e,
+    }
+}
+
 /// CLIENT HELP
 pub fn client_help(_session: &mut Session, _args: &[Bytes]) -> Frame {
     help_lines(
@@ -287,6 +320,10 @@ pub fn client_help(_session: &mut Session, _args: &[Bytes]) -> Frame {
             "    Set client meta attr. Options are:",
             "    * LIB-NAME: the client lib name.",
             "    * LIB-VER: the client lib version.",
+            "NO-EVICT (ON|OFF)",
+            "    Protect current client connection from eviction.",
+            "NO-TOUCH (ON|OFF)",
+            "    Will not touch LRU/LFU stats when this mode is on.",
         ],
     )
 }

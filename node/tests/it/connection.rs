@@ -136,6 +136,44 @@ fn client_subcommands() {
     );
 }
 
+/// CLIENT NO-EVICT and CLIENT NO-TOUCH take ON or OFF in any case, answer OK, and refuse
+/// anything else with Redis's errors; COMMAND and CLIENT HELP know them.
+#[test]
+fn client_no_evict_and_no_touch() {
+    let (node, _dir) = must_start(&[]);
+    let mut con = node.must_connect();
+    for sub in ["NO-EVICT", "no-touch"] {
+        for mode in ["on", "OFF", "On", "off"] {
+            assert_eq!(must_cmd(&mut con, &["CLIENT", sub, mode]), Value::Okay);
+        }
+        assert_eq!(
+            must_fail(&mut con, &["CLIENT", sub, "yes"]),
+            "ERR syntax error"
+        );
+        let name = sub.to_ascii_lowercase();
+        assert_eq!(
+            must_fail(&mut con, &["CLIENT", sub]),
+            format!("ERR wrong number of arguments for 'client|{name}' command")
+        );
+        assert_eq!(
+            must_fail(&mut con, &["CLIENT", sub, "on", "off"]),
+            format!("ERR wrong number of arguments for 'client|{name}' command")
+        );
+        let docs = must_cmd(&mut con, &["COMMAND", "DOCS", &format!("client|{name}")]);
+        assert!(format!("{docs:?}").contains("since"), "{docs:?}");
+    }
+    // The modes change nothing else about the connection.
+    assert_eq!(
+        must_cmd(&mut con, &["PING"]),
+        Value::SimpleString("PONG".into())
+    );
+    let help = format!("{:?}", must_cmd(&mut con, &["CLIENT", "HELP"]));
+    assert!(
+        help.contains("NO-EVICT (ON|OFF)") && help.contains("NO-TOUCH (ON|OFF)"),
+        "{help}"
+    );
+}
+
 /// COMMAND and its subcommands describe the same table that dispatch uses.
 #[test]
 fn command_introspection() {

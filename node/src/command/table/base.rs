@@ -74,6 +74,28 @@ static CLIENT_SUBS: &[CommandSpec] = &[
         "Sets information specific to the client or connection."
     ),
     spec!(
+        "no-evict",
+        3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["admin", "slow", "dangerous", "connection"],
+        "connection",
+        "7.0.0",
+        S(srv::client_no_evict),
+        "Sets the client eviction mode of the connection."
+    ),
+    spec!(
+        "no-touch",
+        3,
+        NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["slow", "connection"],
+        "connection",
+        "7.2.0",
+        S(srv::client_no_touch),
+        "Controls whether commands sent by the client affect the LRU/LFU of accessed keys."
+    ),
+    spec!(
         "help",
         2,
         LOADING | STALE,
