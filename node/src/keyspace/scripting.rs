@@ -228,95 +228,96 @@ fn parse_shebang(body: &[u8]) -> Result<Shebang<'_>, Frame> {
     })
 }
 
-/// EVAL script numkeys [key ...] [arg ...]: runs inside apply, and caches the script.
-pub fn eval(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
-    let body = &args[1];
-    let (keys, argv) = match keys_and_argv(&args[2..], err::NOT_INTEGER) {
-        Ok(split) => split,
-        Err(reply) => return reply,
-    };
-    let sha = sha1_hex(body);
-    if !ctx.keyspace.scripts.contains_key(&sha) {
-        ctx.keyspace.scripts.insert(sha.clone(), owned(body));
-    }
-    run_script_in_apply(ctx, body, &sha, keys, argv)
+/// What `EVAL`-family arguments name: the script's body and sha, its keys and arguments.
+struct ScriptCall<'a> {
+    body: Bytes,
+    sha: String,
+    keys: &'a [Bytes],
+    argv: &'a [Bytes],
 }
 
-/// EVALSHA sha1 numkeys [key ...] [arg ...]
-pub fn evalsha(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
-    let (keys, argv) = match keys_and_argv(&args[2..], err::NOT_INTEGER) {
-        Ok(split) => split,
-        Err(reply) => return reply,
+/// Reads `script|sha1 numkeys key... arg...`; by sha, the body comes from the script cache.
+fn script_call<'a>(
+    scripts: &imbl::OrdMap<String, Bytes>,
+    args: &'a [Bytes],
+    by_sha: bool,
+) -> Result<ScriptCall<'a>, Frame> {
+    let (keys, argv) = keys_and_argv(&args[2..], err::NOT_INTEGER)?;
+    let (body, sha) = if by_sha {
+        let sha = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+        let body = scripts.get(&sha).cloned().ok_or_else(no_script)?;
+        (body, sha)
+    } else {
+        (args[1].clone(), sha1_hex(&args[1]))
     };
-    let sha = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
-    let Some(body) = ctx.keyspace.scripts.get(&sha).cloned() else {
-        return no_script();
-    };
-    run_script_in_apply(ctx, &body, &sha, keys, argv)
-}
-
-/// EVAL_RO script numkeys [key ...] [arg ...]: on the read path.
-pub fn eval_ro(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
-    let body = &args[1];
-    let (keys, argv) = match keys_and_argv(&args[2..], err::NOT_INTEGER) {
-        Ok(split) => split,
-        Err(reply) => return reply,
-    };
-    run_script_on_read_path(ctx, body, &sha1_hex(body), keys, argv)
-}
-
-/// EVALSHA_RO sha1 numkeys [key ...] [arg ...]
-pub fn evalsha_ro(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
-    let (keys, argv) = match keys_and_argv(&args[2..], err::NOT_INTEGER) {
-        Ok(split) => split,
-        Err(reply) => return reply,
-    };
-    let sha = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
-    let Some(body) = ctx.keyspace.scripts.get(&sha).cloned() else {
-        return no_script();
-    };
-    run_script_on_read_path(ctx, &body, &sha, keys, argv)
+    Ok(ScriptCall {
+        body,
+        sha,
+        keys,
+        argv,
+    })
 }
 
 fn no_script() -> Frame {
     Frame::error("NOSCRIPT No matching script. Please use EVAL.")
 }
 
-fn run_script_on_read_path(
-    ctx: &ReadCtx<'_>,
-    body: &[u8],
-    sha: &str,
-    keys: &[Bytes],
-    argv: &[Bytes],
-) -> Frame {
-    let shebang = match parse_shebang(body) {
-        Ok(shebang) => shebang,
-        Err(reply) => return reply,
-    };
-    let program = Program::Script {
-        code: &shebang.code,
-        sha,
-    };
-    run(&mut ReadCaller { ctx }, &program, keys, argv, ctx.seed)
+/// EVAL script numkeys [key ...] [arg ...]: runs inside apply, and caches the script.
+pub fn eval(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
+    eval_in_apply(ctx, args, false)
 }
 
-fn run_script_in_apply(
-    ctx: &mut WriteCtx<'_>,
-    body: &[u8],
-    sha: &str,
-    keys: &[Bytes],
-    argv: &[Bytes],
-) -> Frame {
-    let shebang = match parse_shebang(body) {
+/// EVALSHA sha1 numkeys [key ...] [arg ...]
+pub fn evalsha(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
+    eval_in_apply(ctx, args, true)
+}
+
+/// EVAL_RO script numkeys [key ...] [arg ...]: on the read path.
+pub fn eval_ro(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
+    eval_on_read_path(ctx, args, false)
+}
+
+/// EVALSHA_RO sha1 numkeys [key ...] [arg ...]
+pub fn evalsha_ro(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
+    eval_on_read_path(ctx, args, true)
+}
+
+fn eval_in_apply(ctx: &mut WriteCtx<'_>, args: &[Bytes], by_sha: bool) -> Frame {
+    let call = match script_call(&ctx.keyspace.scripts, args, by_sha) {
+        Ok(call) => call,
+        Err(reply) => return reply,
+    };
+    let shebang = match parse_shebang(&call.body) {
+        Ok(shebang) => shebang,
+        Err(reply) => return reply,
+    };
+    if !by_sha && !ctx.keyspace.scripts.contains_key(&call.sha) {
+        ctx.keyspace
+            .scripts
+            .insert(call.sha.clone(), owned(&call.body));
+    }
+    let program = Program::Script {
+        code: &shebang.code,
+        sha: &call.sha,
+    };
+    let read_only = shebang.flags & script_flag::NO_WRITES != 0;
+    run_in_apply(ctx, &program, read_only, call.keys, call.argv)
+}
+
+fn eval_on_read_path(ctx: &ReadCtx<'_>, args: &[Bytes], by_sha: bool) -> Frame {
+    let call = match script_call(&ctx.keyspace.scripts, args, by_sha) {
+        Ok(call) => call,
+        Err(reply) => return reply,
+    };
+    let shebang = match parse_shebang(&call.body) {
         Ok(shebang) => shebang,
         Err(reply) => return reply,
     };
     let program = Program::Script {
         code: &shebang.code,
-        sha,
+        sha: &call.sha,
     };
-    let read_only = shebang.flags & script_flag::NO_WRITES != 0;
-    run_in_apply(ctx, &program, read_only, keys, argv)
+    run_on_read_path(ctx, &program, call.keys, call.argv)
 }
 
 /// Runs a program inside apply, where its writes land in the entry.
