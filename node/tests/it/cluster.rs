@@ -159,7 +159,8 @@ fn bulk(text: &str) -> Value {
 
 /// A write acknowledged through any node is read back by every node at once (followers
 /// read through the leader's read index), pipelined writes through a follower keep their
-/// order, and ROLE / INFO replication describe the cell as Redis would.
+/// order, a client blocked on a follower is served by a push on the leader, and ROLE /
+/// INFO replication describe the cell as Redis would.
 fn check_serving(cell: &Cell, leader: u64, round: &str) {
     let follower = cell.follower_of(leader);
     let mut on_leader = cell.con(leader);
@@ -186,6 +187,23 @@ fn check_serving(cell: &Cell, leader: u64, round: &str) {
         (1..=50).collect::<Vec<i64>>(),
         "in order, each once"
     );
+    // A client blocked on a follower is served by a push on the leader, exactly once.
+    let queue = format!("{round}:queue");
+    let waiter = {
+        let mut con = cell.con(follower);
+        let queue = queue.clone();
+        std::thread::spawn(move || must_cmd(&mut con, &["BRPOP", &queue, "10"]))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        must_cmd(&mut on_leader, &["LPUSH", &queue, "job"]),
+        Value::Int(1)
+    );
+    assert_eq!(
+        waiter.join().expect("blocked client"),
+        Value::Array(vec![bulk(&queue), bulk("job")])
+    );
+    assert_eq!(must_cmd(&mut on_leader, &["LLEN", &queue]), Value::Int(0));
     for id in cell.nodes.keys() {
         let mut con = cell.con(*id);
         assert_eq!(get(&mut con, &key_l), bulk("from-leader"), "node {id}");
