@@ -3,6 +3,7 @@
 //! names follow Redis where Redis has one (`port`, `bind`, `dir`, `proto-max-bulk-len`,
 //! `maxclients`).
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -61,9 +62,20 @@ pub struct Flags {
     /// This node's Raft id [default: 1].
     #[arg(long, env = "CELLKV_NODE_ID")]
     pub node_id: Option<u64>,
-    /// Port for node-to-node traffic [default: port + 10000].
+    /// Port for node-to-node traffic [default: this node's port in --peers, else port + 10000].
     #[arg(long, env = "CELLKV_RAFT_PORT")]
     pub raft_port: Option<u16>,
+    /// The cell's members as ID@HOST:RAFTPORT,...; the same list on every member. Without it
+    /// the node is a one-member cell.
+    #[arg(long, env = "CELLKV_PEERS")]
+    pub peers: Option<String>,
+    /// Name of the cell; nodes refuse Raft traffic from another cell [default: cellkv].
+    #[arg(long, env = "CELLKV_CLUSTER_NAME")]
+    pub cluster_name: Option<String>,
+    /// How long a command waits for the cell to have a leader before it fails with
+    /// CLUSTERDOWN, e.g. `5s`, `500ms` [default: 5s].
+    #[arg(long, env = "CELLKV_CLUSTER_WAIT_TIMEOUT")]
+    pub cluster_wait_timeout: Option<String>,
     /// Take a snapshot after this many applied entries [default: 100000].
     #[arg(long, env = "CELLKV_SNAPSHOT_ENTRIES")]
     pub snapshot_entries: Option<u64>,
@@ -93,6 +105,9 @@ pub struct FileConfig {
     dir: Option<PathBuf>,
     node_id: Option<u64>,
     raft_port: Option<u16>,
+    peers: Option<PeersValue>,
+    cluster_name: Option<String>,
+    cluster_wait_timeout: Option<String>,
     snapshot_entries: Option<u64>,
     snapshot_interval: Option<String>,
     #[serde(alias = "loglevel")]
@@ -100,6 +115,86 @@ pub struct FileConfig {
     proto_max_bulk_len: Option<usize>,
     maxclients: Option<usize>,
     io_threads: Option<usize>,
+}
+
+/// `peers` in the TOML file: one string as on the command line, or a list of `ID@HOST:PORT`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum PeersValue {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl PeersValue {
+    fn into_text(self) -> String {
+        match self {
+            PeersValue::One(text) => text,
+            PeersValue::Many(list) => list.join(","),
+        }
+    }
+}
+
+/// One member of the cell, as `--peers` names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// Its Raft node id.
+    pub id: u64,
+    /// Its Raft address, `HOST:PORT`, as other members reach it.
+    pub addr: String,
+    /// The port part of `addr`.
+    pub port: u16,
+}
+
+/// Parses `1@10.0.0.1:16379,2@node-2:16379,...` (spaces around entries allowed).
+pub fn parse_peers(text: &str) -> Result<Vec<Peer>, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        option: "peers",
+        reason,
+    };
+    let mut peers = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (id, addr) = entry
+            .split_once('@')
+            .ok_or_else(|| invalid(format!("'{entry}' is not ID@HOST:PORT")))?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .map_err(|_| invalid(format!("'{entry}': node id '{id}' is not a number")))?;
+        if id == 0 {
+            return Err(invalid(format!("'{entry}': node ids start at 1")));
+        }
+        let addr = addr.trim();
+        let (host, port) = addr
+            .rsplit_once(':')
+            .ok_or_else(|| invalid(format!("'{entry}': address has no :PORT")))?;
+        if host.is_empty() {
+            return Err(invalid(format!("'{entry}': address has no host")));
+        }
+        let port: u16 = port
+            .parse()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| invalid(format!("'{entry}': '{port}' is not a port")))?;
+        peers.push(Peer {
+            id,
+            addr: addr.to_string(),
+            port,
+        });
+    }
+    if peers.is_empty() {
+        return Err(invalid("no members listed".into()));
+    }
+    let mut ids = BTreeSet::new();
+    let mut addrs = BTreeSet::new();
+    for peer in &peers {
+        if !ids.insert(peer.id) {
+            return Err(invalid(format!("node id {} is listed twice", peer.id)));
+        }
+        if !addrs.insert(peer.addr.as_str()) {
+            return Err(invalid(format!("address {} is listed twice", peer.addr)));
+        }
+    }
+    Ok(peers)
 }
 
 /// The validated configuration a node runs with.
@@ -115,6 +210,12 @@ pub struct Config {
     pub node_id: u64,
     /// Node-to-node port.
     pub raft_port: u16,
+    /// The cell's members (empty: a one-member cell of this node alone).
+    pub peers: Vec<Peer>,
+    /// The cell's name, checked on every node-to-node RPC.
+    pub cluster_name: String,
+    /// Longest wait for a leader before a command fails with CLUSTERDOWN.
+    pub cluster_wait_timeout: Duration,
     /// Applied entries between snapshots.
     pub snapshot_entries: u64,
     /// Longest time between snapshots while anything changes.
@@ -137,6 +238,9 @@ impl Default for Config {
             dir: PathBuf::from("./data"),
             node_id: 1,
             raft_port: 16379,
+            peers: Vec::new(),
+            cluster_name: "cellkv".into(),
+            cluster_wait_timeout: Duration::from_secs(5),
             snapshot_entries: 100_000,
             snapshot_interval: Duration::from_secs(300),
             // openraft narrates every election and re-applied batch at info; keep its warnings.
@@ -202,7 +306,20 @@ impl Config {
                 reason: format!("'{text}' is not a duration like 300s, 5m or 1h"),
             })?,
         };
-        let raft_port = match flags.raft_port.or(file.raft_port) {
+        let cluster_wait_timeout = match flags.cluster_wait_timeout.or(file.cluster_wait_timeout) {
+            None => defaults.cluster_wait_timeout,
+            Some(text) => parse_duration(&text).ok_or_else(|| ConfigError::Invalid {
+                option: "cluster-wait-timeout",
+                reason: format!("'{text}' is not a duration like 5s or 500ms"),
+            })?,
+        };
+        let node_id = flags.node_id.or(file.node_id).unwrap_or(defaults.node_id);
+        let peers = match flags.peers.or(file.peers.map(PeersValue::into_text)) {
+            None => Vec::new(),
+            Some(text) => parse_peers(&text)?,
+        };
+        let own_peer_port = peers.iter().find(|p| p.id == node_id).map(|p| p.port);
+        let raft_port = match flags.raft_port.or(file.raft_port).or(own_peer_port) {
             Some(p) => p,
             None if port == 0 => 0,
             None => port
@@ -216,8 +333,14 @@ impl Config {
             port,
             bind: flags.bind.or(file.bind).unwrap_or(defaults.bind),
             dir: flags.dir.or(file.dir).unwrap_or(defaults.dir),
-            node_id: flags.node_id.or(file.node_id).unwrap_or(defaults.node_id),
+            node_id,
             raft_port,
+            peers,
+            cluster_name: flags
+                .cluster_name
+                .or(file.cluster_name)
+                .unwrap_or(defaults.cluster_name),
+            cluster_wait_timeout,
             snapshot_entries: flags
                 .snapshot_entries
                 .or(file.snapshot_entries)
@@ -257,6 +380,41 @@ impl Config {
         }
         if self.port != 0 && self.port == self.raft_port {
             return invalid("raft-port", "must differ from port");
+        }
+        if self.cluster_name.is_empty() || !self.cluster_name.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return invalid(
+                "cluster-name",
+                "must be a non-empty word without spaces or control characters",
+            );
+        }
+        if self.cluster_wait_timeout.is_zero() {
+            return invalid("cluster-wait-timeout", "must be positive");
+        }
+        if !self.peers.is_empty() {
+            let Some(me) = self.peers.iter().find(|p| p.id == self.node_id) else {
+                return Err(ConfigError::Invalid {
+                    option: "peers",
+                    reason: format!(
+                        "this node's id {} is not among the listed members ({})",
+                        self.node_id,
+                        self.peers
+                            .iter()
+                            .map(|p| p.id.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                });
+            };
+            if me.port != self.raft_port {
+                return Err(ConfigError::Invalid {
+                    option: "raft-port",
+                    reason: format!(
+                        "{} differs from this node's entry {}@{} in peers",
+                        self.raft_port, me.id, me.addr
+                    ),
+                });
+            }
         }
         if self.snapshot_entries == 0 {
             return invalid("snapshot-entries", "must be at least 1");
@@ -337,5 +495,91 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
         assert_eq!(parse_duration("x"), None);
+    }
+
+    const PEERS: &str = "1@127.0.0.1:16379,2@127.0.0.1:16380,3@127.0.0.1:16381";
+
+    fn with_peers(
+        node_id: u64,
+        raft_port: Option<u16>,
+        peers: &str,
+    ) -> Result<Config, ConfigError> {
+        let flags = Flags {
+            node_id: Some(node_id),
+            raft_port,
+            peers: Some(peers.into()),
+            port: Some(6380),
+            ..Flags::default()
+        };
+        Config::merge(flags, FileConfig::default())
+    }
+
+    #[test]
+    fn peers_parse_and_the_raft_port_follows_this_nodes_entry() {
+        let config = with_peers(2, None, PEERS).expect("valid");
+        assert_eq!(config.raft_port, 16380, "taken from 2@127.0.0.1:16380");
+        assert_eq!(
+            config.peers.iter().map(|p| p.id).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        assert_eq!(config.peers[2].addr, "127.0.0.1:16381");
+        assert_eq!(config.cluster_name, "cellkv");
+        let config =
+            with_peers(3, Some(16381), " 3@node-3:16381 , 1@node-1:16379 ").expect("valid");
+        assert_eq!(config.peers[0].addr, "node-3:16381");
+        assert_eq!(config.peers.len(), 2);
+    }
+
+    #[test]
+    fn peers_in_the_file_as_a_string_or_a_list() {
+        let file = Config::parse_file(
+            "node-id = 1\ncluster-name = \"cell-a\"\npeers = [\"1@h1:16379\", \"2@h2:16379\"]\n",
+        )
+        .expect("toml");
+        let config = Config::merge(Flags::default(), file).expect("valid");
+        assert_eq!(config.peers.len(), 2);
+        assert_eq!(config.cluster_name, "cell-a");
+        assert_eq!(config.raft_port, 16379);
+        let file =
+            Config::parse_file(&format!("node-id = 3\npeers = \"{PEERS}\"\n")).expect("toml");
+        let config = Config::merge(Flags::default(), file).expect("valid");
+        assert_eq!(config.raft_port, 16381);
+    }
+
+    #[test]
+    fn bad_peers_are_refused_with_the_reason() {
+        let cases = [
+            (
+                4,
+                None,
+                PEERS,
+                "this node's id 4 is not among the listed members (1, 2, 3)",
+            ),
+            (
+                1,
+                Some(17000),
+                PEERS,
+                "17000 differs from this node's entry 1@127.0.0.1:16379",
+            ),
+            (1, None, "1@a:1,1@b:2", "node id 1 is listed twice"),
+            (1, None, "1@a:1,2@a:1", "address a:1 is listed twice"),
+            (1, None, "0@a:1", "node ids start at 1"),
+            (1, None, "x@a:1", "node id 'x' is not a number"),
+            (1, None, "1@a", "address has no :PORT"),
+            (1, None, "1@a:0", "'0' is not a port"),
+            (1, None, "1-a:1", "is not ID@HOST:PORT"),
+            (1, None, " , ", "no members listed"),
+        ];
+        for (node_id, raft_port, peers, expected) in cases {
+            let err = with_peers(node_id, raft_port, peers).expect_err(peers);
+            let text = err.to_string();
+            assert!(text.contains(expected), "{peers}: {text}");
+        }
+        let flags = Flags {
+            cluster_name: Some("two words".into()),
+            ..Flags::default()
+        };
+        let err = Config::merge(flags, FileConfig::default()).expect_err("bad name");
+        assert!(err.to_string().contains("cluster-name"), "{err}");
     }
 }

@@ -1,6 +1,7 @@
 //! The Raft layer: openraft's type configuration, the runtime adapter ([`rt`]), the state
-//! machine adapter over the keyspace ([`state_machine`]), snapshot files, the network
-//! ([`network`]) and [`start`], which brings a node's Raft up.
+//! machine adapter over the keyspace ([`state_machine`]), snapshot files, the network over
+//! gRPC ([`network`] calls peers, [`grpc`] serves them) and [`start`], which brings a node's
+//! Raft up.
 //!
 //! Every write is a log entry, even on a single node: the server proposes a
 //! [`Request`](crate::keyspace::Request) with `raft.client_write(request)` and answers the
@@ -14,7 +15,15 @@
 //!
 //! After [`start`] returns, the node campaigns; callers wait for [`RaftHandle::wait_leader`]
 //! before they propose (a one-member cluster elects itself within one election timeout).
+//!
+//! Forming a cell: a node started without peers forms a one-member cell of itself on its very
+//! first start. Nodes started with the same peers list form one cell: on its very first start
+//! (no vote, no log, no snapshot) the member with the lowest id initializes the membership
+//! with every listed member and campaigns; the others wait, pristine, until it reaches them.
+//! A restart never initializes again, whatever the flags say: membership then changes only
+//! through Raft.
 
+pub mod grpc;
 pub mod network;
 pub mod rt;
 mod snapshot;
@@ -33,7 +42,7 @@ use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
 use openraft_rt::WatchReceiver;
 
 use crate::keyspace::{EventSink, Op, Request, SharedKeyspace};
-use network::NoPeers;
+use network::{GrpcNetwork, PeerChannels};
 pub use snapshot::{SnapshotStats, SnapshotStore};
 use state_machine::KeyspaceStateMachine;
 
@@ -119,8 +128,14 @@ pub struct RaftSettings {
     pub node_id: NodeId,
     /// Data directory: the log goes to `dir/raft`, snapshots to `dir/snapshots`.
     pub dir: PathBuf,
-    /// Address other members reach this node's Raft service at (recorded in the membership).
+    /// Address other members reach this node's Raft service at (recorded in the membership
+    /// of a one-member cell; with `peers`, this node's entry there is used).
     pub raft_addr: String,
+    /// The cell's members and their Raft addresses, this node included; empty for a
+    /// one-member cell.
+    pub peers: BTreeMap<NodeId, String>,
+    /// The cell's name: RPCs from another cell are refused.
+    pub cluster_name: String,
     /// Build a snapshot once this many entries were applied since the last one.
     pub snapshot_entries: u64,
     /// Also build a snapshot this often if anything was applied since the last one
@@ -179,6 +194,8 @@ pub struct RaftHandle {
     /// The openraft node.
     pub raft: Raft,
     node_id: NodeId,
+    cluster_name: String,
+    channels: PeerChannels,
     stats: Arc<SnapshotStats>,
     snapshot_timer: Option<tokio::task::JoinHandle<()>>,
 }
@@ -195,6 +212,31 @@ impl RaftHandle {
     /// This node's id.
     pub fn node_id(&self) -> NodeId {
         self.node_id
+    }
+
+    /// The cell's name.
+    pub fn cluster_name(&self) -> &str {
+        &self.cluster_name
+    }
+
+    /// The channels to peers, shared with the Raft network (for forwarding and probes).
+    pub fn channels(&self) -> PeerChannels {
+        self.channels.clone()
+    }
+
+    /// The Raft address of member `id` in the current membership.
+    pub fn member_addr(&self, id: NodeId) -> Option<String> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        m.membership_config
+            .membership()
+            .get_node(&id)
+            .map(|node| node.addr.clone())
+    }
+
+    /// The `Raft` gRPC service answering peers for this node.
+    pub fn service(&self) -> grpc::RaftService {
+        grpc::RaftService::new(self.raft.clone(), self.node_id, &self.cluster_name)
     }
 
     /// Snapshot counters for INFO: built, installed, last index, size.
@@ -270,7 +312,7 @@ pub async fn start(
 ///
 /// The newest snapshot is loaded into `keyspace` (which is emptied if there is none), openraft
 /// re-applies the committed log after it, and on the very first start (no vote, no log) the
-/// node forms a one-member cluster of itself. A restart never initializes again.
+/// node forms its cell as the module documentation says. A restart never initializes again.
 pub async fn start_with_stores<LS>(
     settings: RaftSettings,
     keyspace: SharedKeyspace,
@@ -280,36 +322,76 @@ pub async fn start_with_stores<LS>(
 where
     LS: RaftLogStorage<TypeConfig>,
 {
-    let config = Arc::new(raft_config(settings.snapshot_entries)?);
+    let config = Arc::new(raft_config(
+        settings.snapshot_entries,
+        &settings.cluster_name,
+    )?);
     let state_machine = KeyspaceStateMachine::open(keyspace, snapshots, settings.events.clone())?;
     let stats = state_machine.stats();
-    let raft = Raft::new(settings.node_id, config, NoPeers, log_store, state_machine).await?;
-
-    if raft.is_initialized().await? {
-        tracing::info!(node_id = settings.node_id, "raft restarted from its log");
-    } else {
-        let members = BTreeMap::from([(settings.node_id, BasicNode::new(&settings.raft_addr))]);
-        match raft.initialize(members).await {
-            Ok(()) => tracing::info!(node_id = settings.node_id, "formed a one-member cluster"),
-            // Someone (a leader's replication) got here first: already part of a cluster.
-            Err(openraft::error::RaftError::APIError(InitializeError::NotAllowed(_))) => {}
-            Err(e) => return Err(RaftError::Initialize(e.to_string())),
-        }
-    }
+    let channels = PeerChannels::default();
+    let network = GrpcNetwork::new(settings.node_id, &settings.cluster_name, channels.clone());
+    let raft = Raft::new(settings.node_id, config, network, log_store, state_machine).await?;
+    form_cell(&raft, &settings).await?;
 
     let snapshot_timer = (!settings.snapshot_interval.is_zero())
         .then(|| spawn_snapshot_timer(raft.clone(), settings.snapshot_interval));
     Ok(RaftHandle {
         raft,
         node_id: settings.node_id,
+        cluster_name: settings.cluster_name,
+        channels,
         stats,
         snapshot_timer,
     })
 }
 
-fn raft_config(snapshot_entries: u64) -> Result<Config, RaftError> {
+/// On a pristine node, forms the cell if this node is the one to: alone without peers, or as
+/// the lowest id among them. An initialized node only says how it restarted.
+async fn form_cell(raft: &Raft, settings: &RaftSettings) -> Result<(), RaftError> {
+    let me = settings.node_id;
+    if raft.is_initialized().await? {
+        let voters: Vec<NodeId> = raft.voter_ids().collect();
+        tracing::info!(node_id = me, ?voters, "raft restarted from its log");
+        let listed: Vec<NodeId> = settings.peers.keys().copied().collect();
+        if !listed.is_empty() && voters != listed {
+            tracing::warn!(
+                ?voters,
+                peers = ?listed,
+                "the stored membership differs from --peers; the stored one stands (change \
+                 members through the cluster admin commands)"
+            );
+        }
+        return Ok(());
+    }
+    let members: BTreeMap<NodeId, BasicNode> = if settings.peers.is_empty() {
+        BTreeMap::from([(me, BasicNode::new(&settings.raft_addr))])
+    } else if settings.peers.keys().next() == Some(&me) {
+        settings
+            .peers
+            .iter()
+            .map(|(id, addr)| (*id, BasicNode::new(addr)))
+            .collect()
+    } else {
+        tracing::info!(
+            node_id = me,
+            former = ?settings.peers.keys().next(),
+            "pristine: waiting for the lowest-id member to form the cell"
+        );
+        return Ok(());
+    };
+    let count = members.len();
+    match raft.initialize(members).await {
+        Ok(()) => tracing::info!(node_id = me, members = count, "formed the cell"),
+        // Someone (a leader's replication) got here first: already part of a cluster.
+        Err(openraft::error::RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+        Err(e) => return Err(RaftError::Initialize(e.to_string())),
+    }
+    Ok(())
+}
+
+fn raft_config(snapshot_entries: u64, cluster_name: &str) -> Result<Config, RaftError> {
     let config = Config {
-        cluster_name: "cellkv".to_string(),
+        cluster_name: cluster_name.to_string(),
         heartbeat_interval: 100,
         election_timeout_min: 300,
         election_timeout_max: 600,
@@ -320,6 +402,10 @@ fn raft_config(snapshot_entries: u64) -> Result<Config, RaftError> {
         // serve reads from a state machine that has not re-applied everything it acknowledged.
         // A new term commits a blank entry first, which brings the state machine up to date.
         enable_leader_restore: Some(false),
+        // The network allows this much per streamed chunk plus once more for the install
+        // (decoding the keyspace and syncing the file); openraft's 200 ms is tight for that
+        // on a busy machine.
+        install_snapshot_timeout: 1000,
         ..Config::default()
     };
     Ok(config.validate()?)
@@ -348,3 +434,6 @@ fn spawn_snapshot_timer(raft: Raft, every: Duration) -> tokio::task::JoinHandle<
 
 #[cfg(all(test, not(madsim)))]
 mod tests;
+
+#[cfg(all(test, not(madsim)))]
+mod cluster_tests;

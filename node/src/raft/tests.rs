@@ -22,6 +22,8 @@ fn settings(
         node_id: 1,
         dir: dir.to_path_buf(),
         raft_addr: "127.0.0.1:7001".to_string(),
+        peers: BTreeMap::new(),
+        cluster_name: "cellkv".to_string(),
         snapshot_entries,
         snapshot_interval,
         events: None,

@@ -588,36 +588,9 @@ pub fn info(session: &mut Session, args: &[Bytes]) -> Frame {
             stats.protocol_errors.load(Ordering::Relaxed),
         ),
     );
-    let role = if node.is_leader() { "master" } else { "slave" };
-    let members: Vec<String> = metrics
-        .membership_config
-        .membership()
-        .voter_ids()
-        .map(|id| id.to_string())
-        .collect();
-    // Raft's metrics trail apply a little; the keyspace knows exactly what it applied.
-    let applied_index = metrics
-        .last_applied
-        .as_ref()
-        .map_or(0, |l| l.index)
-        .max(node.keyspace.read().applied_index());
     section(
         "Replication",
-        format!(
-            "role:{role}\r\nconnected_slaves:0\r\nraft_node_id:{}\r\nraft_state:{:?}\r\nraft_term:{}\r\nraft_leader_id:{}\r\nraft_commit_index:{}\r\nraft_applied_index:{}\r\nraft_last_log_index:{}\r\nraft_members:{}\r\n",
-            node.config.node_id,
-            metrics.state,
-            metrics.current_term,
-            metrics.current_leader.map_or(-1, |l| l as i64),
-            metrics
-                .local_committed
-                .as_ref()
-                .map_or(0, |l| l.index)
-                .max(applied_index),
-            applied_index,
-            metrics.last_log_index.unwrap_or(0),
-            members.join(","),
-        ),
+        replication_info(node, &metrics, applied_index(node, &metrics)),
     );
     let keyspace_body = {
         let keyspace = node.keyspace.read();
@@ -636,4 +609,199 @@ pub fn info(session: &mut Session, args: &[Bytes]) -> Frame {
     };
     section("Keyspace", keyspace_body);
     Frame::Verbatim("txt".into(), Bytes::from(text))
+}
+
+/// Highest index this node has applied: Raft's metrics trail apply a little, and the keyspace
+/// knows exactly what it applied.
+fn applied_index(node: &super::Node, metrics: &crate::raft::RaftMetrics) -> u64 {
+    metrics
+        .last_applied
+        .as_ref()
+        .map_or(0, |l| l.index)
+        .max(node.keyspace.read().applied_index())
+}
+
+/// The host part of a `HOST:PORT` Raft address (brackets of an IPv6 literal removed).
+fn host_of(addr: &str) -> String {
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string()
+}
+
+/// A replica as the leader reports it (`INFO replication` slaveN lines, `ROLE`).
+struct ReplicaView {
+    host: String,
+    port: u16,
+    /// Highest log index known to be replicated to it.
+    offset: u64,
+    /// Answered a status probe recently.
+    online: bool,
+    /// Seconds since it last answered.
+    lag: u64,
+}
+
+/// The leader as a follower reports it.
+struct MasterView {
+    host: String,
+    port: u16,
+    link_up: bool,
+    /// Seconds since the leader last answered; -1 = never.
+    last_io: i64,
+}
+
+/// This node's replication picture: a leader sees its followers, a follower its leader.
+enum RoleView {
+    Master(Vec<ReplicaView>),
+    Slave(Option<MasterView>),
+}
+
+fn role_view(node: &super::Node, metrics: &crate::raft::RaftMetrics) -> RoleView {
+    let me = node.config.node_id;
+    let membership = metrics.membership_config.membership();
+    let statuses = node.peers.statuses();
+    let now = clock::now_ms();
+    if node.is_leader() {
+        let matched = metrics.replication.clone().unwrap_or_default();
+        let replicas = membership
+            .nodes()
+            .filter(|(id, _)| **id != me)
+            .map(|(id, member)| {
+                let status = statuses.get(id).cloned().unwrap_or_default();
+                ReplicaView {
+                    host: host_of(&member.addr),
+                    port: status.resp_port,
+                    offset: matched
+                        .get(id)
+                        .and_then(|m| m.as_ref())
+                        .map_or(0, |l| l.index),
+                    online: status.is_up(now),
+                    lag: now.saturating_sub(status.last_ok_ms) / 1000,
+                }
+            })
+            .collect();
+        return RoleView::Master(replicas);
+    }
+    let master = metrics.current_leader.filter(|l| *l != me).map(|leader| {
+        let status = statuses.get(&leader).cloned().unwrap_or_default();
+        MasterView {
+            host: membership
+                .get_node(&leader)
+                .map(|n| host_of(&n.addr))
+                .unwrap_or_default(),
+            port: status.resp_port,
+            link_up: status.is_up(now) && status.state == "Leader",
+            last_io: if status.last_ok_ms == 0 {
+                -1
+            } else {
+                (now.saturating_sub(status.last_ok_ms) / 1000) as i64
+            },
+        }
+    });
+    RoleView::Slave(master)
+}
+
+/// The `# Replication` section: Redis's fields, as health checks and clients read them,
+/// then cellkv's `raft_*` fields.
+fn replication_info(
+    node: &super::Node,
+    metrics: &crate::raft::RaftMetrics,
+    applied: u64,
+) -> String {
+    let mut text = String::new();
+    let last_log = metrics.last_log_index.unwrap_or(0);
+    match role_view(node, metrics) {
+        RoleView::Master(replicas) => {
+            let online = replicas.iter().filter(|r| r.online).count();
+            let _ = write!(text, "role:master\r\nconnected_slaves:{online}\r\n");
+            for (i, r) in replicas.iter().filter(|r| r.online).enumerate() {
+                let _ = write!(
+                    text,
+                    "slave{i}:ip={},port={},state=online,offset={},lag={}\r\n",
+                    r.host, r.port, r.offset, r.lag
+                );
+            }
+            let _ = write!(
+                text,
+                "master_failover_state:no-failover\r\nmaster_repl_offset:{last_log}\r\n"
+            );
+        }
+        RoleView::Slave(master) => {
+            let (host, port, up, last_io) = match &master {
+                Some(m) => (m.host.as_str(), m.port, m.link_up, m.last_io),
+                None => ("", 0, false, -1),
+            };
+            let _ = write!(
+                text,
+                "role:slave\r\nmaster_host:{host}\r\nmaster_port:{port}\r\nmaster_link_status:{}\r\nmaster_last_io_seconds_ago:{last_io}\r\nmaster_sync_in_progress:0\r\nslave_read_repl_offset:{applied}\r\nslave_repl_offset:{applied}\r\nslave_priority:100\r\nslave_read_only:0\r\nreplica_announced:1\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_repl_offset:{applied}\r\n",
+                if up { "up" } else { "down" },
+            );
+        }
+    }
+    let members: Vec<String> = metrics
+        .membership_config
+        .membership()
+        .voter_ids()
+        .map(|id| id.to_string())
+        .collect();
+    let _ = write!(
+        text,
+        "raft_node_id:{}\r\nraft_cluster_name:{}\r\nraft_state:{:?}\r\nraft_term:{}\r\nraft_leader_id:{}\r\nraft_commit_index:{}\r\nraft_applied_index:{applied}\r\nraft_last_log_index:{last_log}\r\nraft_members:{}\r\n",
+        node.config.node_id,
+        node.raft.cluster_name(),
+        metrics.state,
+        metrics.current_term,
+        metrics.current_leader.map_or(-1, |l| l as i64),
+        metrics
+            .local_committed
+            .as_ref()
+            .map_or(0, |l| l.index)
+            .max(applied),
+        members.join(","),
+    );
+    text
+}
+
+/// ROLE: `master` with its replication offset and online replicas on the leader; `slave`
+/// with the leader's host, port, link state and this node's applied index elsewhere.
+pub fn role(session: &mut Session, _args: &[Bytes]) -> Frame {
+    let node = &session.node;
+    let metrics = node.raft.metrics();
+    match role_view(node, &metrics) {
+        RoleView::Master(replicas) => Frame::Array(vec![
+            Frame::bulk("master"),
+            Frame::Integer(metrics.last_log_index.unwrap_or(0) as i64),
+            Frame::Array(
+                replicas
+                    .iter()
+                    .filter(|r| r.online)
+                    .map(|r| {
+                        Frame::Array(vec![
+                            Frame::bulk(&r.host),
+                            Frame::bulk(r.port.to_string()),
+                            Frame::bulk(r.offset.to_string()),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ]),
+        RoleView::Slave(master) => {
+            let applied = applied_index(node, &metrics) as i64;
+            let (host, port, state) = match &master {
+                Some(m) => (
+                    m.host.clone(),
+                    i64::from(m.port),
+                    if m.link_up { "connected" } else { "connect" },
+                ),
+                None => (String::new(), 0, "connect"),
+            };
+            Frame::Array(vec![
+                Frame::bulk("slave"),
+                Frame::bulk(host),
+                Frame::Integer(port),
+                Frame::bulk(state),
+                Frame::Integer(applied),
+            ])
+        }
+    }
 }

@@ -1,12 +1,14 @@
 //! The server: the RESP listener, one task per connection, the routing of each command to
-//! the write path (a Raft log entry) or the read path (a linearizable read of the local
-//! keyspace), and the leader's background deletion of expired keys.
+//! the write path (a Raft log entry, proposed here on the leader or forwarded to it from a
+//! follower) or the read path (a linearizable read of the local keyspace), the node-to-node
+//! listener (`peers`), and the leader's background deletion of expired keys.
 
 pub mod blocking;
 pub mod clock;
 pub mod commands;
 mod conn;
 mod expiry;
+pub mod peers;
 pub mod pubsub;
 mod read_barrier;
 mod session;
@@ -45,7 +47,7 @@ pub enum StartError {
     /// Raft (log store, state machine, initialization) failed to start.
     #[error("raft: {0}")]
     Raft(#[from] raft::RaftError),
-    /// The RESP port could not be bound.
+    /// The RESP or node-to-node port could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         /// The address.
@@ -102,6 +104,8 @@ pub struct Node {
     pub blocked: Arc<blocking::BlockedClients>,
     /// This node's pub/sub subscriptions.
     pub pubsub: Arc<pubsub::Hub>,
+    /// Links to the other members: leader routing, forwarding, status probes.
+    pub peers: Arc<peers::Peers>,
     clients: Mutex<BTreeMap<u64, Arc<ClientState>>>,
     connected: AtomicUsize,
     next_client_id: AtomicU64,
@@ -111,15 +115,83 @@ pub struct Node {
 }
 
 impl Node {
-    /// Proposes entries stamped with this node's clock, in one message to Raft's core (a
-    /// pipelined connection's writes); the replies come back in order.
+    /// Proposes a connection's writes, in order: on the leader as one message to Raft's core,
+    /// so they share appends and fsyncs; on a follower forwarded to the leader in one RPC.
+    /// The replies come back in order. While there is no leader, or the leader cannot take
+    /// writes yet (just elected, no quorum heard from), waits up to `cluster-wait-timeout`,
+    /// retrying only while nothing was proposed.
     pub async fn propose_many(&self, ops: Vec<Op>) -> WriteReplies {
-        let time_ms = clock::now_ms();
-        let requests = ops.into_iter().map(|op| Request { time_ms, op });
-        match self.raft.raft.client_write_many(requests).await {
-            Ok(stream) => WriteReplies::Streaming(stream),
-            Err(fatal) => WriteReplies::Failed(format!("ERR raft stopped: {fatal}")),
+        let deadline = clock::now_ms().saturating_add(
+            u64::try_from(self.config.cluster_wait_timeout.as_millis()).unwrap_or(u64::MAX),
+        );
+        loop {
+            let route = if self.is_leader() {
+                Ok(None)
+            } else {
+                self.peers.route().await
+            };
+            match route {
+                Err(text) => return WriteReplies::Failed(text),
+                Ok(Some(leader)) => match self.peers.forward(leader, &ops).await {
+                    peers::Forwarded::Replies(frames) => return WriteReplies::ready(frames),
+                    peers::Forwarded::Failed(text) => return WriteReplies::Failed(text),
+                    peers::Forwarded::LeadsHere => {}
+                },
+                Ok(None) => {
+                    match self.propose_local(&ops).await {
+                        Some(frames) => return WriteReplies::ready(frames),
+                        None if clock::now_ms() >= deadline => return WriteReplies::Failed(
+                            "CLUSTERDOWN The cluster is down: the leader could not take writes \
+                             within cluster-wait-timeout"
+                                .to_string(),
+                        ),
+                        None => {}
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Proposes entries stamped with this node's clock to its own Raft, in one message to the
+    /// core, and waits for their replies. `None` when nothing was proposed: this node does
+    /// not lead, or cannot take writes now (openraft refuses a whole batch at once).
+    pub async fn propose_local(&self, ops: &[Op]) -> Option<Vec<Frame>> {
+        use futures_util::StreamExt;
+        let time_ms = clock::now_ms();
+        // Collected first: a borrowing iterator held across the await would make the future
+        // not `Send`.
+        let requests: Vec<Request> = ops
+            .iter()
+            .map(|op| Request {
+                time_ms,
+                op: op.clone(),
+            })
+            .collect();
+        let mut stream = match self.raft.raft.client_write_many(requests).await {
+            Ok(stream) => stream,
+            Err(fatal) => {
+                let text = format!("ERR raft stopped: {fatal}");
+                return Some(ops.iter().map(|_| Frame::error(text.clone())).collect());
+            }
+        };
+        let mut frames = Vec::with_capacity(ops.len());
+        let mut refused = 0;
+        for _ in ops {
+            let frame = match stream.next().await {
+                Some(Ok(Ok(response))) => response.response,
+                Some(Ok(Err(openraft::error::ClientWriteError::ForwardToLeader(_)))) => {
+                    refused += 1;
+                    Frame::error(crate::command::errors::TRYAGAIN_NO_LEADER)
+                }
+                Some(Ok(Err(e))) => Frame::error(format!("ERR write failed: {e}")),
+                Some(Err(_)) | None => {
+                    Frame::error("ERR write abandoned: the node is shutting down")
+                }
+            };
+            frames.push(frame);
+        }
+        (refused < ops.len() || ops.is_empty()).then_some(frames)
     }
 
     /// Proposes one entry and waits for its reply.
@@ -176,36 +248,24 @@ impl Node {
 
 /// The replies to a batch of writes, in proposal order.
 pub enum WriteReplies {
-    /// Proposed; each reply comes when its entry applies.
-    Streaming(
-        futures_util::stream::BoxStream<
-            'static,
-            Result<
-                openraft::raft::WriteResult<raft::TypeConfig>,
-                openraft::error::Fatal<raft::TypeConfig>,
-            >,
-        >,
-    ),
-    /// Could not be proposed; every write gets this error.
+    /// One reply per write.
+    Ready(std::vec::IntoIter<Frame>),
+    /// Could not be proposed, or the outcome is unknown; every write gets this error.
     Failed(String),
 }
 
 impl WriteReplies {
+    fn ready(frames: Vec<Frame>) -> WriteReplies {
+        WriteReplies::Ready(frames.into_iter())
+    }
+
     /// The next write's reply.
     pub async fn next(&mut self) -> Frame {
-        use futures_util::StreamExt;
         match self {
             WriteReplies::Failed(text) => Frame::error(text.clone()),
-            WriteReplies::Streaming(stream) => match stream.next().await {
-                Some(Ok(Ok(response))) => response.response,
-                Some(Ok(Err(openraft::error::ClientWriteError::ForwardToLeader(_)))) => {
-                    Frame::error(crate::command::errors::TRYAGAIN_NO_LEADER)
-                }
-                Some(Ok(Err(e))) => Frame::error(format!("ERR write failed: {e}")),
-                Some(Err(_)) | None => {
-                    Frame::error("ERR write abandoned: the node is shutting down")
-                }
-            },
+            WriteReplies::Ready(frames) => frames
+                .next()
+                .unwrap_or_else(|| Frame::error("ERR a write lost its reply")),
         }
     }
 }
@@ -218,20 +278,41 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts Raft (loading the snapshot and replaying the log), waits until this node
-    /// leads its one-member cluster, then binds the RESP port and serves.
+    /// Binds the node-to-node port, starts Raft (loading the snapshot and replaying the
+    /// log), binds the RESP port and serves. A one-member cell first waits until this node
+    /// leads; a member of a larger cell serves at once, and its commands wait for a leader
+    /// (up to `cluster-wait-timeout`), since the others may not have started yet.
     pub async fn start(config: Config) -> Result<Server, StartError> {
         std::fs::create_dir_all(&config.dir).map_err(|source| StartError::DataDir {
             path: config.dir.clone(),
             source,
         })?;
+        let raft_bind = format!("{}:{}", config.bind, config.raft_port);
+        let (raft_listener, raft_local) =
+            peers::bind(&raft_bind)
+                .await
+                .map_err(|source| StartError::Listen {
+                    addr: raft_bind.clone(),
+                    source,
+                })?;
         let keyspace: SharedKeyspace = Arc::new(RwLock::new(Keyspace::new()));
         let blocked = Arc::new(blocking::BlockedClients::default());
         let pubsub = Arc::new(pubsub::Hub::default());
+        let members: BTreeMap<raft::NodeId, String> = config
+            .peers
+            .iter()
+            .map(|p| (p.id, p.addr.clone()))
+            .collect();
+        let raft_addr = members
+            .get(&config.node_id)
+            .cloned()
+            .unwrap_or_else(|| format!("{}:{}", config.bind, raft_local.port()));
         let settings = RaftSettings {
             node_id: config.node_id,
             dir: config.dir.clone(),
-            raft_addr: format!("{}:{}", config.bind, config.raft_port),
+            raft_addr,
+            peers: members,
+            cluster_name: config.cluster_name.clone(),
             snapshot_entries: config.snapshot_entries,
             snapshot_interval: config.snapshot_interval,
             events: Some(event_sink(
@@ -241,7 +322,10 @@ impl Server {
             )),
         };
         let raft = raft::start(settings, keyspace.clone()).await?;
-        raft.wait_leader(Duration::from_secs(30)).await?;
+        if config.peers.is_empty() {
+            raft.wait_leader(Duration::from_secs(30)).await?;
+        }
+        tracing::info!(addr = %raft_local, node_id = config.node_id, "serving node-to-node gRPC");
 
         let addr = format!("{}:{}", config.bind, config.port);
         let listener = TcpListener::bind(&addr)
@@ -254,7 +338,14 @@ impl Server {
             .local_addr()
             .map_err(|source| StartError::Listen { addr, source })?;
         let (shutdown, _) = watch::channel(false);
-        let read_barrier = ReadBarrier::start(raft.raft.clone());
+        let peers = Arc::new(peers::Peers::new(
+            config.node_id,
+            &config.cluster_name,
+            raft.raft.clone(),
+            raft.channels(),
+            config.cluster_wait_timeout,
+        ));
+        let read_barrier = ReadBarrier::start(raft.raft.clone(), peers.clone());
         let runtime = RuntimeSettings {
             proto_max_bulk_len: config.proto_max_bulk_len,
             maxclients: config.maxclients,
@@ -273,6 +364,7 @@ impl Server {
             resp_addr,
             blocked,
             pubsub,
+            peers,
             clients: Mutex::new(BTreeMap::new()),
             connected: AtomicUsize::new(0),
             next_client_id: AtomicU64::new(0),
@@ -285,6 +377,8 @@ impl Server {
             tokio::spawn(conn::accept_loop(node.clone(), listener)),
             tokio::spawn(expiry::run(node.clone())),
             tokio::spawn(watch_leadership(node.clone())),
+            tokio::spawn(peers::serve(node.clone(), raft_listener)),
+            tokio::spawn(peers::probe_loop(node.clone())),
         ];
         Ok(Server { node, tasks })
     }

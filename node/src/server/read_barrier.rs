@@ -6,15 +6,21 @@
 //! A leader that is the cluster's only voter skips the round: it cannot be deposed without
 //! its own vote, and every write it acknowledged was applied before the acknowledgement, so
 //! its keyspace already holds everything a read must see.
+//!
+//! On a follower the round goes through the leader: it confirms its leadership and sends its
+//! read index back, and the follower waits until it has applied that far (see `peers`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use openraft::ReadPolicy;
 use tokio::sync::{mpsc, oneshot};
 
+use super::peers::{Peers, ReadIndex};
 use crate::raft::Raft;
 use crate::resp::Frame;
 
+/// Gets the outcome of the confirmation it waits for: the error text when it failed.
 type Waiter = oneshot::Sender<Result<(), String>>;
 
 /// Hands out read confirmations.
@@ -24,10 +30,10 @@ pub struct ReadBarrier {
 }
 
 impl ReadBarrier {
-    /// Starts the task that confirms reads against `raft`.
-    pub fn start(raft: Raft) -> ReadBarrier {
+    /// Starts the task that confirms reads against `raft` (through `peers` on a follower).
+    pub fn start(raft: Raft, peers: Arc<Peers>) -> ReadBarrier {
         let (waiters, rx) = mpsc::unbounded_channel();
-        tokio::spawn(confirm_loop(raft, rx));
+        tokio::spawn(confirm_loop(raft, peers, rx));
         ReadBarrier {
             waiters,
             sole_voter_leader: AtomicBool::new(false),
@@ -50,28 +56,43 @@ impl ReadBarrier {
         }
         match rx.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(reason)) => Err(Frame::error(format!(
-                "TRYAGAIN read not confirmed: {reason}"
-            ))),
+            Ok(Err(text)) => Err(Frame::error(text)),
             Err(_) => Err(Frame::error("ERR node is shutting down")),
         }
     }
 }
 
-async fn confirm_loop(raft: Raft, mut rx: mpsc::UnboundedReceiver<Waiter>) {
+async fn confirm_loop(raft: Raft, peers: Arc<Peers>, mut rx: mpsc::UnboundedReceiver<Waiter>) {
     while let Some(first) = rx.recv().await {
         // Everyone queued now arrived before this confirmation starts: one round serves all.
         let mut batch = vec![first];
         while let Ok(next) = rx.try_recv() {
             batch.push(next);
         }
-        let outcome = raft
-            .ensure_linearizable(ReadPolicy::ReadIndex)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string());
+        let outcome = confirm(&raft, &peers).await;
         for waiter in batch {
             let _ = waiter.send(outcome.clone());
         }
     }
+}
+
+/// One confirmation: on the leader by itself, on a follower through the leader.
+async fn confirm(raft: &Raft, peers: &Peers) -> Result<(), String> {
+    // Leadership may move here while a follower's round is under way: then confirm as the
+    // leader. Bounded, so a flapping state cannot keep readers forever.
+    for _ in 0..3 {
+        if raft.is_leader() {
+            return raft
+                .ensure_linearizable(ReadPolicy::ReadIndex)
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("TRYAGAIN read not confirmed: {e}"));
+        }
+        match peers.follower_read_index().await {
+            ReadIndex::Ready => return Ok(()),
+            ReadIndex::Failed(text) => return Err(text),
+            ReadIndex::LeadsHere => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+        }
+    }
+    Err("TRYAGAIN read not confirmed: leadership is changing".to_string())
 }

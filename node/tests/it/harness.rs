@@ -82,6 +82,49 @@ impl Drop for NodeProcess {
 
 /// Starts `cellkv` on `dir` with extra flags and waits until it serves.
 pub fn must_start_in(dir: &Path, extra: &[&str]) -> NodeProcess {
+    let mut args = vec!["--raft-port", "0"];
+    args.extend_from_slice(extra);
+    must_spawn(dir, &args)
+}
+
+/// Starts `cellkv` on `dir` as member `node_id` of the cell described by `peers`
+/// (`ID@127.0.0.1:PORT,...`, see [`free_ports`]), listening for Raft on `raft_port`, and
+/// waits until it serves RESP (which a member of a cell does before any leader exists).
+pub fn must_start_member(
+    dir: &Path,
+    node_id: u64,
+    raft_port: u16,
+    peers: &str,
+    extra: &[&str],
+) -> NodeProcess {
+    let node_id = node_id.to_string();
+    let raft_port = raft_port.to_string();
+    let mut args = vec![
+        "--node-id",
+        &node_id,
+        "--raft-port",
+        &raft_port,
+        "--peers",
+        peers,
+    ];
+    args.extend_from_slice(extra);
+    must_spawn(dir, &args)
+}
+
+/// Ports free on loopback right now (bound once and released), for `--raft-port`s that must
+/// be known before the nodes start.
+pub fn free_ports(count: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> = (0..count)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("local addr").port())
+        .collect()
+}
+
+/// Spawns `cellkv` on `dir` with `args` after the common ones, and waits for its ready line.
+fn must_spawn(dir: &Path, args: &[&str]) -> NodeProcess {
     std::fs::create_dir_all(dir).expect("mkdir");
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -89,19 +132,10 @@ pub fn must_start_in(dir: &Path, extra: &[&str]) -> NodeProcess {
         .open(dir.join("cellkv.log"))
         .expect("log file");
     let mut child = Command::new(env!("CARGO_BIN_EXE_cellkv"))
-        .args([
-            "--port",
-            "0",
-            "--raft-port",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--log-level",
-            "info",
-        ])
+        .args(["--port", "0", "--bind", "127.0.0.1", "--log-level", "info"])
         .arg("--dir")
         .arg(dir)
-        .args(extra)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log))

@@ -6,6 +6,7 @@
 
 mod bits;
 mod blocking;
+mod cluster;
 mod connection;
 mod durability;
 mod harness;

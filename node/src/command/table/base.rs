@@ -343,6 +343,7 @@ pub(super) static BASE: &[CommandSpec] = &[
     // server
     spec!("info", -1, LOADING | STALE, NO_KEYS, ["slow", "dangerous"], "server", "1.0.0", S(srv::info), "Returns information and statistics about the server."),
     spec!("time", 1, LOADING | STALE | FAST, NO_KEYS, ["fast"], "server", "2.6.0", S(srv::time), "Returns the server time."),
+    spec!("role", 1, NOSCRIPT | LOADING | STALE | FAST, NO_KEYS, ["admin", "fast", "dangerous"], "server", "2.8.12", S(srv::role), "Returns the replication role."),
     spec!("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, NO_KEYS, ["admin", "slow", "dangerous"], "server", "1.0.0", S(srv::shutdown), "Synchronously saves the database(s) to disk and shuts down the Redis server."),
     container!("config", -2, 0, ["slow"], "server", "2.0.0", Handler::Container, "A container for server configuration commands.", CONFIG_SUBS),
     container!("command", -1, LOADING | STALE, ["slow", "connection"], "server", "2.8.13", S(crate::command::introspect::command_all), "Returns detailed information about all commands.", COMMAND_SUBS),

@@ -1,0 +1,334 @@
+//! Three real `cellkv` processes on loopback forming one cell from `--peers` alone: any node
+//! serves any command (followers forward writes and read linearizably), `ROLE` and
+//! `INFO replication` answer as Redis's master and replicas, a `kill -9` of the leader is
+//! survived, the killed node catches up, and restarting the whole cell keeps its data and
+//! never forms it again.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use redis::Value;
+
+use crate::harness::{free_ports, info_field, must_cmd, must_fail, must_start_member, NodeProcess};
+
+/// How long a cell may take to elect a leader (election timeouts are 300-600 ms).
+const ELECTION: Duration = Duration::from_secs(20);
+
+/// A cell of real processes; every process is killed when the cell is dropped.
+struct Cell {
+    tmp: tempfile::TempDir,
+    raft_ports: BTreeMap<u64, u16>,
+    peers: String,
+    nodes: BTreeMap<u64, NodeProcess>,
+}
+
+impl Cell {
+    /// Starts members `1..=size`, highest id first, so the former (node 1) comes last.
+    fn must_start(size: u64) -> Cell {
+        let ports = free_ports(size as usize);
+        let raft_ports: BTreeMap<u64, u16> = (1..=size).zip(ports).collect();
+        let peers = raft_ports
+            .iter()
+            .map(|(id, port)| format!("{id}@127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut cell = Cell {
+            tmp: tempfile::tempdir().expect("tempdir"),
+            raft_ports,
+            peers,
+            nodes: BTreeMap::new(),
+        };
+        for id in (1..=size).rev() {
+            cell.must_start_node(id);
+        }
+        cell
+    }
+
+    fn must_start_node(&mut self, id: u64) {
+        let dir = self.tmp.path().join(format!("n{id}"));
+        let node = must_start_member(
+            &dir,
+            id,
+            self.raft_ports[&id],
+            &self.peers,
+            &["--cluster-wait-timeout", "2s"],
+        );
+        self.nodes.insert(id, node);
+    }
+
+    fn kill9(&mut self, id: u64) {
+        self.nodes.remove(&id).expect("running").kill9();
+    }
+
+    fn terminate_all(&mut self) {
+        for (id, node) in std::mem::take(&mut self.nodes) {
+            assert!(node.terminate(), "node {id} stops cleanly on SIGTERM");
+        }
+    }
+
+    fn con(&self, id: u64) -> redis::Connection {
+        self.nodes[&id].must_connect()
+    }
+
+    fn log(&self, id: u64) -> String {
+        std::fs::read_to_string(self.tmp.path().join(format!("n{id}")).join("cellkv.log"))
+            .unwrap_or_default()
+    }
+
+    /// Waits until every running node names the same leader, which says it is the master
+    /// and sees every other running node online, while each follower reports it as its
+    /// master with the link up. Returns its id.
+    fn must_leader(&self) -> u64 {
+        let deadline = Instant::now() + ELECTION;
+        let mut last_seen = String::new();
+        while Instant::now() < deadline {
+            match self.agreed_leader() {
+                Ok(leader) => return leader,
+                Err(seen) => last_seen = seen,
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let logs: Vec<String> = self
+            .nodes
+            .keys()
+            .map(|id| format!("--- node {id}:\n{}", self.log(*id)))
+            .collect();
+        panic!(
+            "no agreed leader within {ELECTION:?}: {last_seen}\n{}",
+            logs.join("\n")
+        );
+    }
+
+    fn agreed_leader(&self) -> Result<u64, String> {
+        let mut views = BTreeMap::new();
+        for id in self.nodes.keys() {
+            let mut con = self.con(*id);
+            let field =
+                |con: &mut redis::Connection, name: &str| info_field(con, name).unwrap_or_default();
+            views.insert(
+                *id,
+                (
+                    field(&mut con, "role"),
+                    field(&mut con, "raft_leader_id"),
+                    field(&mut con, "master_link_status"),
+                    field(&mut con, "connected_slaves"),
+                ),
+            );
+        }
+        let seen = format!("{views:?}");
+        let masters: Vec<u64> = views
+            .iter()
+            .filter(|(_, v)| v.0 == "master")
+            .map(|(id, _)| *id)
+            .collect();
+        let [leader] = masters[..] else {
+            return Err(seen);
+        };
+        let followers = self.nodes.len() - 1;
+        let agreed = views.iter().all(|(id, (role, leader_id, link, slaves))| {
+            leader_id == &leader.to_string()
+                && if *id == leader {
+                    slaves == &followers.to_string()
+                } else {
+                    role == "slave" && link == "up"
+                }
+        });
+        if agreed {
+            Ok(leader)
+        } else {
+            Err(seen)
+        }
+    }
+
+    fn follower_of(&self, leader: u64) -> u64 {
+        *self
+            .nodes
+            .keys()
+            .find(|id| **id != leader)
+            .expect("a follower")
+    }
+}
+
+fn get(con: &mut redis::Connection, key: &str) -> Value {
+    must_cmd(con, &["GET", key])
+}
+
+fn bulk(text: &str) -> Value {
+    Value::BulkString(text.as_bytes().to_vec())
+}
+
+/// A write acknowledged through any node is read back by every node at once (followers
+/// read through the leader's read index), pipelined writes through a follower keep their
+/// order, a client blocked on a follower is served by a push on the leader, and ROLE /
+/// INFO replication describe the cell as Redis would.
+fn check_serving(cell: &Cell, leader: u64, round: &str) {
+    let follower = cell.follower_of(leader);
+    let mut on_leader = cell.con(leader);
+    let mut on_follower = cell.con(follower);
+    let key_l = format!("{round}:via-leader");
+    let key_f = format!("{round}:via-follower");
+    assert_eq!(
+        must_cmd(&mut on_leader, &["SET", &key_l, "from-leader"]),
+        Value::Okay
+    );
+    assert_eq!(
+        must_cmd(&mut on_follower, &["SET", &key_f, "from-follower"]),
+        Value::Okay,
+        "a follower forwards the write to the leader"
+    );
+    let counter = format!("{round}:counter");
+    let mut pipe = redis::pipe();
+    for _ in 0..50 {
+        pipe.cmd("INCR").arg(&counter);
+    }
+    let replies: Vec<i64> = pipe.query(&mut on_follower).expect("pipelined INCRs");
+    assert_eq!(
+        replies,
+        (1..=50).collect::<Vec<i64>>(),
+        "in order, each once"
+    );
+    // A client blocked on a follower is served by a push on the leader, exactly once.
+    let queue = format!("{round}:queue");
+    let waiter = {
+        let mut con = cell.con(follower);
+        let queue = queue.clone();
+        std::thread::spawn(move || must_cmd(&mut con, &["BRPOP", &queue, "10"]))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        must_cmd(&mut on_leader, &["LPUSH", &queue, "job"]),
+        Value::Int(1)
+    );
+    assert_eq!(
+        waiter.join().expect("blocked client"),
+        Value::Array(vec![bulk(&queue), bulk("job")])
+    );
+    assert_eq!(must_cmd(&mut on_leader, &["LLEN", &queue]), Value::Int(0));
+    for id in cell.nodes.keys() {
+        let mut con = cell.con(*id);
+        assert_eq!(get(&mut con, &key_l), bulk("from-leader"), "node {id}");
+        assert_eq!(get(&mut con, &key_f), bulk("from-follower"), "node {id}");
+        assert_eq!(get(&mut con, &counter), bulk("50"), "node {id}");
+    }
+
+    // ROLE as Redis answers it.
+    let leader_port = cell.nodes[&leader].port;
+    match must_cmd(&mut on_leader, &["ROLE"]) {
+        Value::Array(items) => {
+            assert_eq!(items[0], bulk("master"));
+            assert!(
+                matches!(items[1], Value::Int(offset) if offset > 0),
+                "{items:?}"
+            );
+            let Value::Array(replicas) = &items[2] else {
+                panic!("replica list: {items:?}")
+            };
+            assert_eq!(replicas.len(), cell.nodes.len() - 1, "{items:?}");
+        }
+        other => panic!("ROLE on the leader: {other:?}"),
+    }
+    match must_cmd(&mut on_follower, &["ROLE"]) {
+        Value::Array(items) => {
+            assert_eq!(
+                items[..4],
+                [
+                    bulk("slave"),
+                    bulk("127.0.0.1"),
+                    Value::Int(i64::from(leader_port)),
+                    bulk("connected")
+                ],
+                "{items:?}"
+            );
+        }
+        other => panic!("ROLE on a follower: {other:?}"),
+    }
+    assert_eq!(
+        info_field(&mut on_follower, "master_port"),
+        Some(leader_port.to_string())
+    );
+    assert_eq!(
+        info_field(&mut on_follower, "raft_members").as_deref(),
+        Some("1,2,3")
+    );
+}
+
+/// The whole life of a cell: forms from `--peers` on first start, serves on every node,
+/// survives `kill -9` of its leader, takes the killed node back, refuses writes with
+/// CLUSTERDOWN when a majority is gone, and keeps everything across a full restart without
+/// forming itself again.
+#[test]
+fn three_nodes_form_serve_fail_over_and_restart() {
+    let mut cell = Cell::must_start(3);
+    let leader = cell.must_leader();
+    assert_eq!(
+        cell.log(1).matches("formed the cell").count(),
+        1,
+        "node 1, the lowest id, formed the cell"
+    );
+    for id in [2, 3] {
+        assert_eq!(
+            cell.log(id).matches("formed the cell").count(),
+            0,
+            "node {id}"
+        );
+    }
+    check_serving(&cell, leader, "first");
+
+    // kill -9 the leader: the other two elect one of themselves and serve.
+    cell.kill9(leader);
+    let second = cell.must_leader();
+    assert_ne!(second, leader);
+    check_serving(&cell, second, "second");
+
+    // The killed node comes back on its data and catches up with what it missed.
+    cell.must_start_node(leader);
+    let third = cell.must_leader();
+    {
+        let mut back = cell.con(leader);
+        assert_eq!(get(&mut back, "second:via-follower"), bulk("from-follower"));
+        assert_eq!(get(&mut back, "second:counter"), bulk("50"));
+    }
+    check_serving(&cell, third, "third");
+
+    // With two of three gone nothing can be committed: a write waits for a leader for
+    // cluster-wait-timeout, then fails with CLUSTERDOWN; nothing it tried is applied later.
+    let survivor = cell.follower_of(third);
+    let others: Vec<u64> = cell
+        .nodes
+        .keys()
+        .copied()
+        .filter(|id| *id != survivor)
+        .collect();
+    for id in others {
+        cell.kill9(id);
+    }
+    let mut alone = cell.con(survivor);
+    let error = must_fail(&mut alone, &["SET", "lonely", "write"]);
+    assert!(error.starts_with("CLUSTERDOWN"), "{error}");
+    drop(alone);
+    cell.terminate_all();
+
+    // Every node restarts on its data: one leader again, all data there, nobody forms the
+    // cell a second time.
+    for id in 1..=3 {
+        cell.must_start_node(id);
+    }
+    let fourth = cell.must_leader();
+    for id in 1..=3 {
+        let mut con = cell.con(id);
+        for round in ["first", "second", "third"] {
+            assert_eq!(
+                get(&mut con, &format!("{round}:counter")),
+                bulk("50"),
+                "node {id}, {round}"
+            );
+        }
+        assert_eq!(get(&mut con, "lonely"), Value::Nil, "node {id}");
+    }
+    assert_eq!(
+        cell.log(1).matches("formed the cell").count(),
+        1,
+        "a restart never forms the cell again"
+    );
+    check_serving(&cell, fourth, "fourth");
+}
