@@ -82,7 +82,7 @@ pub struct Flags {
     /// Take a snapshot at least this often if anything changed, e.g. `300s`, `5m` [default: 5m].
     #[arg(long, env = "CELLKV_SNAPSHOT_INTERVAL")]
     pub snapshot_interval: Option<String>,
-    /// Log level: error, warn, info, debug, trace, or a tracing filter [default: info,openraft=warn].
+    /// Log level: error, warn, info, debug, trace, or a tracing filter [default: info,openraft=error].
     #[arg(long, env = "CELLKV_LOG_LEVEL")]
     pub log_level: Option<String>,
     /// Largest bulk string a client may send, in bytes [default: 536870912].
@@ -244,7 +244,8 @@ impl Default for Config {
             snapshot_entries: 100_000,
             snapshot_interval: Duration::from_secs(300),
             // openraft narrates every election and re-applied batch at info; keep its warnings.
-            log_level: "info,openraft=warn".into(),
+            // openraft warns several times a second per unreachable peer while one is down.
+            log_level: "info,openraft=error".into(),
             proto_max_bulk_len: 512 * 1024 * 1024,
             maxclients: 10_000,
             io_threads: 0,
