@@ -366,6 +366,20 @@ fn config_values(session: &Session) -> Vec<(&'static str, String)> {
         ("databases", DATABASES.to_string()),
         ("node-id", config.node_id.to_string()),
         ("raft-port", config.raft_port.to_string()),
+        (
+            "peers",
+            config
+                .peers
+                .iter()
+                .map(|peer| format!("{}@{}", peer.id, peer.addr))
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        ("cluster-name", config.cluster_name.clone()),
+        (
+            "cluster-wait-timeout",
+            format!("{}ms", config.cluster_wait_timeout.as_millis()),
+        ),
         ("snapshot-entries", config.snapshot_entries.to_string()),
         (
             "snapshot-interval",

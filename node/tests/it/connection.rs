@@ -266,6 +266,37 @@ fn info_and_config() {
         panic!("config get")
     };
     assert_eq!(both.len(), 4);
+    // A node started without --peers is a one-member cell of the default name.
+    let cluster = must_cmd(&mut con, &["CONFIG", "GET", "cluster-*"]);
+    let Value::Array(cluster) = cluster else {
+        panic!("config get cluster-*: {cluster:?}")
+    };
+    let cluster: Vec<String> = cluster
+        .into_iter()
+        .map(|v| match v {
+            Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let pairs: std::collections::BTreeMap<_, _> = cluster
+        .chunks(2)
+        .map(|pair| (pair[0].clone(), pair[1].clone()))
+        .collect();
+    assert_eq!(
+        pairs.get("cluster-name").map(String::as_str),
+        Some("cellkv")
+    );
+    assert_eq!(
+        pairs.get("cluster-wait-timeout").map(String::as_str),
+        Some("5000ms")
+    );
+    assert_eq!(
+        must_cmd(&mut con, &["CONFIG", "GET", "peers"]),
+        Value::Array(vec![
+            Value::BulkString(b"peers".to_vec()),
+            Value::BulkString(Vec::new())
+        ])
+    );
     assert_eq!(
         must_cmd(&mut con, &["CONFIG", "SET", "maxclients", "50"]),
         Value::Okay
