@@ -76,6 +76,11 @@ pub struct Flags {
     /// CLUSTERDOWN, e.g. `5s`, `500ms` [default: 5s].
     #[arg(long, env = "CELLKV_CLUSTER_WAIT_TIMEOUT")]
     pub cluster_wait_timeout: Option<String>,
+    /// How reads are served: linearizable (the leader confirms its leadership with a
+    /// quorum), lease (the leader trusts its lease, no round), or local (this node's state,
+    /// possibly stale) [default: linearizable].
+    #[arg(long, env = "CELLKV_READ_CONSISTENCY")]
+    pub read_consistency: Option<String>,
     /// Take a snapshot after this many applied entries [default: 100000].
     #[arg(long, env = "CELLKV_SNAPSHOT_ENTRIES")]
     pub snapshot_entries: Option<u64>,
@@ -108,6 +113,7 @@ pub struct FileConfig {
     peers: Option<PeersValue>,
     cluster_name: Option<String>,
     cluster_wait_timeout: Option<String>,
+    read_consistency: Option<String>,
     snapshot_entries: Option<u64>,
     snapshot_interval: Option<String>,
     #[serde(alias = "loglevel")]
@@ -216,6 +222,8 @@ pub struct Config {
     pub cluster_name: String,
     /// Longest wait for a leader before a command fails with CLUSTERDOWN.
     pub cluster_wait_timeout: Duration,
+    /// How reads are confirmed before they are served.
+    pub read_consistency: ReadConsistency,
     /// Applied entries between snapshots.
     pub snapshot_entries: u64,
     /// Longest time between snapshots while anything changes.
@@ -241,6 +249,7 @@ impl Default for Config {
             peers: Vec::new(),
             cluster_name: "cellkv".into(),
             cluster_wait_timeout: Duration::from_secs(5),
+            read_consistency: ReadConsistency::Linearizable,
             snapshot_entries: 100_000,
             snapshot_interval: Duration::from_secs(300),
             // openraft narrates every election and re-applied batch at info; keep its warnings.
@@ -249,6 +258,40 @@ impl Default for Config {
             proto_max_bulk_len: 512 * 1024 * 1024,
             maxclients: 10_000,
             io_threads: 0,
+        }
+    }
+}
+
+/// How a node makes sure a read sees every write acknowledged before it (`read-consistency`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadConsistency {
+    /// Read index: the leader confirms with a quorum that it still leads, and the serving
+    /// node has applied up to the leader's commit index. Never stale.
+    Linearizable,
+    /// The leader trusts its lease instead of a quorum round (falling back to the round
+    /// when the lease has run out); stale only if clocks drift past the lease.
+    Lease,
+    /// Whatever this node has applied: fastest, and a follower may be behind.
+    Local,
+}
+
+impl ReadConsistency {
+    /// Parses the option's value (any case).
+    pub fn parse(text: &str) -> Option<ReadConsistency> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "linearizable" => Some(ReadConsistency::Linearizable),
+            "lease" => Some(ReadConsistency::Lease),
+            "local" => Some(ReadConsistency::Local),
+            _ => None,
+        }
+    }
+
+    /// The option's value as `CONFIG GET` shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReadConsistency::Linearizable => "linearizable",
+            ReadConsistency::Lease => "lease",
+            ReadConsistency::Local => "local",
         }
     }
 }
@@ -314,6 +357,13 @@ impl Config {
                 reason: format!("'{text}' is not a duration like 5s or 500ms"),
             })?,
         };
+        let read_consistency = match flags.read_consistency.or(file.read_consistency) {
+            None => defaults.read_consistency,
+            Some(text) => ReadConsistency::parse(&text).ok_or_else(|| ConfigError::Invalid {
+                option: "read-consistency",
+                reason: format!("'{text}' is not one of linearizable, lease, local"),
+            })?,
+        };
         let node_id = flags.node_id.or(file.node_id).unwrap_or(defaults.node_id);
         let peers = match flags.peers.or(file.peers.map(PeersValue::into_text)) {
             None => Vec::new(),
@@ -342,6 +392,7 @@ impl Config {
                 .or(file.cluster_name)
                 .unwrap_or(defaults.cluster_name),
             cluster_wait_timeout,
+            read_consistency,
             snapshot_entries: flags
                 .snapshot_entries
                 .or(file.snapshot_entries)
@@ -447,6 +498,29 @@ mod tests {
         assert_eq!(config.raft_port, 16379);
         assert_eq!(config.dir, PathBuf::from("./data"));
         assert_eq!(config.bind, "127.0.0.1");
+    }
+
+    #[test]
+    fn read_consistency_takes_three_values() {
+        for (text, want) in [
+            ("linearizable", ReadConsistency::Linearizable),
+            ("Lease", ReadConsistency::Lease),
+            ("local", ReadConsistency::Local),
+        ] {
+            let flags = Flags {
+                read_consistency: Some(text.into()),
+                ..Flags::default()
+            };
+            let config = Config::merge(flags, FileConfig::default()).expect("valid");
+            assert_eq!(config.read_consistency, want);
+            assert_eq!(ReadConsistency::parse(want.name()), Some(want));
+        }
+        let flags = Flags {
+            read_consistency: Some("eventual".into()),
+            ..Flags::default()
+        };
+        let error = Config::merge(flags, FileConfig::default()).expect_err("refused");
+        assert!(error.to_string().contains("read-consistency"), "{error}");
     }
 
     #[test]

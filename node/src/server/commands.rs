@@ -380,6 +380,7 @@ fn config_values(session: &Session) -> Vec<(&'static str, String)> {
             "cluster-wait-timeout",
             format!("{}ms", config.cluster_wait_timeout.as_millis()),
         ),
+        ("read-consistency", config.read_consistency.name().into()),
         ("snapshot-entries", config.snapshot_entries.to_string()),
         (
             "snapshot-interval",

@@ -345,7 +345,8 @@ impl Server {
             raft.channels(),
             config.cluster_wait_timeout,
         ));
-        let read_barrier = ReadBarrier::start(raft.raft.clone(), peers.clone());
+        let read_barrier =
+            ReadBarrier::start(raft.raft.clone(), peers.clone(), config.read_consistency);
         let runtime = RuntimeSettings {
             proto_max_bulk_len: config.proto_max_bulk_len,
             maxclients: config.maxclients,

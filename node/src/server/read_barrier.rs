@@ -9,6 +9,10 @@
 //!
 //! On a follower the round goes through the leader: it confirms its leadership and sends its
 //! read index back, and the follower waits until it has applied that far (see `peers`).
+//!
+//! `read-consistency` trades this for speed: `lease` lets the leader skip the quorum round
+//! while its lease holds (a follower still asks the leader for its index), `local` serves
+//! what this node has applied without asking anyone.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,6 +21,7 @@ use openraft::ReadPolicy;
 use tokio::sync::{mpsc, oneshot};
 
 use super::peers::{Peers, ReadIndex};
+use crate::config::ReadConsistency;
 use crate::raft::Raft;
 use crate::resp::Frame;
 
@@ -27,16 +32,18 @@ type Waiter = oneshot::Sender<Result<(), String>>;
 pub struct ReadBarrier {
     waiters: mpsc::UnboundedSender<Waiter>,
     sole_voter_leader: AtomicBool,
+    consistency: ReadConsistency,
 }
 
 impl ReadBarrier {
     /// Starts the task that confirms reads against `raft` (through `peers` on a follower).
-    pub fn start(raft: Raft, peers: Arc<Peers>) -> ReadBarrier {
+    pub fn start(raft: Raft, peers: Arc<Peers>, consistency: ReadConsistency) -> ReadBarrier {
         let (waiters, rx) = mpsc::unbounded_channel();
-        tokio::spawn(confirm_loop(raft, peers, rx));
+        tokio::spawn(confirm_loop(raft, peers, consistency, rx));
         ReadBarrier {
             waiters,
             sole_voter_leader: AtomicBool::new(false),
+            consistency,
         }
     }
 
@@ -47,7 +54,9 @@ impl ReadBarrier {
 
     /// Waits until a read issued now is linearizable on this node.
     pub async fn confirm(&self) -> Result<(), Frame> {
-        if self.sole_voter_leader.load(Ordering::Acquire) {
+        if self.consistency == ReadConsistency::Local
+            || self.sole_voter_leader.load(Ordering::Acquire)
+        {
             return Ok(());
         }
         let (tx, rx) = oneshot::channel();
@@ -62,14 +71,19 @@ impl ReadBarrier {
     }
 }
 
-async fn confirm_loop(raft: Raft, peers: Arc<Peers>, mut rx: mpsc::UnboundedReceiver<Waiter>) {
+async fn confirm_loop(
+    raft: Raft,
+    peers: Arc<Peers>,
+    consistency: ReadConsistency,
+    mut rx: mpsc::UnboundedReceiver<Waiter>,
+) {
     while let Some(first) = rx.recv().await {
         // Everyone queued now arrived before this confirmation starts: one round serves all.
         let mut batch = vec![first];
         while let Ok(next) = rx.try_recv() {
             batch.push(next);
         }
-        let outcome = confirm(&raft, &peers).await;
+        let outcome = confirm(&raft, &peers, consistency).await;
         for waiter in batch {
             let _ = waiter.send(outcome.clone());
         }
@@ -77,10 +91,20 @@ async fn confirm_loop(raft: Raft, peers: Arc<Peers>, mut rx: mpsc::UnboundedRece
 }
 
 /// One confirmation: on the leader by itself, on a follower through the leader.
-async fn confirm(raft: &Raft, peers: &Peers) -> Result<(), String> {
+async fn confirm(raft: &Raft, peers: &Peers, consistency: ReadConsistency) -> Result<(), String> {
     // Leadership may move here while a follower's round is under way: then confirm as the
     // leader. Bounded, so a flapping state cannot keep readers forever.
     for _ in 0..3 {
+        if raft.is_leader() && consistency == ReadConsistency::Lease {
+            // A lease that ran out answers at once; then the quorum round decides.
+            if raft
+                .ensure_linearizable(ReadPolicy::LeaseRead)
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+        }
         if raft.is_leader() {
             return raft
                 .ensure_linearizable(ReadPolicy::ReadIndex)

@@ -19,12 +19,19 @@ struct Cell {
     tmp: tempfile::TempDir,
     raft_ports: BTreeMap<u64, u16>,
     peers: String,
+    /// Flags every node starts with, after the cell's own.
+    extra: Vec<String>,
     nodes: BTreeMap<u64, NodeProcess>,
 }
 
 impl Cell {
     /// Starts members `1..=size`, highest id first, so the former (node 1) comes last.
     fn must_start(size: u64) -> Cell {
+        Cell::must_start_with(size, &[])
+    }
+
+    /// As [`Cell::must_start`], every node with `extra` flags.
+    fn must_start_with(size: u64, extra: &[&str]) -> Cell {
         let ports = free_ports(size as usize);
         let raft_ports: BTreeMap<u64, u16> = (1..=size).zip(ports).collect();
         let peers = raft_ports
@@ -36,6 +43,7 @@ impl Cell {
             tmp: tempfile::tempdir().expect("tempdir"),
             raft_ports,
             peers,
+            extra: extra.iter().map(|flag| flag.to_string()).collect(),
             nodes: BTreeMap::new(),
         };
         for id in (1..=size).rev() {
@@ -46,13 +54,9 @@ impl Cell {
 
     fn must_start_node(&mut self, id: u64) {
         let dir = self.tmp.path().join(format!("n{id}"));
-        let node = must_start_member(
-            &dir,
-            id,
-            self.raft_ports[&id],
-            &self.peers,
-            &["--cluster-wait-timeout", "2s"],
-        );
+        let mut flags = vec!["--cluster-wait-timeout", "2s"];
+        flags.extend(self.extra.iter().map(String::as_str));
+        let node = must_start_member(&dir, id, self.raft_ports[&id], &self.peers, &flags);
         self.nodes.insert(id, node);
     }
 
@@ -331,4 +335,49 @@ fn three_nodes_form_serve_fail_over_and_restart() {
         "a restart never forms the cell again"
     );
     check_serving(&cell, fourth, "fourth");
+}
+
+/// `read-consistency local` serves what a follower has applied even with the rest of the
+/// cell gone; the default, linearizable, refuses that read instead of risking a stale value.
+#[test]
+fn local_reads_outlive_the_majority_and_linearizable_reads_do_not() {
+    for mode in ["local", "linearizable"] {
+        let mut cell = Cell::must_start_with(3, &["--read-consistency", mode]);
+        let leader = cell.must_leader();
+        let survivor = cell.follower_of(leader);
+        let mut con = cell.con(survivor);
+        assert_eq!(
+            must_cmd(&mut con, &["CONFIG", "GET", "read-consistency"]),
+            Value::Array(vec![bulk("read-consistency"), bulk(mode)])
+        );
+        assert_eq!(
+            must_cmd(&mut cell.con(leader), &["SET", "k", "v"]),
+            Value::Okay
+        );
+        // Even a local read sees the write once the survivor has applied it.
+        let deadline = Instant::now() + ELECTION;
+        while get(&mut con, "k") != bulk("v") {
+            assert!(Instant::now() < deadline, "{mode}: write never applied");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let others: Vec<u64> = cell
+            .nodes
+            .keys()
+            .copied()
+            .filter(|id| *id != survivor)
+            .collect();
+        for id in others {
+            cell.kill9(id);
+        }
+        let mut con = cell.con(survivor);
+        if mode == "local" {
+            assert_eq!(get(&mut con, "k"), bulk("v"));
+        } else {
+            let error = must_fail(&mut con, &["GET", "k"]);
+            assert!(
+                error.starts_with("CLUSTERDOWN") || error.starts_with("TRYAGAIN"),
+                "{error}"
+            );
+        }
+    }
 }
