@@ -8,6 +8,7 @@ pub mod clock;
 pub mod commands;
 mod conn;
 mod expiry;
+pub mod fanout;
 pub mod peers;
 pub mod pubsub;
 mod read_barrier;

@@ -24,6 +24,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use cellkv_proto::v1::admin_client::AdminClient;
 use cellkv_proto::v1::admin_server::{self, AdminServer};
+use cellkv_proto::v1::fanout_server::FanoutServer;
 use cellkv_proto::v1::forward_client::ForwardClient;
 use cellkv_proto::v1::forward_server::{self, ForwardServer};
 use cellkv_proto::v1::{
@@ -617,7 +618,8 @@ pub async fn bind(addr: &str) -> std::io::Result<(RaftListener, std::net::Socket
     Ok((parsed, parsed))
 }
 
-/// Serves the `Raft`, `Forward` and `Admin` services on `listener` until the node stops.
+/// Serves the `Raft`, `Forward`, `Admin` and `Fanout` services on `listener` until the node
+/// stops.
 pub async fn serve(node: Arc<Node>, listener: RaftListener) {
     let mut shutdown = node.shutdown_signal();
     let signal = async move {
@@ -635,7 +637,10 @@ pub async fn serve(node: Arc<Node>, listener: RaftListener) {
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
         )
-        .add_service(AdminServer::from_arc(service));
+        .add_service(AdminServer::from_arc(service))
+        .add_service(FanoutServer::new(super::fanout::FanoutService {
+            node: node.clone(),
+        }));
     #[cfg(not(madsim))]
     let served = {
         let incoming =

@@ -285,6 +285,8 @@ struct Subscriptions {
 pub struct Hub {
     subs: RwLock<Subscriptions>,
     limit: RwLock<OutputLimit>,
+    /// What is published here for the other members of the cell.
+    pub fanout: super::fanout::Fanout,
 }
 
 impl Hub {

@@ -101,9 +101,12 @@ pub fn punsubscribe(session: &mut Session, args: &[Bytes]) -> Vec<Frame> {
     replies
 }
 
-/// PUBLISH channel message: delivered to this node's subscribers at once.
+/// PUBLISH channel message: delivered to this node's subscribers at once, and handed to the
+/// cell's other members for theirs. Answers this node's receivers, as Redis Cluster does.
 pub fn publish(session: &mut Session, args: &[Bytes]) -> Frame {
-    Frame::Integer(session.node.pubsub.publish(&args[1], &args[2]) as i64)
+    let node = &session.node;
+    node.pubsub.fanout.publish(node, &args[1], &args[2]);
+    Frame::Integer(node.pubsub.publish(&args[1], &args[2]) as i64)
 }
 
 /// PUBSUB CHANNELS [pattern]

@@ -381,3 +381,55 @@ fn local_reads_outlive_the_majority_and_linearizable_reads_do_not() {
         }
     }
 }
+
+/// A bare PUBLISH on one node reaches subscribers on the others, in publish order, and a
+/// PUBLISH inside MULTI reaches them when its entry applies.
+#[test]
+fn publish_reaches_subscribers_on_every_node_in_order() {
+    let cell = Cell::must_start(3);
+    let leader = cell.must_leader();
+    let follower = cell.follower_of(leader);
+    let other = *cell
+        .nodes
+        .keys()
+        .find(|id| **id != leader && **id != follower)
+        .expect("a third node");
+    let mut subscriber = cell.con(follower);
+    subscriber
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    let mut pubsub = subscriber.as_pubsub();
+    pubsub.psubscribe("pubsub:progress:*").expect("psubscribe");
+    let mut publisher = cell.con(other);
+    for i in 0..100 {
+        // The count is this node's receivers, as in Redis Cluster: none here.
+        assert_eq!(
+            must_cmd(
+                &mut publisher,
+                &["PUBLISH", "pubsub:progress:job", &i.to_string()]
+            ),
+            Value::Int(0)
+        );
+    }
+    for i in 0..100 {
+        let message = pubsub.get_message().expect("a message within 10 s");
+        assert_eq!(message.get_channel_name(), "pubsub:progress:job");
+        assert_eq!(
+            message.get_payload::<String>().expect("text"),
+            i.to_string()
+        );
+    }
+    let mut leader_con = cell.con(leader);
+    redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg("result")
+        .arg("done")
+        .cmd("PUBLISH")
+        .arg("pubsub:progress:job")
+        .arg("finished")
+        .query::<Value>(&mut leader_con)
+        .expect("MULTI with PUBLISH");
+    let message = pubsub.get_message().expect("the transaction's message");
+    assert_eq!(message.get_payload::<String>().expect("text"), "finished");
+}
