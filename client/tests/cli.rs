@@ -23,6 +23,7 @@ const READY_POLL_INTERVAL: Duration = Duration::from_millis(50);
 struct Node {
     child: Child,
     port: u16,
+    raft_port: u16,
     dir: tempfile::TempDir,
 }
 
@@ -65,6 +66,12 @@ fn cellkv_binary() -> PathBuf {
 /// Starts `cellkv` in a fresh directory and waits for its `cellkv ready on ADDR` line.
 /// Output goes to files rather than pipes, so the server can never block on a full pipe.
 fn must_start_node() -> Node {
+    // The Raft port must be known for `cluster` commands: take one that is free now.
+    let raft_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let raft_port_arg = raft_port.to_string();
     let dir = tempfile::tempdir().expect("tempdir");
     let stdout = File::create(dir.path().join("stdout.log")).expect("stdout file");
     let stderr = File::create(dir.path().join("stderr.log")).expect("stderr file");
@@ -73,7 +80,7 @@ fn must_start_node() -> Node {
             "--port",
             "0",
             "--raft-port",
-            "0",
+            &raft_port_arg,
             "--bind",
             "127.0.0.1",
             "--log-level",
@@ -89,6 +96,7 @@ fn must_start_node() -> Node {
     let mut node = Node {
         child,
         port: 0,
+        raft_port,
         dir,
     };
     for _ in 0..READY_POLLS {
@@ -227,7 +235,12 @@ fn unreachable_node_fails() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     drop(listener);
-    for command in [&["ping"][..], &["status"], &["raw", "get", "k"]] {
+    for command in [
+        &["ping"][..],
+        &["status"],
+        &["raw", "get", "k"],
+        &["cluster", "status"],
+    ] {
         let mut args = vec!["--node", addr.as_str(), "--connect-timeout", "2"];
         args.extend_from_slice(command);
         let output = cli(&args);
@@ -237,5 +250,56 @@ fn unreachable_node_fails() {
             stderr.contains(&format!("cannot connect to {addr}")),
             "{stderr}"
         );
+    }
+}
+
+/// `cluster` subcommands talk to the Admin service on the Raft port: status lists the cell,
+/// snapshot builds one, and what the cell refuses fails the process with the reason.
+#[test]
+fn cluster_commands_on_a_one_node_cell() {
+    let node = must_start_node();
+    let raft = format!("127.0.0.1:{}", node.raft_port);
+    must_succeed(&["--node", &node.addr(), "raw", "set", "k", "v"]);
+    let status = must_succeed(&["--node", &raft, "cluster", "status"]);
+    let field = |name: &str| {
+        status.lines().find_map(|line| {
+            let mut words = line.split_whitespace();
+            (words.next() == Some(name)).then(|| words.collect::<Vec<_>>().join(" "))
+        })
+    };
+    assert_eq!(field("node_id").as_deref(), Some("1"), "{status}");
+    assert_eq!(field("state").as_deref(), Some("Leader"), "{status}");
+    assert_eq!(field("leader").as_deref(), Some("1"), "{status}");
+    assert_eq!(field("voters").as_deref(), Some("1"), "{status}");
+    assert_eq!(field("learners").as_deref(), Some("-"), "{status}");
+    assert_eq!(
+        field("resp_port").as_deref(),
+        Some(node.port.to_string().as_str()),
+        "{status}"
+    );
+
+    let snapshot = must_succeed(&["--node", &raft, "cluster", "snapshot"]);
+    assert!(
+        snapshot.starts_with("snapshot built up to index "),
+        "{snapshot}"
+    );
+    let moved = must_succeed(&["--node", &raft, "cluster", "transfer-leader", "1"]);
+    assert!(moved.starts_with("node 1 already leads\n"), "{moved}");
+
+    for (args, reason) in [
+        (
+            &["add-node", "1", "127.0.0.1:9"][..],
+            "node 1 is already a voter",
+        ),
+        (&["remove-node", "1"], "the only voter"),
+        (&["remove-node", "7"], "node 7 is not a member"),
+        (&["transfer-leader", "7"], "node 7 is not a voter"),
+    ] {
+        let mut all = vec!["--node", raft.as_str(), "cluster"];
+        all.extend_from_slice(args);
+        let output = cli(&all);
+        assert!(!output.status.success(), "{all:?} succeeded: {output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(reason), "{all:?}: {stderr}");
     }
 }
