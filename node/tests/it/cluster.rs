@@ -429,15 +429,25 @@ fn add_a_node_by_snapshot_remove_the_leader_and_never_reuse_its_id() {
     cell.nodes.insert(4, node4);
     {
         let mut con = cell.con(4);
-        let installed: u64 = info_field(&mut con, "raft_snapshots_installed")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        assert!(
-            installed >= 1,
-            "node 4 caught up from a snapshot, the log before it being purged"
-        );
+        // Reads first: they wait until node 4 has applied the leader's read index, and the
+        // install is counted before its state machine reports anything applied.
         assert_eq!(get(&mut con, "early:0"), bulk("0"));
         assert_eq!(get(&mut con, "early:299"), bulk("299"));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let installed: u64 = info_field(&mut con, "raft_snapshots_installed")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            if installed >= 1 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node 4 caught up from a snapshot, the log before it being purged\n{}",
+                cell.log(4)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         assert_eq!(
             info_field(&mut con, "raft_members").as_deref(),
             Some("1,2,3,4")
