@@ -325,3 +325,52 @@ impl RaftSnapshotBuilder<TypeConfig> for KeyspaceSnapshotBuilder {
         })
     }
 }
+
+#[cfg(all(test, not(madsim)))]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::raft::snapshot::encode_header;
+
+    /// The ids that were ever members arrive with an installed snapshot, are kept in the
+    /// snapshot saved from it, and are back after a restart from that snapshot, even those no
+    /// longer in the membership.
+    #[tokio::test]
+    async fn ever_members_survive_install_and_restart() {
+        let leader = openraft::vote::leader_id_adv::LeaderId {
+            term: 2,
+            node_id: 1,
+        };
+        let membership = openraft::Membership::new_with_defaults(
+            vec![BTreeSet::from([1, 2, 4])],
+            [] as [NodeId; 0],
+        );
+        let meta = SnapshotMeta {
+            last_log_id: Some(LogId::new(leader, 40)),
+            last_membership: StoredMembership::new(Some(LogId::new(leader, 30)), membership),
+        };
+        let mut bytes = encode_header(&meta, &BTreeSet::from([1, 2, 3])).expect("header");
+        Keyspace::new()
+            .write_snapshot(&mut bytes)
+            .expect("keyspace bytes");
+
+        let store = SnapshotStore::memory();
+        let keyspace: SharedKeyspace = Arc::new(parking_lot::RwLock::new(Keyspace::new()));
+        let mut sm =
+            KeyspaceStateMachine::open(keyspace.clone(), store.clone(), None).expect("open empty");
+        assert!(sm.ever_members().lock().is_empty());
+        sm.install_snapshot(&meta, Cursor::new(bytes))
+            .await
+            .expect("install");
+        let all = BTreeSet::from([1, 2, 3, 4]);
+        assert_eq!(
+            *sm.ever_members().lock(),
+            all,
+            "removed 3 is kept, member 4 added"
+        );
+
+        let reopened = KeyspaceStateMachine::open(keyspace, store, None).expect("reopen");
+        assert_eq!(*reopened.ever_members().lock(), all);
+    }
+}
