@@ -66,11 +66,19 @@ fn cellkv_binary() -> PathBuf {
 /// Starts `cellkv` in a fresh directory and waits for its `cellkv ready on ADDR` line.
 /// Output goes to files rather than pipes, so the server can never block on a full pipe.
 fn must_start_node() -> Node {
-    // The Raft port must be known for `cluster` commands: take one that is free now.
-    let raft_port = std::net::TcpListener::bind("127.0.0.1:0")
+    must_start_node_with(free_port(), &[])
+}
+
+/// A loopback port free right now: the Raft port must be known for `cluster` commands.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
-        .port();
+        .port()
+}
+
+/// Starts `cellkv` in a fresh directory with Raft on `raft_port` and `extra` flags.
+fn must_start_node_with(raft_port: u16, extra: &[&str]) -> Node {
     let raft_port_arg = raft_port.to_string();
     let dir = tempfile::tempdir().expect("tempdir");
     let stdout = File::create(dir.path().join("stdout.log")).expect("stdout file");
@@ -88,6 +96,7 @@ fn must_start_node() -> Node {
         ])
         .arg("--dir")
         .arg(dir.path().join("data"))
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
@@ -302,4 +311,45 @@ fn cluster_commands_on_a_one_node_cell() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(reason), "{all:?}: {stderr}");
     }
+}
+
+/// Growing a cell with the real tool: a one-node cell takes a second node (started pristine
+/// with the cell's member and itself as peers), which then leads; the first node is removed
+/// through the second, and its id is refused when offered again.
+#[test]
+fn cluster_commands_grow_and_shrink_a_cell() {
+    let first = must_start_node();
+    let raft1 = format!("127.0.0.1:{}", first.raft_port);
+    must_succeed(&["--node", &first.addr(), "raw", "set", "before", "join"]);
+    let port2 = free_port();
+    let raft2 = format!("127.0.0.1:{port2}");
+    let peers = format!("1@{raft1},2@{raft2}");
+    let second = must_start_node_with(port2, &["--node-id", "2", "--peers", &peers]);
+
+    let added = must_succeed(&["--node", &raft1, "cluster", "add-node", "2", &raft2]);
+    assert!(
+        added.starts_with("node 2 caught up and is now a voter\n"),
+        "{added}"
+    );
+    assert!(added.contains("voters          1,2\n"), "{added}");
+    assert_eq!(
+        must_succeed(&["--node", &second.addr(), "raw", "get", "before"]),
+        "\"join\"\n"
+    );
+
+    // Through the follower: it forwards to the leader.
+    let moved = must_succeed(&["--node", &raft2, "cluster", "transfer-leader", "2"]);
+    assert!(moved.contains("leader          2\n"), "{moved}");
+    let status = must_succeed(&["--node", &raft1, "cluster", "status"]);
+    assert!(status.contains("state           Follower\n"), "{status}");
+
+    let removed = must_succeed(&["--node", &raft2, "cluster", "remove-node", "1"]);
+    assert!(removed.contains("voters          2\n"), "{removed}");
+    drop(first);
+    must_succeed(&["--node", &second.addr(), "raw", "set", "after", "removal"]);
+
+    let refused = cli(&["--node", &raft2, "cluster", "add-node", "1", &raft1]);
+    assert!(!refused.status.success(), "{refused:?}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("node ids are never reused"), "{stderr}");
 }

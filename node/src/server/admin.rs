@@ -233,8 +233,25 @@ async fn change_membership(
         ))),
         Ok(Err(e)) if e.forward_to_leader().is_some() => Err(Step::Again),
         Ok(Err(e)) => Err(Step::Failed(format!("membership change failed: {e}"))),
-        Ok(Ok(_)) => {
+        Ok(Ok(response)) => {
             tracing::info!(change = %what, "membership changed");
+            // The reply describes the cell from the metrics, which follow the commit a moment
+            // later: wait for them, so the caller sees the membership it asked for.
+            let index = response.log_id.index;
+            let _ = node
+                .raft
+                .raft
+                .wait(Some(CHANGE_TIMEOUT))
+                .metrics(
+                    |m| {
+                        m.membership_config
+                            .log_id()
+                            .as_ref()
+                            .is_some_and(|l| l.index >= index)
+                    },
+                    "the metrics show the new membership",
+                )
+                .await;
             Ok(())
         }
     }
