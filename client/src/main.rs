@@ -49,6 +49,8 @@ enum Command {
     /// Prints the node's role, its Raft state and the number of keys per database.
     Status,
     /// Cluster membership and maintenance; `--node` is the node's Raft port (HOST:RAFTPORT).
+    /// Any member will do: followers forward to the leader. Calls wait at least 90 s (adding
+    /// a node waits for it to catch up); a longer --timeout extends that.
     Cluster {
         #[command(subcommand)]
         action: ClusterCommand,
