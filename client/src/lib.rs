@@ -7,6 +7,8 @@
 //!   deadline ([`ClientOptions::call_timeout`]).
 //! - [`format`](mod@format): replies printed the way `redis-cli` prints them on a terminal.
 //! - [`info`]: `INFO` text parsed into fields, and the summary `cellkv-cli status` prints.
+//! - [`admin`]: the cluster admin calls (`cellkv-cli cluster ...`) over a node's `Admin` gRPC
+//!   service on its Raft port.
 //!
 //! The wire codec is the server's own ([`cellkv_node::resp`]), so client and server can
 //! never disagree on framing. Requests are always arrays of bulk strings, which read the
@@ -22,6 +24,7 @@
 //! # }
 //! ```
 
+pub mod admin;
 pub mod format;
 pub mod info;
 

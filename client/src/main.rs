@@ -1,6 +1,7 @@
 //! `cellkv-cli`: the admin tool for a cellkv node. `ping`, `info`, `status` (role, Raft
 //! state and key counts at a glance) and `raw` (any command, reply printed as `redis-cli`
-//! prints it).
+//! prints it), and `cluster` (status, add-node, remove-node, transfer-leader, snapshot over
+//! the node's Admin gRPC service; `--node` is then the node's Raft port).
 //!
 //! Exit status: 0 on success, 1 when the node cannot be reached, the call fails or the
 //! reply is an error, 2 on a usage error.
@@ -10,6 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
+use cellkv_client::admin::{self, AdminClient, AdminOptions};
 use cellkv_client::{format, info, Client, ClientOptions, Frame};
 use clap::{Parser, Subcommand};
 
@@ -46,12 +48,45 @@ enum Command {
     },
     /// Prints the node's role, its Raft state and the number of keys per database.
     Status,
+    /// Cluster membership and maintenance; `--node` is the node's Raft port (HOST:RAFTPORT).
+    /// Any member will do: followers forward to the leader. Calls wait at least 90 s (adding
+    /// a node waits for it to catch up); a longer --timeout extends that.
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterCommand,
+    },
     /// Sends any command and prints the reply as redis-cli does.
     Raw {
         /// The command and its arguments, e.g. `set k v`.
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum ClusterCommand {
+    /// The node's view of the cell: state, term, leader, indexes, voters and learners.
+    Status,
+    /// Adds a node (started with a fresh data directory) as a learner, waits until it caught
+    /// up, then makes it a voter. Ids are never reused.
+    AddNode {
+        /// The new node's id (`--node-id` it was started with).
+        id: u64,
+        /// Its Raft address, HOST:RAFTPORT.
+        addr: String,
+    },
+    /// Removes a node; removing the leader moves leadership first.
+    RemoveNode {
+        /// The node's id.
+        id: u64,
+    },
+    /// Makes a voter the leader.
+    TransferLeader {
+        /// The voter's id.
+        id: u64,
+    },
+    /// Builds a snapshot on this node now.
+    Snapshot,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -67,6 +102,9 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Cluster { action } = &cli.command {
+        return cluster(&cli, action).await;
+    }
     let options = ClientOptions {
         connect_timeout: seconds(cli.connect_timeout, "--connect-timeout")?,
         call_timeout: match seconds(cli.timeout, "--timeout")? {
@@ -93,6 +131,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", text.replace("\r\n", "\n"));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Cluster { .. } => Err(anyhow!("cluster commands go to the Raft port")),
         Command::Status => {
             let text =
                 info_text(&mut client, vec![b"INFO".to_vec(), b"everything".to_vec()]).await?;
@@ -101,6 +140,43 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Runs a `cluster` subcommand against the node's Admin service.
+async fn cluster(cli: &Cli, action: &ClusterCommand) -> anyhow::Result<ExitCode> {
+    // Adding a node waits for it to catch up, which takes longer than one command: a zero
+    // (wait forever) or short --timeout still leaves the server's own deadlines in charge.
+    let call_timeout = match seconds(cli.timeout, "--timeout")? {
+        Duration::ZERO => AdminOptions::default().call_timeout,
+        limit => limit.max(AdminOptions::default().call_timeout),
+    };
+    let options = AdminOptions {
+        connect_timeout: seconds(cli.connect_timeout, "--connect-timeout")?,
+        call_timeout,
+    };
+    let mut client = AdminClient::connect(&cli.node, options).await?;
+    let reply = match action {
+        ClusterCommand::Status => {
+            let status = client.status().await?;
+            print!("{}", admin::format_status(&status));
+            return Ok(ExitCode::SUCCESS);
+        }
+        ClusterCommand::AddNode { id, addr } => client
+            .add_node(*id, addr)
+            .await
+            .with_context(|| format!("add-node {id} {addr}"))?,
+        ClusterCommand::RemoveNode { id } => client
+            .remove_node(*id)
+            .await
+            .with_context(|| format!("remove-node {id}"))?,
+        ClusterCommand::TransferLeader { id } => client
+            .transfer_leader(*id)
+            .await
+            .with_context(|| format!("transfer-leader {id}"))?,
+        ClusterCommand::Snapshot => client.snapshot().await.context("snapshot")?,
+    };
+    print!("{}", admin::format_reply(&reply));
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A non-negative, finite number of seconds.
@@ -173,6 +249,28 @@ mod tests {
         let cli =
             Cli::try_parse_from(["cellkv-cli", "ping", "--node", "10.0.0.1:7000"]).expect("parse");
         assert_eq!(cli.node, "10.0.0.1:7000");
+    }
+
+    /// `cluster` subcommands parse their ids and addresses.
+    #[test]
+    fn cluster_subcommands_parse() {
+        let cli = Cli::try_parse_from([
+            "cellkv-cli",
+            "--node",
+            "127.0.0.1:16379",
+            "cluster",
+            "add-node",
+            "4",
+            "127.0.0.1:16382",
+        ])
+        .expect("parse");
+        match cli.command {
+            Command::Cluster {
+                action: ClusterCommand::AddNode { id, addr },
+            } => assert_eq!((id, addr.as_str()), (4, "127.0.0.1:16382")),
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["cellkv-cli", "cluster", "remove-node", "x"]).is_err());
     }
 
     /// Negative or non-finite timeouts are refused rather than wrapped.

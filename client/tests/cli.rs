@@ -23,6 +23,7 @@ const READY_POLL_INTERVAL: Duration = Duration::from_millis(50);
 struct Node {
     child: Child,
     port: u16,
+    raft_port: u16,
     dir: tempfile::TempDir,
 }
 
@@ -65,6 +66,20 @@ fn cellkv_binary() -> PathBuf {
 /// Starts `cellkv` in a fresh directory and waits for its `cellkv ready on ADDR` line.
 /// Output goes to files rather than pipes, so the server can never block on a full pipe.
 fn must_start_node() -> Node {
+    must_start_node_with(free_port(), &[])
+}
+
+/// A loopback port free right now: the Raft port must be known for `cluster` commands.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Starts `cellkv` in a fresh directory with Raft on `raft_port` and `extra` flags.
+fn must_start_node_with(raft_port: u16, extra: &[&str]) -> Node {
+    let raft_port_arg = raft_port.to_string();
     let dir = tempfile::tempdir().expect("tempdir");
     let stdout = File::create(dir.path().join("stdout.log")).expect("stdout file");
     let stderr = File::create(dir.path().join("stderr.log")).expect("stderr file");
@@ -73,7 +88,7 @@ fn must_start_node() -> Node {
             "--port",
             "0",
             "--raft-port",
-            "0",
+            &raft_port_arg,
             "--bind",
             "127.0.0.1",
             "--log-level",
@@ -81,6 +96,7 @@ fn must_start_node() -> Node {
         ])
         .arg("--dir")
         .arg(dir.path().join("data"))
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
@@ -89,6 +105,7 @@ fn must_start_node() -> Node {
     let mut node = Node {
         child,
         port: 0,
+        raft_port,
         dir,
     };
     for _ in 0..READY_POLLS {
@@ -227,7 +244,12 @@ fn unreachable_node_fails() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     drop(listener);
-    for command in [&["ping"][..], &["status"], &["raw", "get", "k"]] {
+    for command in [
+        &["ping"][..],
+        &["status"],
+        &["raw", "get", "k"],
+        &["cluster", "status"],
+    ] {
         let mut args = vec!["--node", addr.as_str(), "--connect-timeout", "2"];
         args.extend_from_slice(command);
         let output = cli(&args);
@@ -238,4 +260,96 @@ fn unreachable_node_fails() {
             "{stderr}"
         );
     }
+}
+
+/// `cluster` subcommands talk to the Admin service on the Raft port: status lists the cell,
+/// snapshot builds one, and what the cell refuses fails the process with the reason.
+#[test]
+fn cluster_commands_on_a_one_node_cell() {
+    let node = must_start_node();
+    let raft = format!("127.0.0.1:{}", node.raft_port);
+    must_succeed(&["--node", &node.addr(), "raw", "set", "k", "v"]);
+    let status = must_succeed(&["--node", &raft, "cluster", "status"]);
+    let field = |name: &str| {
+        status.lines().find_map(|line| {
+            let mut words = line.split_whitespace();
+            (words.next() == Some(name)).then(|| words.collect::<Vec<_>>().join(" "))
+        })
+    };
+    assert_eq!(field("node_id").as_deref(), Some("1"), "{status}");
+    assert_eq!(field("state").as_deref(), Some("Leader"), "{status}");
+    assert_eq!(field("leader").as_deref(), Some("1"), "{status}");
+    assert_eq!(field("voters").as_deref(), Some("1"), "{status}");
+    assert_eq!(field("learners").as_deref(), Some("-"), "{status}");
+    assert_eq!(
+        field("resp_port").as_deref(),
+        Some(node.port.to_string().as_str()),
+        "{status}"
+    );
+
+    let snapshot = must_succeed(&["--node", &raft, "cluster", "snapshot"]);
+    assert!(
+        snapshot.starts_with("snapshot built up to index "),
+        "{snapshot}"
+    );
+    let moved = must_succeed(&["--node", &raft, "cluster", "transfer-leader", "1"]);
+    assert!(moved.starts_with("node 1 already leads\n"), "{moved}");
+
+    for (args, reason) in [
+        (
+            &["add-node", "1", "127.0.0.1:9"][..],
+            "node 1 is already a voter",
+        ),
+        (&["remove-node", "1"], "the only voter"),
+        (&["remove-node", "7"], "node 7 is not a member"),
+        (&["transfer-leader", "7"], "node 7 is not a voter"),
+    ] {
+        let mut all = vec!["--node", raft.as_str(), "cluster"];
+        all.extend_from_slice(args);
+        let output = cli(&all);
+        assert!(!output.status.success(), "{all:?} succeeded: {output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(reason), "{all:?}: {stderr}");
+    }
+}
+
+/// Growing a cell with the real tool: a one-node cell takes a second node (started pristine
+/// with the cell's member and itself as peers), which then leads; the first node is removed
+/// through the second, and its id is refused when offered again.
+#[test]
+fn cluster_commands_grow_and_shrink_a_cell() {
+    let first = must_start_node();
+    let raft1 = format!("127.0.0.1:{}", first.raft_port);
+    must_succeed(&["--node", &first.addr(), "raw", "set", "before", "join"]);
+    let port2 = free_port();
+    let raft2 = format!("127.0.0.1:{port2}");
+    let peers = format!("1@{raft1},2@{raft2}");
+    let second = must_start_node_with(port2, &["--node-id", "2", "--peers", &peers]);
+
+    let added = must_succeed(&["--node", &raft1, "cluster", "add-node", "2", &raft2]);
+    assert!(
+        added.starts_with("node 2 caught up and is now a voter\n"),
+        "{added}"
+    );
+    assert!(added.contains("voters          1,2\n"), "{added}");
+    assert_eq!(
+        must_succeed(&["--node", &second.addr(), "raw", "get", "before"]),
+        "\"join\"\n"
+    );
+
+    // Through the follower: it forwards to the leader.
+    let moved = must_succeed(&["--node", &raft2, "cluster", "transfer-leader", "2"]);
+    assert!(moved.contains("leader          2\n"), "{moved}");
+    let status = must_succeed(&["--node", &raft1, "cluster", "status"]);
+    assert!(status.contains("state           Follower\n"), "{status}");
+
+    let removed = must_succeed(&["--node", &raft2, "cluster", "remove-node", "1"]);
+    assert!(removed.contains("voters          2\n"), "{removed}");
+    drop(first);
+    must_succeed(&["--node", &second.addr(), "raw", "set", "after", "removal"]);
+
+    let refused = cli(&["--node", &raft2, "cluster", "add-node", "1", &raft1]);
+    assert!(!refused.status.success(), "{refused:?}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("node ids are never reused"), "{stderr}");
 }

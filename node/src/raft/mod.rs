@@ -197,6 +197,7 @@ pub struct RaftHandle {
     cluster_name: String,
     channels: PeerChannels,
     stats: Arc<SnapshotStats>,
+    ever_members: state_machine::EverMembers,
     snapshot_timer: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -242,6 +243,16 @@ impl RaftHandle {
     /// Snapshot counters for INFO: built, installed, last index, size.
     pub fn snapshot_stats(&self) -> Arc<SnapshotStats> {
         self.stats.clone()
+    }
+
+    /// Every node id that was ever a member, as far as this node has applied (plus the
+    /// members of its current, possibly uncommitted, membership): ids are never reused.
+    pub fn ever_members(&self) -> std::collections::BTreeSet<NodeId> {
+        let mut ids = self.ever_members.lock().clone();
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        ids.extend(m.membership_config.membership().nodes().map(|(id, _)| *id));
+        ids
     }
 
     /// A copy of openraft's current metrics (state, leader, last applied, snapshot, purged).
@@ -328,6 +339,7 @@ where
     )?);
     let state_machine = KeyspaceStateMachine::open(keyspace, snapshots, settings.events.clone())?;
     let stats = state_machine.stats();
+    let ever_members = state_machine.ever_members();
     let channels = PeerChannels::default();
     let network = GrpcNetwork::new(settings.node_id, &settings.cluster_name, channels.clone());
     let raft = Raft::new(settings.node_id, config, network, log_store, state_machine).await?;
@@ -341,6 +353,7 @@ where
         cluster_name: settings.cluster_name,
         channels,
         stats,
+        ever_members,
         snapshot_timer,
     })
 }

@@ -3,13 +3,16 @@
 //!
 //! Format of one snapshot, the same on disk and on the wire:
 //! `b"CKVSNAP1"`, a little-endian `u32` header length, the postcard-encoded header (last
-//! applied log id and last membership), then the keyspace exactly as
-//! `Keyspace::write_snapshot` wrote it.
+//! applied log id and last membership, then the set of node ids that were ever members),
+//! then the keyspace exactly as `Keyspace::write_snapshot` wrote it. The id set comes after
+//! the fields openraft knows, inside the counted header, so a snapshot written before it
+//! existed still reads (its set is then the snapshot's membership).
 //!
 //! On disk a snapshot is written to a temporary file, fsynced, renamed into place and the
 //! directory fsynced, so a crash leaves either the old or the new snapshot, never half of one.
 //! Only the newest snapshot is kept.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -19,7 +22,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::raft::{LogId, SnapshotMeta, StoredMembership};
+use crate::raft::{LogId, NodeId, SnapshotMeta, StoredMembership};
 
 const MAGIC: &[u8; 8] = b"CKVSNAP1";
 const PREFIX: &str = "snapshot-";
@@ -32,14 +35,18 @@ struct Header {
     last_membership: StoredMembership,
 }
 
-/// Encodes the magic and the header for a snapshot described by `meta`; the keyspace bytes
-/// follow.
-pub(crate) fn encode_header(meta: &SnapshotMeta) -> io::Result<Vec<u8>> {
+/// Encodes the magic and the header for a snapshot described by `meta`, with `ever_members`
+/// (every node id that was ever a member); the keyspace bytes follow.
+pub(crate) fn encode_header(
+    meta: &SnapshotMeta,
+    ever_members: &BTreeSet<NodeId>,
+) -> io::Result<Vec<u8>> {
     let header = Header {
         last_log_id: meta.last_log_id,
         last_membership: meta.last_membership.clone(),
     };
-    let encoded = postcard::to_stdvec(&header).map_err(invalid)?;
+    let mut encoded = postcard::to_stdvec(&header).map_err(invalid)?;
+    encoded.extend(postcard::to_stdvec(ever_members).map_err(invalid)?);
     let len = u32::try_from(encoded.len()).map_err(invalid)?;
     let mut out = Vec::with_capacity(MAGIC.len() + 4 + encoded.len());
     out.extend_from_slice(MAGIC);
@@ -48,8 +55,9 @@ pub(crate) fn encode_header(meta: &SnapshotMeta) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Decodes the header of a snapshot; returns its metadata and where the keyspace bytes start.
-pub(crate) fn decode_header(bytes: &[u8]) -> io::Result<(SnapshotMeta, usize)> {
+/// Decodes the header of a snapshot; returns its metadata, the ids that were ever members
+/// (at least those of its membership) and where the keyspace bytes start.
+pub(crate) fn decode_header(bytes: &[u8]) -> io::Result<(SnapshotMeta, BTreeSet<NodeId>, usize)> {
     let corrupt =
         |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("snapshot: {what}"));
     if bytes.len() < MAGIC.len() + 4 || &bytes[..MAGIC.len()] != MAGIC {
@@ -62,12 +70,25 @@ pub(crate) fn decode_header(bytes: &[u8]) -> io::Result<(SnapshotMeta, usize)> {
         .checked_add(u32::from_le_bytes(len) as usize)
         .filter(|&end| end <= bytes.len())
         .ok_or_else(|| corrupt("header runs past the end"))?;
-    let header: Header = postcard::from_bytes(&bytes[start..end]).map_err(invalid)?;
+    let (header, rest): (Header, &[u8]) =
+        postcard::take_from_bytes(&bytes[start..end]).map_err(invalid)?;
+    let mut ever: BTreeSet<NodeId> = if rest.is_empty() {
+        BTreeSet::new()
+    } else {
+        postcard::from_bytes(rest).map_err(invalid)?
+    };
+    ever.extend(
+        header
+            .last_membership
+            .membership()
+            .nodes()
+            .map(|(id, _)| *id),
+    );
     let meta = SnapshotMeta {
         last_log_id: header.last_log_id,
         last_membership: header.last_membership,
     };
-    Ok((meta, end))
+    Ok((meta, ever, end))
 }
 
 fn invalid<E: std::error::Error + Send + Sync + 'static>(e: E) -> io::Error {
@@ -269,14 +290,42 @@ mod tests {
     #[test]
     fn header_round_trip_and_corruption() {
         let meta = SnapshotMeta::default();
-        let mut bytes = encode_header(&meta).expect("encode");
+        let ever = BTreeSet::from([1, 2, 7]);
+        let mut bytes = encode_header(&meta, &ever).expect("encode");
         let header_len = bytes.len();
         bytes.extend_from_slice(b"body");
-        let (decoded, at) = decode_header(&bytes).expect("decode");
+        let (decoded, decoded_ever, at) = decode_header(&bytes).expect("decode");
         assert_eq!(decoded, meta);
+        assert_eq!(decoded_ever, ever);
         assert_eq!(at, header_len);
         assert!(decode_header(b"garbage!").is_err());
         assert!(decode_header(&bytes[..header_len - 1]).is_err());
+    }
+
+    /// A header written before the id set existed reads, with the membership's ids as the set.
+    #[test]
+    fn header_without_the_id_set_reads() {
+        let leader = openraft::vote::leader_id_adv::LeaderId {
+            term: 1,
+            node_id: 1,
+        };
+        let membership = openraft::Membership::new_with_defaults(
+            vec![BTreeSet::from([1, 3])],
+            [] as [NodeId; 0],
+        );
+        let header = Header {
+            last_log_id: Some(LogId::new(leader, 4)),
+            last_membership: StoredMembership::new(Some(LogId::new(leader, 2)), membership),
+        };
+        let encoded = postcard::to_stdvec(&header).expect("encode");
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&u32::try_from(encoded.len()).expect("len").to_le_bytes());
+        bytes.extend_from_slice(&encoded);
+        bytes.extend_from_slice(b"body");
+        let (meta, ever, at) = decode_header(&bytes).expect("decode");
+        assert_eq!(meta.last_log_id, header.last_log_id);
+        assert_eq!(ever, BTreeSet::from([1, 3]));
+        assert_eq!(&bytes[at..], b"body");
     }
 
     #[test]

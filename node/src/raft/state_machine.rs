@@ -2,7 +2,9 @@
 //!
 //! Apply takes the keyspace's write lock once per batch of ready entries, not per entry, and
 //! answers each waiting client with the [`Frame`] the keyspace returned. Blank and membership
-//! entries only move the applied pointer (and the membership).
+//! entries only move the applied pointer (and the membership, and the set of ids that were
+//! ever members: node ids are never reused, so a removed id must stay known after the log
+//! that removed it is purged; the set travels in the snapshot header).
 //!
 //! Snapshots never stall apply: the builder is handed an O(1) clone of the keyspace taken
 //! between two batches, and serializes that frozen view on the blocking pool while apply goes
@@ -10,18 +12,26 @@
 //! and openraft re-applies the committed log tail on top. Snapshot data is a whole in-memory
 //! buffer (`Cursor<Vec<u8>>`); streaming large snapshots is later work.
 
+use std::collections::BTreeSet;
 use std::io::{self, Cursor};
 use std::sync::Arc;
 
 use futures_util::{FutureExt, Stream, StreamExt};
 use openraft::storage::{ApplyResponder, EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{AsyncRuntime, EntryPayload, OptionalSend};
+use parking_lot::Mutex;
 
 use crate::keyspace::{Event, EventSink, Keyspace, SharedKeyspace, SnapshotError};
 use crate::raft::rt::CellRuntime;
 use crate::raft::snapshot::{decode_header, encode_header, SnapshotStats, SnapshotStore};
-use crate::raft::{LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::raft::{
+    LogId, NodeId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig,
+};
 use crate::resp::Frame;
+
+/// Every node id that was ever in an applied membership (voter or learner), shared with the
+/// admin service, which refuses to add such an id again.
+pub type EverMembers = Arc<Mutex<BTreeSet<NodeId>>>;
 
 /// Most entries applied under one write lock, so a huge catch-up does not starve readers.
 const MAX_APPLY_BATCH: usize = 1024;
@@ -34,6 +44,7 @@ pub struct KeyspaceStateMachine {
     snapshots: SnapshotStore,
     stats: Arc<SnapshotStats>,
     events: Option<EventSink>,
+    ever_members: EverMembers,
 }
 
 impl KeyspaceStateMachine {
@@ -46,13 +57,15 @@ impl KeyspaceStateMachine {
         events: Option<EventSink>,
     ) -> io::Result<KeyspaceStateMachine> {
         let stats = Arc::new(SnapshotStats::default());
+        let ever_members = EverMembers::default();
         let (last_applied, last_membership) = match snapshots.load()? {
             None => {
                 *keyspace.write() = Keyspace::new();
                 (None, StoredMembership::default())
             }
             Some(bytes) => {
-                let (meta, body_at) = decode_header(&bytes)?;
+                let (meta, ever, body_at) = decode_header(&bytes)?;
+                *ever_members.lock() = ever;
                 let mut loaded = read_keyspace(&bytes[body_at..])?;
                 loaded.set_applied_index(meta.last_log_id.map_or(0, |id| id.index));
                 *keyspace.write() = loaded;
@@ -68,7 +81,13 @@ impl KeyspaceStateMachine {
             snapshots,
             stats,
             events,
+            ever_members,
         })
+    }
+
+    /// The ids that were ever members, shared with the admin service.
+    pub fn ever_members(&self) -> EverMembers {
+        self.ever_members.clone()
     }
 
     /// The snapshot counters, shared with INFO.
@@ -89,6 +108,9 @@ impl KeyspaceStateMachine {
             let reply = match &entry.payload {
                 EntryPayload::Normal(request) => keyspace.apply(entry.log_id.index, request),
                 EntryPayload::Membership(membership) => {
+                    self.ever_members
+                        .lock()
+                        .extend(membership.nodes().map(|(id, _)| *id));
                     self.last_membership =
                         StoredMembership::new(Some(entry.log_id), membership.clone());
                     Frame::ok()
@@ -184,6 +206,7 @@ impl RaftStateMachine<TypeConfig> for KeyspaceStateMachine {
                 last_log_id: self.last_applied,
                 last_membership: self.last_membership.clone(),
             },
+            ever_members: self.ever_members.lock().clone(),
             snapshots: self.snapshots.clone(),
             stats: self.stats.clone(),
         }
@@ -195,11 +218,19 @@ impl RaftStateMachine<TypeConfig> for KeyspaceStateMachine {
         snapshot: SnapshotData,
     ) -> Result<(), io::Error> {
         let bytes = snapshot.into_inner();
-        let header = encode_header(meta)?;
+        let meta_copy = meta.clone();
         let store = self.snapshots.clone();
         let last_log_id = meta.last_log_id;
-        let (keyspace, size) = blocking(move || {
-            let (_, body_at) = decode_header(&bytes)?;
+        let (keyspace, size, ever) = blocking(move || {
+            let (_, mut ever, body_at) = decode_header(&bytes)?;
+            ever.extend(
+                meta_copy
+                    .last_membership
+                    .membership()
+                    .nodes()
+                    .map(|(id, _)| *id),
+            );
+            let header = encode_header(&meta_copy, &ever)?;
             let mut keyspace = read_keyspace(&bytes[body_at..])?;
             keyspace.set_applied_index(last_log_id.map_or(0, |id| id.index));
             // Persist with a header written from `meta`, which is what openraft vouches for.
@@ -211,9 +242,11 @@ impl RaftStateMachine<TypeConfig> for KeyspaceStateMachine {
                 file
             };
             store.save(last_log_id, &file)?;
-            Ok((keyspace, file.len()))
+            Ok((keyspace, file.len(), ever))
         })
         .await?;
+        // The leader's set covers every id it ever applied; ours may only add to it.
+        self.ever_members.lock().extend(ever);
 
         *self.keyspace.write() = keyspace;
         self.last_applied = meta.last_log_id;
@@ -229,7 +262,7 @@ impl RaftStateMachine<TypeConfig> for KeyspaceStateMachine {
         let Some(bytes) = blocking(move || store.load()).await? else {
             return Ok(None);
         };
-        let (meta, _) = decode_header(&bytes)?;
+        let (meta, _, _) = decode_header(&bytes)?;
         Ok(Some(Snapshot {
             meta,
             snapshot: Cursor::new(bytes),
@@ -241,6 +274,7 @@ impl RaftStateMachine<TypeConfig> for KeyspaceStateMachine {
 pub struct KeyspaceSnapshotBuilder {
     view: Keyspace,
     meta: SnapshotMeta,
+    ever_members: BTreeSet<NodeId>,
     snapshots: SnapshotStore,
     stats: Arc<SnapshotStats>,
 }
@@ -251,9 +285,10 @@ impl RaftSnapshotBuilder<TypeConfig> for KeyspaceSnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         let view = self.view.clone();
         let meta = self.meta.clone();
+        let ever = self.ever_members.clone();
         let store = self.snapshots.clone();
         let bytes = blocking(move || {
-            let mut bytes = encode_header(&meta)?;
+            let mut bytes = encode_header(&meta, &ever)?;
             view.write_snapshot(&mut bytes).map_err(snapshot_err)?;
             if store.save(meta.last_log_id, &bytes)? {
                 Ok(Some(bytes))
@@ -277,7 +312,7 @@ impl RaftSnapshotBuilder<TypeConfig> for KeyspaceSnapshotBuilder {
                 let bytes = current.ok_or_else(|| {
                     io::Error::other("snapshot vanished after a newer one was saved")
                 })?;
-                let (meta, _) = decode_header(&bytes)?;
+                let (meta, _, _) = decode_header(&bytes)?;
                 return Ok(Snapshot {
                     meta,
                     snapshot: Cursor::new(bytes),
@@ -288,5 +323,54 @@ impl RaftSnapshotBuilder<TypeConfig> for KeyspaceSnapshotBuilder {
             meta: self.meta.clone(),
             snapshot: Cursor::new(bytes),
         })
+    }
+}
+
+#[cfg(all(test, not(madsim)))]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::raft::snapshot::encode_header;
+
+    /// The ids that were ever members arrive with an installed snapshot, are kept in the
+    /// snapshot saved from it, and are back after a restart from that snapshot, even those no
+    /// longer in the membership.
+    #[tokio::test]
+    async fn ever_members_survive_install_and_restart() {
+        let leader = openraft::vote::leader_id_adv::LeaderId {
+            term: 2,
+            node_id: 1,
+        };
+        let membership = openraft::Membership::new_with_defaults(
+            vec![BTreeSet::from([1, 2, 4])],
+            [] as [NodeId; 0],
+        );
+        let meta = SnapshotMeta {
+            last_log_id: Some(LogId::new(leader, 40)),
+            last_membership: StoredMembership::new(Some(LogId::new(leader, 30)), membership),
+        };
+        let mut bytes = encode_header(&meta, &BTreeSet::from([1, 2, 3])).expect("header");
+        Keyspace::new()
+            .write_snapshot(&mut bytes)
+            .expect("keyspace bytes");
+
+        let store = SnapshotStore::memory();
+        let keyspace: SharedKeyspace = Arc::new(parking_lot::RwLock::new(Keyspace::new()));
+        let mut sm =
+            KeyspaceStateMachine::open(keyspace.clone(), store.clone(), None).expect("open empty");
+        assert!(sm.ever_members().lock().is_empty());
+        sm.install_snapshot(&meta, Cursor::new(bytes))
+            .await
+            .expect("install");
+        let all = BTreeSet::from([1, 2, 3, 4]);
+        assert_eq!(
+            *sm.ever_members().lock(),
+            all,
+            "removed 3 is kept, member 4 added"
+        );
+
+        let reopened = KeyspaceStateMachine::open(keyspace, store, None).expect("reopen");
+        assert_eq!(*reopened.ever_members().lock(), all);
     }
 }

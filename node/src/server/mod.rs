@@ -3,6 +3,7 @@
 //! follower) or the read path (a linearizable read of the local keyspace), the node-to-node
 //! listener (`peers`), and the leader's background deletion of expired keys.
 
+pub mod admin;
 pub mod blocking;
 pub mod clock;
 pub mod commands;

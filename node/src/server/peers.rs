@@ -3,7 +3,8 @@
 //!   none), forwarding a follower's writes to it, asking it for a read index, and a status
 //!   probe of every member once a second (for `ROLE` and `INFO replication`: who leads, its
 //!   RESP port, whether the link is up);
-//! - the `Forward` and `Admin` gRPC services the leader and every node answer them with;
+//! - the `Forward` and `Admin` gRPC services the leader and every node answer them with
+//!   (`Admin`'s membership calls are carried out by [`admin`](super::admin));
 //! - [`serve`], the gRPC listener on the Raft port carrying those two and the `Raft` service.
 //!
 //! Forwarding: a follower sends one connection's batch of writes (in order) to the leader,
@@ -28,13 +29,15 @@ use cellkv_proto::v1::fanout_server::FanoutServer;
 use cellkv_proto::v1::forward_client::ForwardClient;
 use cellkv_proto::v1::forward_server::{self, ForwardServer};
 use cellkv_proto::v1::{
-    ForwardReply, ForwardRequest, ReadIndexReply, ReadIndexRequest, StatusReply, StatusRequest,
+    AddNodeRequest, AdminReply, ForwardReply, ForwardRequest, ReadIndexReply, ReadIndexRequest,
+    RemoveNodeRequest, SnapshotRequest, StatusReply, StatusRequest, TransferLeaderRequest,
 };
 use openraft::ReadPolicy;
 use openraft_rt::WatchReceiver;
 use parking_lot::Mutex;
 use tonic::{Request, Response, Status};
 
+use super::admin::{self, Change};
 use super::{clock, Node};
 use crate::keyspace::Op;
 use crate::raft::grpc::{decode, encode, refusal};
@@ -550,8 +553,79 @@ impl forward_server::Forward for NodeService {
     }
 }
 
+impl NodeService {
+    /// Refuses another cell's call (an empty name accepts any), else runs `change`.
+    async fn membership(&self, cluster: &str, change: Change) -> Response<AdminReply> {
+        if !cluster.is_empty() {
+            if let Some(error) = self.refused(cluster) {
+                return Response::new(AdminReply {
+                    error,
+                    ..AdminReply::default()
+                });
+            }
+        }
+        Response::new(admin::run(&self.node, change).await)
+    }
+}
+
 #[tonic::async_trait]
 impl admin_server::Admin for NodeService {
+    async fn add_node(
+        &self,
+        request: Request<AddNodeRequest>,
+    ) -> Result<Response<AdminReply>, Status> {
+        let request = request.into_inner();
+        if request.node_id == 0 || request.addr.is_empty() {
+            return Ok(Response::new(AdminReply {
+                error: "a node needs an id of 1 or more and a Raft address".to_string(),
+                ..AdminReply::default()
+            }));
+        }
+        let change = Change::Add {
+            id: request.node_id,
+            addr: request.addr,
+        };
+        Ok(self.membership(&request.cluster, change).await)
+    }
+
+    async fn remove_node(
+        &self,
+        request: Request<RemoveNodeRequest>,
+    ) -> Result<Response<AdminReply>, Status> {
+        let request = request.into_inner();
+        let change = Change::Remove {
+            id: request.node_id,
+        };
+        Ok(self.membership(&request.cluster, change).await)
+    }
+
+    async fn transfer_leader(
+        &self,
+        request: Request<TransferLeaderRequest>,
+    ) -> Result<Response<AdminReply>, Status> {
+        let request = request.into_inner();
+        let change = Change::Transfer {
+            id: request.node_id,
+        };
+        Ok(self.membership(&request.cluster, change).await)
+    }
+
+    async fn snapshot(
+        &self,
+        request: Request<SnapshotRequest>,
+    ) -> Result<Response<AdminReply>, Status> {
+        let request = request.into_inner();
+        if !request.cluster.is_empty() {
+            if let Some(error) = self.refused(&request.cluster) {
+                return Ok(Response::new(AdminReply {
+                    error,
+                    ..AdminReply::default()
+                }));
+            }
+        }
+        Ok(Response::new(admin::snapshot(&self.node, request).await))
+    }
+
     async fn status(
         &self,
         request: Request<StatusRequest>,

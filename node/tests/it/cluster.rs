@@ -2,14 +2,20 @@
 //! serves any command (followers forward writes and read linearizably), `ROLE` and
 //! `INFO replication` answer as Redis's master and replicas, a `kill -9` of the leader is
 //! survived, the killed node catches up, and restarting the whole cell keeps its data and
-//! never forms it again.
+//! never forms it again. Membership changes online: a fourth node joins by snapshot, the old
+//! leader is removed while clients keep writing, and a removed id is never taken back.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::Value;
 
-use crate::harness::{free_ports, info_field, must_cmd, must_fail, must_start_member, NodeProcess};
+use crate::harness::{
+    free_ports, info_field, must_admin, must_cmd, must_fail, must_start_member, AdminCall,
+    NodeProcess,
+};
 
 /// How long a cell may take to elect a leader (election timeouts are 300-600 ms).
 const ELECTION: Duration = Duration::from_secs(20);
@@ -19,9 +25,9 @@ struct Cell {
     tmp: tempfile::TempDir,
     raft_ports: BTreeMap<u64, u16>,
     peers: String,
+    nodes: BTreeMap<u64, NodeProcess>,
     /// Flags every node starts with, after the cell's own.
     extra: Vec<String>,
-    nodes: BTreeMap<u64, NodeProcess>,
 }
 
 impl Cell {
@@ -30,7 +36,7 @@ impl Cell {
         Cell::must_start_with(size, &[])
     }
 
-    /// As [`Cell::must_start`], every node with `extra` flags.
+    /// As [`Cell::must_start`], every node also getting `extra` flags.
     fn must_start_with(size: u64, extra: &[&str]) -> Cell {
         let ports = free_ports(size as usize);
         let raft_ports: BTreeMap<u64, u16> = (1..=size).zip(ports).collect();
@@ -43,8 +49,8 @@ impl Cell {
             tmp: tempfile::tempdir().expect("tempdir"),
             raft_ports,
             peers,
-            extra: extra.iter().map(|flag| flag.to_string()).collect(),
             nodes: BTreeMap::new(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         for id in (1..=size).rev() {
             cell.must_start_node(id);
@@ -54,9 +60,9 @@ impl Cell {
 
     fn must_start_node(&mut self, id: u64) {
         let dir = self.tmp.path().join(format!("n{id}"));
-        let mut flags = vec!["--cluster-wait-timeout", "2s"];
-        flags.extend(self.extra.iter().map(String::as_str));
-        let node = must_start_member(&dir, id, self.raft_ports[&id], &self.peers, &flags);
+        let mut extra = vec!["--cluster-wait-timeout", "2s"];
+        extra.extend(self.extra.iter().map(String::as_str));
+        let node = must_start_member(&dir, id, self.raft_ports[&id], &self.peers, &extra);
         self.nodes.insert(id, node);
     }
 
@@ -432,4 +438,180 @@ fn publish_reaches_subscribers_on_every_node_in_order() {
         .expect("MULTI with PUBLISH");
     let message = pubsub.get_message().expect("the transaction's message");
     assert_eq!(message.get_payload::<String>().expect("text"), "finished");
+}
+
+/// Membership online, end to end: a fourth node with a fresh directory joins after the log
+/// was purged (so it catches up from a snapshot) and serves the earlier data; the old leader
+/// is removed through itself, leadership moves, and a client writing through a follower the
+/// whole time sees every write acknowledged and read back; the removed id is refused when
+/// added again.
+#[test]
+fn add_a_node_by_snapshot_remove_the_leader_and_never_reuse_its_id() {
+    let mut cell = Cell::must_start_with(3, &["--snapshot-entries", "20"]);
+    let leader = cell.must_leader();
+    let leader_raft = cell.raft_ports[&leader];
+
+    // Enough writes that a snapshot covers them and the log before it is purged.
+    {
+        let mut con = cell.con(leader);
+        let mut pipe = redis::pipe();
+        for i in 0..300 {
+            pipe.cmd("SET").arg(format!("early:{i}")).arg(i);
+        }
+        let _: Vec<Value> = pipe.query(&mut con).expect("early writes");
+        let snapshot = must_admin(leader_raft, AdminCall::Snapshot);
+        assert_eq!(snapshot.error, "", "{snapshot:?}");
+        assert!(snapshot.snapshot_index >= 300, "{snapshot:?}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let purged: u64 = info_field(&mut con, "raft_purged_index")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            if purged > 100 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the log was never purged ({purged})"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    // A client keeps writing and reading through a follower that stays in the cell.
+    let writer_node = cell.follower_of(leader);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let mut con = cell.con(writer_node);
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut acked = 0u64;
+            let mut failures = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let key = format!("during:{acked}");
+                let set = redis::cmd("SET")
+                    .arg(&key)
+                    .arg(acked)
+                    .query::<Value>(&mut con);
+                match set {
+                    Ok(Value::Okay) => {
+                        let got = redis::cmd("GET").arg(&key).query::<Value>(&mut con);
+                        match got {
+                            Ok(v) if v == bulk(&acked.to_string()) => acked += 1,
+                            other => failures.push(format!("GET {key}: {other:?}")),
+                        }
+                    }
+                    other => failures.push(format!("SET {key}: {other:?}")),
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            (acked, failures)
+        })
+    };
+
+    // Node 4 starts pristine with the cell's peers plus itself, so it waits to be reached;
+    // the add goes to a follower, which forwards it to the leader.
+    let port4 = free_ports(1)[0];
+    let addr4 = format!("127.0.0.1:{port4}");
+    let peers4 = format!("{},4@{addr4}", cell.peers);
+    let dir4 = cell.tmp.path().join("n4");
+    let node4 = must_start_member(&dir4, 4, port4, &peers4, &["--cluster-wait-timeout", "2s"]);
+    let added = must_admin(
+        cell.raft_ports[&writer_node],
+        AdminCall::AddNode(4, addr4.clone()),
+    );
+    assert_eq!(added.error, "", "{added:?}\n{}", node4.log());
+    assert_eq!(added.voters, vec![1, 2, 3, 4], "{added:?}");
+    assert!(added.learners.is_empty(), "{added:?}");
+    cell.raft_ports.insert(4, port4);
+    cell.nodes.insert(4, node4);
+    {
+        let mut con = cell.con(4);
+        // Reads first: they wait until node 4 has applied the leader's read index, and the
+        // install is counted before its state machine reports anything applied.
+        assert_eq!(get(&mut con, "early:0"), bulk("0"));
+        assert_eq!(get(&mut con, "early:299"), bulk("299"));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let installed: u64 = info_field(&mut con, "raft_snapshots_installed")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            if installed >= 1 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node 4 caught up from a snapshot, the log before it being purged\n{}",
+                cell.log(4)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(
+            info_field(&mut con, "raft_members").as_deref(),
+            Some("1,2,3,4")
+        );
+    }
+    let again = must_admin(leader_raft, AdminCall::AddNode(4, addr4.clone()));
+    assert!(again.error.contains("already a voter"), "{again:?}");
+
+    // Remove the leader through itself: leadership moves, then the new leader removes it.
+    let removed = must_admin(leader_raft, AdminCall::RemoveNode(leader));
+    assert_eq!(removed.error, "", "{removed:?}");
+    assert!(!removed.voters.contains(&leader), "{removed:?}");
+    assert_eq!(removed.voters.len(), 3, "{removed:?}");
+    assert_ne!(removed.leader_id, leader, "{removed:?}");
+    let old_addr = format!("127.0.0.1:{leader_raft}");
+    cell.kill9(leader);
+    let new_leader = cell.must_leader();
+    assert_ne!(new_leader, leader);
+
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let (acked, failures) = writer.join().expect("writer");
+    println!(
+        "membership: {acked} writes acknowledged during the changes, {} failed",
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "writes failed during the changes: {failures:?}"
+    );
+    assert!(acked > 0, "the writer made progress");
+
+    // Every acknowledged write is on every remaining node, the new one included.
+    for id in cell.nodes.keys() {
+        let mut con = cell.con(*id);
+        for i in [0, acked / 2, acked - 1] {
+            assert_eq!(
+                get(&mut con, &format!("during:{i}")),
+                bulk(&i.to_string()),
+                "node {id}"
+            );
+        }
+        assert_eq!(get(&mut con, "early:150"), bulk("150"), "node {id}");
+        let members = info_field(&mut con, "raft_members").unwrap_or_default();
+        assert!(
+            !members.split(',').any(|m| m == leader.to_string()),
+            "node {id}: {members}"
+        );
+    }
+
+    // The removed id is never taken back, whatever the address; a fresh id would be.
+    let survivor_raft = cell.raft_ports[&new_leader];
+    for addr in [old_addr, "127.0.0.1:1".to_string()] {
+        let refused = must_admin(survivor_raft, AdminCall::AddNode(leader, addr));
+        assert!(refused.error.contains("never reused"), "{refused:?}");
+    }
+    let missing = must_admin(survivor_raft, AdminCall::RemoveNode(leader));
+    assert!(missing.error.contains("not a member"), "{missing:?}");
+
+    // Leadership can be moved by hand to the new node.
+    let moved = must_admin(survivor_raft, AdminCall::TransferLeader(4));
+    assert_eq!(moved.error, "", "{moved:?}");
+    assert_eq!(moved.leader_id, 4, "{moved:?}");
+    let mut con = cell.con(4);
+    assert_eq!(must_cmd(&mut con, &["SET", "after", "moved"]), Value::Okay);
+    for id in cell.nodes.keys() {
+        assert_eq!(get(&mut cell.con(*id), "after"), bulk("moved"), "node {id}");
+    }
 }

@@ -251,3 +251,70 @@ pub fn must_exchange_until(stream: &mut TcpStream, request: &[u8], needle: &[u8]
     }
     reply
 }
+
+/// A call to a node's `Admin` gRPC service (on its Raft port), for membership tests.
+#[derive(Clone, Debug)]
+pub enum AdminCall {
+    /// Add node `.0` at Raft address `.1`.
+    AddNode(u64, String),
+    /// Remove node `.0`.
+    RemoveNode(u64),
+    /// Make node `.0` the leader.
+    TransferLeader(u64),
+    /// Build a snapshot on the called node.
+    Snapshot,
+}
+
+/// Runs `call` against the node whose Raft port is `raft_port` and returns its answer
+/// (`error` set when the cell refused). Panics only when the call itself fails.
+pub fn must_admin(raft_port: u16, call: AdminCall) -> cellkv_proto::v1::AdminReply {
+    use cellkv_proto::v1::admin_client::AdminClient;
+    use cellkv_proto::v1::{
+        AddNodeRequest, RemoveNodeRequest, SnapshotRequest, TransferLeaderRequest,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let mut client = AdminClient::connect(format!("http://127.0.0.1:{raft_port}"))
+            .await
+            .expect("connect to the admin service");
+        let timeout = Duration::from_secs(90);
+        let reply = match call.clone() {
+            AdminCall::AddNode(node_id, addr) => {
+                let mut request = tonic::Request::new(AddNodeRequest {
+                    node_id,
+                    addr,
+                    cluster: String::new(),
+                });
+                request.set_timeout(timeout);
+                client.add_node(request).await
+            }
+            AdminCall::RemoveNode(node_id) => {
+                let mut request = tonic::Request::new(RemoveNodeRequest {
+                    node_id,
+                    cluster: String::new(),
+                });
+                request.set_timeout(timeout);
+                client.remove_node(request).await
+            }
+            AdminCall::TransferLeader(node_id) => {
+                let mut request = tonic::Request::new(TransferLeaderRequest {
+                    node_id,
+                    cluster: String::new(),
+                });
+                request.set_timeout(timeout);
+                client.transfer_leader(request).await
+            }
+            AdminCall::Snapshot => {
+                let mut request = tonic::Request::new(SnapshotRequest::default());
+                request.set_timeout(timeout);
+                client.snapshot(request).await
+            }
+        };
+        reply
+            .unwrap_or_else(|status| panic!("{call:?}: {status}"))
+            .into_inner()
+    })
+}
