@@ -645,6 +645,8 @@ fn failover_loop_loses_no_acknowledged_write() {
     cell.must_leader(true);
     let stop = AtomicBool::new(false);
     let kills = AtomicU64::new(0);
+    // From each kill until both survivors read the kill switch: what clients wait through.
+    let mut failover_times: Vec<Duration> = Vec::new();
     let roles = [
         Role::Setter,
         Role::Setter,
@@ -678,6 +680,7 @@ fn failover_loop_loses_no_acknowledged_write() {
             let ids: Vec<u64> = cell.nodes.keys().copied().collect();
             cell.must_set_kill_switch(ids[rng.below(ids.len())], &value);
             cell.kill9(leader);
+            let killed_at = Instant::now();
             kills.fetch_add(1, Ordering::Relaxed);
 
             // The two survivors elect one of themselves; right after, both read the switch.
@@ -686,6 +689,7 @@ fn failover_loop_loses_no_acknowledged_write() {
             for id in cell.nodes.keys() {
                 cell.must_read_kill_switch(*id, &value);
             }
+            failover_times.push(killed_at.elapsed());
             // Let the clients write to the two-node cell for a moment, then bring the killed
             // node back on its data; once it is back in the cell it reads the switch too.
             std::thread::sleep(Duration::from_millis(300));
@@ -815,7 +819,8 @@ fn failover_loop_loses_no_acknowledged_write() {
     println!(
         "failover: kills={} acknowledged={} unknown={} (-UNKNOWN {}, dropped {}, timeout {}, other {}) \
          clean_failures={} set_keys={} counters=[{}] pushed={} popped={} left={} \
-         missing_after_unknown_pops={missing}/{} losses={} loop={:.1}s total={:.1}s",
+         missing_after_unknown_pops={missing}/{} losses={} failover_ms(max/mean)={}/{} \
+         loop={:.1}s total={:.1}s",
         kills.load(Ordering::Relaxed),
         total.acked,
         total.unknown(),
@@ -831,6 +836,8 @@ fn failover_loop_loses_no_acknowledged_write() {
         left.len(),
         total.pop_unknown,
         losses.len(),
+        failover_times.iter().max().unwrap_or(&Duration::ZERO).as_millis(),
+        failover_times.iter().sum::<Duration>().as_millis() / failover_times.len().max(1) as u128,
         loop_time.as_secs_f64(),
         started.elapsed().as_secs_f64(),
     );
