@@ -280,6 +280,10 @@ struct Record {
     /// Items popped by BRPOP, and pops whose outcome is unknown.
     popped: Vec<String>,
     pop_unknown: u64,
+    /// Reads checked against what was acknowledged before they were sent, and the ones that
+    /// returned something older.
+    reads_checked: u64,
+    stale_reads: Vec<String>,
 }
 
 impl Record {
@@ -333,6 +337,8 @@ impl Record {
         self.push_clean.extend(other.push_clean);
         self.popped.extend(other.popped);
         self.pop_unknown += other.pop_unknown;
+        self.reads_checked += other.reads_checked;
+        self.stale_reads.extend(other.stale_reads);
     }
 }
 
@@ -342,13 +348,31 @@ enum Role {
     Incr,
     Producer,
     Consumer,
+    /// Reads on random nodes, each checked against the writes acknowledged before it.
+    Reader,
+}
+
+/// What has been acknowledged so far, for the readers: a read sent after an acknowledgement
+/// must see it (linearizable reads on every node, also during a failover).
+#[derive(Default)]
+struct Acknowledged {
+    /// Per counter, the highest value an acknowledged INCR returned.
+    counters: [std::sync::atomic::AtomicI64; COUNTERS],
+    /// The SET key acknowledged last.
+    last_key: Mutex<Option<String>>,
 }
 
 fn counter_key(i: usize) -> String {
     format!("failover:counter:{i}")
 }
 
-fn client_loop(role: Role, id: u64, ports: Ports, stop: &AtomicBool) -> Record {
+fn client_loop(
+    role: Role,
+    id: u64,
+    ports: Ports,
+    stop: &AtomicBool,
+    acknowledged: &Acknowledged,
+) -> Record {
     let mut client = Client::new(ports, id + 1);
     let mut record = Record::default();
     let mut seq = 0u64;
@@ -362,6 +386,7 @@ fn client_loop(role: Role, id: u64, ports: Ports, stop: &AtomicBool) -> Record {
                 let clean = matches!(outcome, Outcome::Clean);
                 let (reply, _) = record.count(outcome);
                 if acked && reply == Some(Reply::Simple("OK".into())) {
+                    *acknowledged.last_key.lock().expect("lock") = Some(key.clone());
                     record.set_acked.push(key);
                 } else if acked {
                     record.other_errors.push(format!("SET answered {reply:?}"));
@@ -374,7 +399,10 @@ fn client_loop(role: Role, id: u64, ports: Ports, stop: &AtomicBool) -> Record {
                 let key = counter_key(counter);
                 let (reply, unknown) = record.count(client.run(&[b"INCR", key.as_bytes()]));
                 match reply {
-                    Some(Reply::Int(n)) => record.incr_acked.entry(counter).or_default().push(n),
+                    Some(Reply::Int(n)) => {
+                        acknowledged.counters[counter].fetch_max(n, Ordering::SeqCst);
+                        record.incr_acked.entry(counter).or_default().push(n);
+                    }
                     Some(other) => record.other_errors.push(format!("INCR answered {other:?}")),
                     None if unknown => *record.incr_unknown.entry(counter).or_default() += 1,
                     None => {}
@@ -393,6 +421,39 @@ fn client_loop(role: Role, id: u64, ports: Ports, stop: &AtomicBool) -> Record {
                     None if unknown => record.push_unknown.push(item),
                     None if clean => record.push_clean.push(item),
                     None => {}
+                }
+            }
+            Role::Reader => {
+                // Reads are not writes: their outcomes are not counted, only checked.
+                if seq % 2 == 0 {
+                    let counter = client.rng.below(COUNTERS);
+                    let floor = acknowledged.counters[counter].load(Ordering::SeqCst);
+                    let key = counter_key(counter);
+                    if let Outcome::Acked(reply) = client.run(&[b"GET", key.as_bytes()]) {
+                        record.reads_checked += 1;
+                        let value = bulk_text(&reply).and_then(|v| v.parse::<i64>().ok());
+                        if value.unwrap_or(0) < floor {
+                            record.stale_reads.push(format!(
+                                "GET {key} on port {} = {reply:?} after INCR acknowledged {floor}",
+                                client.port
+                            ));
+                        }
+                    }
+                } else {
+                    let last = acknowledged.last_key.lock().expect("lock").clone();
+                    let Some(key) = last else {
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
+                    };
+                    if let Outcome::Acked(reply) = client.run(&[b"GET", key.as_bytes()]) {
+                        record.reads_checked += 1;
+                        if bulk_text(&reply).as_deref() != Some(key.as_str()) {
+                            record.stale_reads.push(format!(
+                                "GET {key} on port {} = {reply:?} after its SET was acknowledged",
+                                client.port
+                            ));
+                        }
+                    }
                 }
             }
             Role::Consumer => {
@@ -656,7 +717,10 @@ fn failover_loop_loses_no_acknowledged_write() {
         Role::Producer,
         Role::Consumer,
         Role::Consumer,
+        Role::Reader,
+        Role::Reader,
     ];
+    let acknowledged = Acknowledged::default();
 
     let mut total = Record::default();
     std::thread::scope(|s| {
@@ -667,8 +731,9 @@ fn failover_loop_loses_no_acknowledged_write() {
             .map(|(i, role)| {
                 let ports = cell.ports.clone();
                 let stop = &stop;
+                let acknowledged = &acknowledged;
                 let role = *role;
-                s.spawn(move || client_loop(role, i as u64, ports, stop))
+                s.spawn(move || client_loop(role, i as u64, ports, stop, acknowledged))
             })
             .collect();
         std::thread::sleep(Duration::from_millis(500));
@@ -710,6 +775,8 @@ fn failover_loop_loses_no_acknowledged_write() {
     cell.must_leader(true);
     let ids: Vec<u64> = cell.nodes.keys().copied().collect();
     let mut losses: Vec<String> = Vec::new();
+    // 0. No read during the loop returned something older than an acknowledged write.
+    losses.extend(total.stale_reads.iter().cloned());
 
     // 1. Every acknowledged SET is present with its value; no cleanly failed one exists.
     for id in &ids {
@@ -819,7 +886,7 @@ fn failover_loop_loses_no_acknowledged_write() {
     println!(
         "failover: kills={} acknowledged={} unknown={} (-UNKNOWN {}, dropped {}, timeout {}, other {}) \
          clean_failures={} set_keys={} counters=[{}] pushed={} popped={} left={} \
-         missing_after_unknown_pops={missing}/{} losses={} failover_ms(max/mean)={}/{} \
+         missing_after_unknown_pops={missing}/{} reads_checked={} stale_reads={} losses={} failover_ms(max/mean)={}/{} \
          loop={:.1}s total={:.1}s",
         kills.load(Ordering::Relaxed),
         total.acked,
@@ -835,6 +902,8 @@ fn failover_loop_loses_no_acknowledged_write() {
         total.popped.len(),
         left.len(),
         total.pop_unknown,
+        total.reads_checked,
+        total.stale_reads.len(),
         losses.len(),
         failover_times.iter().max().unwrap_or(&Duration::ZERO).as_millis(),
         failover_times.iter().sum::<Duration>().as_millis() / failover_times.len().max(1) as u128,
