@@ -425,7 +425,7 @@ fn client_loop(
             }
             Role::Reader => {
                 // Reads are not writes: their outcomes are not counted, only checked.
-                if seq % 2 == 0 {
+                if seq.is_multiple_of(2) {
                     let counter = client.rng.below(COUNTERS);
                     let floor = acknowledged.counters[counter].load(Ordering::SeqCst);
                     let key = counter_key(counter);
