@@ -136,8 +136,9 @@ fn bulk_text(reply: &Reply) -> Option<String> {
 enum Outcome {
     /// The server answered (not with an error that leaves the outcome open).
     Acked(Reply),
-    /// Nothing was proposed: the write did not happen.
-    Clean,
+    /// Nothing was proposed: the write did not happen. Says why: `refused` (no connection),
+    /// or the error code (`CLUSTERDOWN`, `TRYAGAIN`).
+    Clean(&'static str),
     /// The write may or may not have happened.
     Unknown(Unknown),
 }
@@ -159,18 +160,20 @@ fn run(conn: &mut Option<Conn>, port: u16, args: &[&[u8]]) -> Outcome {
     if conn.is_none() {
         match Conn::open(port) {
             Ok(c) => *conn = Some(c),
-            Err(_) => return Outcome::Clean,
+            Err(_) => return Outcome::Clean("refused"),
         }
     }
     let Some(c) = conn.as_mut() else {
-        return Outcome::Clean;
+        return Outcome::Clean("refused");
     };
     match c.call(args) {
         Ok(Reply::Error(text)) => {
             if text.starts_with("UNKNOWN") {
                 Outcome::Unknown(Unknown::Reply)
-            } else if text.starts_with("CLUSTERDOWN") || text.starts_with("TRYAGAIN") {
-                Outcome::Clean
+            } else if text.starts_with("CLUSTERDOWN") {
+                Outcome::Clean("CLUSTERDOWN")
+            } else if text.starts_with("TRYAGAIN") {
+                Outcome::Clean("TRYAGAIN")
             } else {
                 Outcome::Unknown(Unknown::OtherError(text))
             }
@@ -261,7 +264,7 @@ struct Record {
     /// Writes acknowledged.
     acked: u64,
     /// Writes that failed cleanly.
-    clean: u64,
+    clean: BTreeMap<&'static str, u64>,
     /// Outcome unknown, by cause.
     unknown_reply: u64,
     unknown_dropped: u64,
@@ -301,8 +304,8 @@ impl Record {
                 self.acked += 1;
                 (Some(reply), false)
             }
-            Outcome::Clean => {
-                self.clean += 1;
+            Outcome::Clean(why) => {
+                *self.clean.entry(why).or_default() += 1;
                 (None, false)
             }
             Outcome::Unknown(why) => {
@@ -319,7 +322,9 @@ impl Record {
 
     fn merge(&mut self, other: Record) {
         self.acked += other.acked;
-        self.clean += other.clean;
+        for (why, n) in other.clean {
+            *self.clean.entry(why).or_default() += n;
+        }
         self.unknown_reply += other.unknown_reply;
         self.unknown_dropped += other.unknown_dropped;
         self.unknown_timeout += other.unknown_timeout;
@@ -383,7 +388,7 @@ fn client_loop(
                 let key = format!("failover:key:{id}:{seq}");
                 let outcome = client.run(&[b"SET", key.as_bytes(), key.as_bytes()]);
                 let acked = matches!(outcome, Outcome::Acked(_));
-                let clean = matches!(outcome, Outcome::Clean);
+                let clean = matches!(outcome, Outcome::Clean(_));
                 let (reply, _) = record.count(outcome);
                 if acked && reply == Some(Reply::Simple("OK".into())) {
                     *acknowledged.last_key.lock().expect("lock") = Some(key.clone());
@@ -411,7 +416,7 @@ fn client_loop(
             Role::Producer => {
                 let item = format!("job:{id}:{seq}");
                 let outcome = client.run(&[b"LPUSH", QUEUE.as_bytes(), item.as_bytes()]);
-                let clean = matches!(outcome, Outcome::Clean);
+                let clean = matches!(outcome, Outcome::Clean(_));
                 let (reply, unknown) = record.count(outcome);
                 match reply {
                     Some(Reply::Int(_)) => record.push_acked.push(item),
@@ -885,7 +890,7 @@ fn failover_loop_loses_no_acknowledged_write() {
 
     println!(
         "failover: kills={} acknowledged={} unknown={} (-UNKNOWN {}, dropped {}, timeout {}, other {}) \
-         clean_failures={} set_keys={} counters=[{}] pushed={} popped={} left={} \
+         clean_failures={:?} set_keys={} counters=[{}] pushed={} popped={} left={} \
          missing_after_unknown_pops={missing}/{} reads_checked={} stale_reads={} losses={} failover_ms(max/mean)={}/{} \
          loop={:.1}s total={:.1}s",
         kills.load(Ordering::Relaxed),
