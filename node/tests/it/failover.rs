@@ -64,14 +64,34 @@ impl Conn {
 
     /// Sends one command and reads its reply.
     fn call(&mut self, args: &[&[u8]]) -> std::io::Result<Reply> {
-        let mut out = format!("*{}\r\n", args.len()).into_bytes();
-        for arg in args {
-            out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-            out.extend_from_slice(arg);
-            out.extend_from_slice(b"\r\n");
+        self.pipeline(&[args]).remove(0)
+    }
+
+    /// Sends the commands in one write (a pipeline) and reads one reply each; once the
+    /// connection fails, every later command gets that failure.
+    fn pipeline(&mut self, commands: &[&[&[u8]]]) -> Vec<std::io::Result<Reply>> {
+        let mut out = Vec::new();
+        for args in commands {
+            out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+            for arg in *args {
+                out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+                out.extend_from_slice(arg);
+                out.extend_from_slice(b"\r\n");
+            }
         }
-        self.reader.get_mut().write_all(&out)?;
-        read_reply(&mut self.reader)
+        let mut failed = self
+            .reader
+            .get_mut()
+            .write_all(&out)
+            .err()
+            .map(|e| e.kind());
+        commands
+            .iter()
+            .map(|_| match failed {
+                Some(kind) => Err(kind.into()),
+                None => read_reply(&mut self.reader).inspect_err(|e| failed = Some(e.kind())),
+            })
+            .collect()
     }
 
     fn call_str(&mut self, args: &[&str]) -> std::io::Result<Reply> {
@@ -157,16 +177,26 @@ enum Unknown {
 
 /// Runs one command on `conn` (opened to `port` first if there is none) and classifies it.
 fn run(conn: &mut Option<Conn>, port: u16, args: &[&[u8]]) -> Outcome {
+    run_pipeline(conn, port, &[args]).remove(0)
+}
+
+/// Runs a pipeline on `conn` (opened to `port` first if there is none) and classifies each
+/// command's outcome.
+fn run_pipeline(conn: &mut Option<Conn>, port: u16, commands: &[&[&[u8]]]) -> Vec<Outcome> {
     if conn.is_none() {
         match Conn::open(port) {
             Ok(c) => *conn = Some(c),
-            Err(_) => return Outcome::Clean("refused"),
+            Err(_) => return commands.iter().map(|_| Outcome::Clean("refused")).collect(),
         }
     }
     let Some(c) = conn.as_mut() else {
-        return Outcome::Clean("refused");
+        return commands.iter().map(|_| Outcome::Clean("refused")).collect();
     };
-    match c.call(args) {
+    c.pipeline(commands).into_iter().map(classify).collect()
+}
+
+fn classify(result: std::io::Result<Reply>) -> Outcome {
+    match result {
         Ok(Reply::Error(text)) => {
             if text.starts_with("UNKNOWN") {
                 Outcome::Unknown(Unknown::Reply)
@@ -235,6 +265,10 @@ impl Client {
     }
 
     fn run(&mut self, args: &[&[u8]]) -> Outcome {
+        self.run_pipeline(&[args]).remove(0)
+    }
+
+    fn run_pipeline(&mut self, commands: &[&[&[u8]]]) -> Vec<Outcome> {
         if self.conn.is_none() || self.uses >= 25 {
             let ports: Vec<u16> = self
                 .ports
@@ -248,13 +282,13 @@ impl Client {
             self.uses = 0;
         }
         self.uses += 1;
-        let outcome = run(&mut self.conn, self.port, args);
-        if !matches!(outcome, Outcome::Acked(_)) {
+        let outcomes = run_pipeline(&mut self.conn, self.port, commands);
+        if outcomes.iter().any(|o| !matches!(o, Outcome::Acked(_))) {
             self.conn = None;
             // Do not spin on a refused port or a leaderless cell.
             std::thread::sleep(Duration::from_millis(30));
         }
-        outcome
+        outcomes
     }
 }
 
@@ -283,10 +317,11 @@ struct Record {
     /// Items popped by BRPOP, and pops whose outcome is unknown.
     popped: Vec<String>,
     pop_unknown: u64,
-    /// Reads checked against what was acknowledged before they were sent, and the ones that
-    /// returned something older.
+    /// Reads checked against what was acknowledged before they were sent.
     reads_checked: u64,
-    stale_reads: Vec<String>,
+    /// Reads that returned something older than an acknowledged write, and pipelined
+    /// replies out of order.
+    violations: Vec<String>,
 }
 
 impl Record {
@@ -343,7 +378,7 @@ impl Record {
         self.popped.extend(other.popped);
         self.pop_unknown += other.pop_unknown;
         self.reads_checked += other.reads_checked;
-        self.stale_reads.extend(other.stale_reads);
+        self.violations.extend(other.violations);
     }
 }
 
@@ -351,6 +386,8 @@ impl Record {
 enum Role {
     Setter,
     Incr,
+    /// INCRs of one counter, eight in one pipeline: the batch a follower forwards whole.
+    PipelinedIncr,
     Producer,
     Consumer,
     /// Reads on random nodes, each checked against the writes acknowledged before it.
@@ -413,6 +450,32 @@ fn client_loop(
                     None => {}
                 }
             }
+            Role::PipelinedIncr => {
+                let counter = client.rng.below(COUNTERS);
+                let key = counter_key(counter);
+                let command: [&[u8]; 2] = [b"INCR", key.as_bytes()];
+                let commands = [&command[..]; 8];
+                let outcomes = client.run_pipeline(&commands);
+                let mut last = i64::MIN;
+                for outcome in outcomes {
+                    let (reply, unknown) = record.count(outcome);
+                    match reply {
+                        Some(Reply::Int(n)) => {
+                            if n <= last {
+                                record.violations.push(format!(
+                                    "pipelined INCR {key} answered {n} after {last}"
+                                ));
+                            }
+                            last = n;
+                            acknowledged.counters[counter].fetch_max(n, Ordering::SeqCst);
+                            record.incr_acked.entry(counter).or_default().push(n);
+                        }
+                        Some(other) => record.other_errors.push(format!("INCR answered {other:?}")),
+                        None if unknown => *record.incr_unknown.entry(counter).or_default() += 1,
+                        None => {}
+                    }
+                }
+            }
             Role::Producer => {
                 let item = format!("job:{id}:{seq}");
                 let outcome = client.run(&[b"LPUSH", QUEUE.as_bytes(), item.as_bytes()]);
@@ -438,7 +501,7 @@ fn client_loop(
                         record.reads_checked += 1;
                         let value = bulk_text(&reply).and_then(|v| v.parse::<i64>().ok());
                         if value.unwrap_or(0) < floor {
-                            record.stale_reads.push(format!(
+                            record.violations.push(format!(
                                 "GET {key} on port {} = {reply:?} after INCR acknowledged {floor}",
                                 client.port
                             ));
@@ -453,7 +516,7 @@ fn client_loop(
                     if let Outcome::Acked(reply) = client.run(&[b"GET", key.as_bytes()]) {
                         record.reads_checked += 1;
                         if bulk_text(&reply).as_deref() != Some(key.as_str()) {
-                            record.stale_reads.push(format!(
+                            record.violations.push(format!(
                                 "GET {key} on port {} = {reply:?} after its SET was acknowledged",
                                 client.port
                             ));
@@ -717,7 +780,7 @@ fn failover_loop_loses_no_acknowledged_write() {
         Role::Setter,
         Role::Setter,
         Role::Incr,
-        Role::Incr,
+        Role::PipelinedIncr,
         Role::Producer,
         Role::Producer,
         Role::Consumer,
@@ -780,8 +843,9 @@ fn failover_loop_loses_no_acknowledged_write() {
     cell.must_leader(true);
     let ids: Vec<u64> = cell.nodes.keys().copied().collect();
     let mut losses: Vec<String> = Vec::new();
-    // 0. No read during the loop returned something older than an acknowledged write.
-    losses.extend(total.stale_reads.iter().cloned());
+    // 0. No read during the loop returned something older than an acknowledged write, and
+    // every pipeline's INCRs applied in order.
+    losses.extend(total.violations.iter().cloned());
 
     // 1. Every acknowledged SET is present with its value; no cleanly failed one exists.
     for id in &ids {
@@ -891,7 +955,7 @@ fn failover_loop_loses_no_acknowledged_write() {
     println!(
         "failover: kills={} acknowledged={} unknown={} (-UNKNOWN {}, dropped {}, timeout {}, other {}) \
          clean_failures={:?} set_keys={} counters=[{}] pushed={} popped={} left={} \
-         missing_after_unknown_pops={missing}/{} reads_checked={} stale_reads={} losses={} failover_ms(max/mean)={}/{} \
+         missing_after_unknown_pops={missing}/{} reads_checked={} violations={} losses={} failover_ms(max/mean)={}/{} \
          loop={:.1}s total={:.1}s",
         kills.load(Ordering::Relaxed),
         total.acked,
@@ -908,7 +972,7 @@ fn failover_loop_loses_no_acknowledged_write() {
         left.len(),
         total.pop_unknown,
         total.reads_checked,
-        total.stale_reads.len(),
+        total.violations.len(),
         losses.len(),
         failover_times.iter().max().unwrap_or(&Duration::ZERO).as_millis(),
         failover_times.iter().sum::<Duration>().as_millis() / failover_times.len().max(1) as u128,
