@@ -952,7 +952,9 @@ fn failover_loop_loses_no_acknowledged_write() {
         ));
     }
 
-    println!(
+    // Straight to the process's stderr, past libtest's capture: CI prints the figures of
+    // every run, passing or not.
+    let summary = format!(
         "failover: kills={} acknowledged={} unknown={} (-UNKNOWN {}, dropped {}, timeout {}, other {}) \
          clean_failures={:?} set_keys={} counters=[{}] pushed={} popped={} left={} \
          missing_after_unknown_pops={missing}/{} reads_checked={} violations={} losses={} failover_ms(max/mean)={}/{} \
@@ -979,9 +981,13 @@ fn failover_loop_loses_no_acknowledged_write() {
         loop_time.as_secs_f64(),
         started.elapsed().as_secs_f64(),
     );
+    let _ = writeln!(std::io::stderr(), "{summary}");
     if !total.other_errors.is_empty() {
         let sample: BTreeSet<&str> = total.other_errors.iter().map(String::as_str).collect();
-        println!("failover: other error replies (counted as unknown): {sample:?}");
+        let _ = writeln!(
+            std::io::stderr(),
+            "failover: other error replies (counted as unknown): {sample:?}"
+        );
     }
     assert!(
         losses.is_empty(),
