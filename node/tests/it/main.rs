@@ -9,6 +9,7 @@ mod blocking;
 mod cluster;
 mod connection;
 mod durability;
+mod failover;
 mod harness;
 mod hashes;
 mod keys;
