@@ -186,7 +186,13 @@ impl Node {
                     refused += 1;
                     Frame::error(crate::command::errors::TRYAGAIN_NO_LEADER)
                 }
-                Some(Ok(Err(e))) => Frame::error(format!("ERR write failed: {e}")),
+                // The entry was proposed and then lost with the leadership: it may still be
+                // committed by the next leader, so the outcome is unknown, as for a
+                // forwarded write whose leader went silent.
+                Some(Ok(Err(e))) => {
+                    tracing::debug!(error = %e, "proposed write lost with the leadership");
+                    Frame::error(peers::UNKNOWN_OUTCOME)
+                }
                 Some(Err(_)) | None => {
                     Frame::error("ERR write abandoned: the node is shutting down")
                 }
