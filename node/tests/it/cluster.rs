@@ -38,13 +38,7 @@ impl Cell {
 
     /// As [`Cell::must_start`], every node also getting `extra` flags.
     fn must_start_with(size: u64, extra: &[&str]) -> Cell {
-        let ports = free_ports(size as usize);
-        let raft_ports: BTreeMap<u64, u16> = (1..=size).zip(ports).collect();
-        let peers = raft_ports
-            .iter()
-            .map(|(id, port)| format!("{id}@127.0.0.1:{port}"))
-            .collect::<Vec<_>>()
-            .join(",");
+        let (raft_ports, peers) = crate::harness::loopback_cell(size);
         let mut cell = Cell {
             tmp: tempfile::tempdir().expect("tempdir"),
             raft_ports,

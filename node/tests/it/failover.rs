@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::harness::{free_ports, must_start_member, NodeProcess};
+use crate::harness::{loopback_cell, must_start_member, NodeProcess};
 
 /// Leader kills in one run.
 const KILLS: usize = 10;
@@ -566,12 +566,7 @@ struct Cell {
 
 impl Cell {
     fn must_start() -> Cell {
-        let raft_ports: BTreeMap<u64, u16> = (1..=3).zip(free_ports(3)).collect();
-        let peers = raft_ports
-            .iter()
-            .map(|(id, port)| format!("{id}@127.0.0.1:{port}"))
-            .collect::<Vec<_>>()
-            .join(",");
+        let (raft_ports, peers) = loopback_cell(3);
         let mut cell = Cell {
             tmp: tempfile::tempdir().expect("tempdir"),
             raft_ports,

@@ -318,3 +318,16 @@ pub fn must_admin(raft_port: u16, call: AdminCall) -> cellkv_proto::v1::AdminRep
             .into_inner()
     })
 }
+
+/// Raft ports for members `1..=size` of a cell on loopback, and the `--peers` value naming
+/// them.
+pub fn loopback_cell(size: u64) -> (std::collections::BTreeMap<u64, u16>, String) {
+    let raft_ports: std::collections::BTreeMap<u64, u16> =
+        (1..=size).zip(free_ports(size as usize)).collect();
+    let peers = raft_ports
+        .iter()
+        .map(|(id, port)| format!("{id}@127.0.0.1:{port}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    (raft_ports, peers)
+}
