@@ -21,6 +21,7 @@ use bytes::Bytes;
 use cellkv_proto::v1::fanout_client::FanoutClient;
 use cellkv_proto::v1::fanout_server;
 use cellkv_proto::v1::{DeliverReply, DeliverRequest, Published};
+use openraft_rt::WatchReceiver;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
@@ -54,7 +55,9 @@ impl Fanout {
     /// Queues a message published on this node for every other member of the cell.
     pub fn publish(&self, node: &Arc<Node>, channel: &Bytes, message: &Bytes) {
         let me = node.config.node_id;
-        let metrics = node.raft.metrics();
+        // Borrowed, not cloned: this runs for every PUBLISH.
+        let metrics = node.raft.raft.metrics();
+        let metrics = metrics.borrow_watched();
         let membership = metrics.membership_config.membership();
         let mut queues = self.queues.lock();
         for (id, member) in membership.nodes() {

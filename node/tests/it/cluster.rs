@@ -64,6 +64,19 @@ impl Cell {
         self.nodes.remove(&id).expect("running").kill9();
     }
 
+    /// `kill -9` of every running node but `survivor`.
+    fn kill9_all_but(&mut self, survivor: u64) {
+        let others: Vec<u64> = self
+            .nodes
+            .keys()
+            .copied()
+            .filter(|id| *id != survivor)
+            .collect();
+        for id in others {
+            self.kill9(id);
+        }
+    }
+
     fn terminate_all(&mut self) {
         for (id, node) in std::mem::take(&mut self.nodes) {
             assert!(node.terminate(), "node {id} stops cleanly on SIGTERM");
@@ -297,15 +310,7 @@ fn three_nodes_form_serve_fail_over_and_restart() {
     // With two of three gone nothing can be committed: a write waits for a leader for
     // cluster-wait-timeout, then fails with CLUSTERDOWN; nothing it tried is applied later.
     let survivor = cell.follower_of(third);
-    let others: Vec<u64> = cell
-        .nodes
-        .keys()
-        .copied()
-        .filter(|id| *id != survivor)
-        .collect();
-    for id in others {
-        cell.kill9(id);
-    }
+    cell.kill9_all_but(survivor);
     let mut alone = cell.con(survivor);
     let error = must_fail(&mut alone, &["SET", "lonely", "write"]);
     assert!(error.starts_with("CLUSTERDOWN"), "{error}");
@@ -360,15 +365,7 @@ fn local_reads_outlive_the_majority_and_linearizable_reads_do_not() {
             assert!(Instant::now() < deadline, "{mode}: write never applied");
             std::thread::sleep(Duration::from_millis(20));
         }
-        let others: Vec<u64> = cell
-            .nodes
-            .keys()
-            .copied()
-            .filter(|id| *id != survivor)
-            .collect();
-        for id in others {
-            cell.kill9(id);
-        }
+        cell.kill9_all_but(survivor);
         let mut con = cell.con(survivor);
         if mode == "local" {
             assert_eq!(get(&mut con, "k"), bulk("v"));
