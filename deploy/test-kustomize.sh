@@ -12,8 +12,10 @@
 #   minor version, so it needs no network once installed), in a virtualenv under
 #   ~/.cache/cellkv, in strict mode (an unknown field fails) against Kubernetes
 #   $KUBE_VERSIONS (default: 1.29.0 and 1.37.0).
-# Then a few checks the schemas cannot make: the peers list names every replica, the probes
-# and the preStop hook call cellkv-cli subcommands that exist, the overlay changed what it says.
+# Then a few checks the schemas cannot make: the peers list names every replica once, the
+# pods' start command (run here with sh) gives each pod the id peers give its name, the
+# probes and the preStop hook call cellkv-cli subcommands that exist, and the overlay
+# changed what it says.
 # And once, that the validator does reject a broken manifest (so a pass means something).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -106,9 +108,33 @@ config_map = by_kind["ConfigMap"][0]
 config = tomllib.loads(config_map["data"]["cellkv.toml"])
 replicas = spec["replicas"]
 peers = config["peers"]
-want = [f"{i + 1}@{sts['metadata']['name']}-{i}.{spec['serviceName']}:{config['raft-port']}" for i in range(replicas)]
-if peers != want:
-    problems.append(f"peers {peers} do not name the {replicas} replicas as {want}")
+# Every replica has one peers entry under its stable name, and ids are distinct.
+by_host = {}
+for entry in peers:
+    node_id, addr = entry.split("@", 1)
+    by_host.setdefault(addr, []).append(int(node_id))
+hosts = [f"{sts['metadata']['name']}-{i}.{spec['serviceName']}:{config['raft-port']}" for i in range(replicas)]
+if sorted(by_host) != sorted(hosts) or any(len(ids) != 1 for ids in by_host.values()):
+    problems.append(f"peers {peers} do not name each of the {replicas} replicas once: {hosts}")
+if len({int(e.split("@")[0]) for e in peers}) != len(peers):
+    problems.append(f"peers {peers} repeat a node id")
+# The pod's start command, run by sh for each pod name with a stand-in cellkv, must pick
+# the id its name has in peers.
+import os, subprocess, tempfile
+with tempfile.TemporaryDirectory() as tmp:
+    conf = os.path.join(tmp, "cellkv.toml")
+    open(conf, "w").write(config_map["data"]["cellkv.toml"])
+    fake = os.path.join(tmp, "cellkv")
+    open(fake, "w").write('#!/bin/sh\necho "$@"\n')
+    os.chmod(fake, 0o755)
+    for i, host in enumerate(hosts):
+        env = {"PATH": f"{tmp}:/usr/bin:/bin", "HOSTNAME": f"{sts['metadata']['name']}-{i}",
+               "CELLKV_CONFIG": conf}
+        run = subprocess.run(["/bin/sh", "-c", container["args"][0]], env=env,
+                             capture_output=True, text=True)
+        want = f"--node-id {by_host.get(host, ['?'])[0]}"
+        if run.stdout.strip() != want:
+            problems.append(f"pod {env['HOSTNAME']} starts with '{run.stdout.strip()}{run.stderr.strip()}', not '{want}'")
 mounted = [v for v in pod["volumes"] if "configMap" in v]
 if not mounted or mounted[0]["configMap"]["name"] != config_map["metadata"]["name"]:
     problems.append("the StatefulSet does not mount the generated ConfigMap")
@@ -142,7 +168,7 @@ else:
 for p in problems:
     print(f"FAIL: deploy/kubernetes/{which}: {p}", file=sys.stderr)
 if not problems:
-    print(f"ok: deploy/kubernetes/{which}: {replicas} replicas, peers match, probes and preStop call existing cellkv-cli subcommands")
+    print(f"ok: deploy/kubernetes/{which}: {replicas} replicas, each pod starts with its own id from peers, probes and preStop call existing cellkv-cli subcommands")
 sys.exit(1 if problems else 0)
 EOF
     then
