@@ -24,12 +24,13 @@
 # Environment:
 #   CELLKV_BIN, CELLKV_CLI  binaries to pack (default ${CARGO_TARGET_DIR:-~/.cache/cellkv/target}/debug/...)
 #   CELLKV_KEEP=1           leave the cell running on failure, for a look (prints how to remove it)
-set -euo pipefail
+set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
 
 say() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 fail() { say "FAIL: $*" >&2; exit 1; }
+trap 'say "FAIL: line $LINENO: $BASH_COMMAND" >&2' ERR
 
 if ! command -v docker >/dev/null 2>&1 || ! timeout 20 docker info >/dev/null 2>&1; then
     echo "compose test skipped: no Docker engine answers"
@@ -104,7 +105,10 @@ CELLKV_IMAGE_LABEL="cellkv.test=$project" deploy/docker/build-local-image.sh "$i
 say "starting project $project (${compose_cmd[*]}), RESP on 127.0.0.1:$p1,$p2,$p3"
 compose up -d >"$work/up.log" 2>&1 || { cat "$work/up.log" >&2; fail "compose up"; }
 
-container() { compose ps -q "node$1"; }
+# Container ids, looked up once the cell is up: they stay the same across kill, start,
+# restart and network changes (and `compose ps` of v2 would leave out a stopped one).
+containers=()
+container() { echo "${containers[$1]}"; }
 # redis-cli against node N's published port; a hung call is cut after a few seconds.
 rcli() { local n="$1"; shift; timeout 10 redis-cli -h 127.0.0.1 -p "${ports[$n]}" "$@" 2>&1; }
 # The leader's id as node N sees it (empty when it answers nothing useful).
@@ -182,7 +186,7 @@ check_phase() {
     acks=$(grep -c '^ack ' "$log" || true)
     retry=$(grep -c '^retry ' "$log" || true)
     bad=$(grep -c '^bad ' "$log" || true)
-    grep '^ack ' "$log" | awk '{ print $2 }' >"$work/$phase.acked"
+    awk '$1 == "ack" { print $2 }' "$log" >"$work/$phase.acked"
     # MGET in batches; every acknowledged key must hold its own index.
     lost=0
     if [ -s "$work/$phase.acked" ]; then
@@ -191,11 +195,11 @@ check_phase() {
             | awk '{ split($1, k, ":"); if ($2 != k[3]) { print > "/dev/stderr"; lost++ } } END { print lost + 0 }' 2>"$work/$phase.lost")
     fi
     local kinds
-    kinds=$(grep '^retry ' "$log" | awk '{ c[$2]++ } END { for (k in c) printf "%s%s=%d", sep, k, c[k]; sep=" " }' | sed 's/^$/none/')
+    kinds=$(awk '$1 == "retry" { c[$2]++ } END { for (k in c) { printf "%s%s=%d", sep, k, c[k]; sep = " " } }' "$log")
     say "$phase: writes=$writes acknowledged=$acks retryable=$retry (${kinds:-none}) other-errors=$bad lost=$lost"
     total_writes=$((total_writes + writes)); total_acks=$((total_acks + acks))
     total_retry=$((total_retry + retry)); total_bad=$((total_bad + bad)); total_lost=$((total_lost + lost))
-    if [ "$bad" -gt 0 ]; then grep '^bad ' "$log" | head -5 >&2; fail "$phase: $bad writes failed with an undocumented error"; fi
+    if [ "$bad" -gt 0 ]; then awk '$1 == "bad"' "$log" | head -5 >&2; fail "$phase: $bad writes failed with an undocumented error"; fi
     if [ "$lost" -gt 0 ]; then head -5 "$work/$phase.lost" >&2; fail "$phase: $lost acknowledged writes lost"; fi
     [ "$acks" -gt 0 ] || fail "$phase: no write was acknowledged"
 }
@@ -212,6 +216,11 @@ wait_caught_up() {
 }
 
 # --- 1. The cell forms by itself.
+containers=("")
+for n in 1 2 3; do
+    containers+=("$(compose ps -q "node$n")")
+    [ -n "${containers[$n]}" ] || fail "no container for node$n"
+done
 leader=$(wait_leader 90 1 2 3) || fail "no leader within 90 s"
 for n in 1 2 3; do wait_ready "$n" 60 || fail "node $n never became ready"; done
 say "cell formed: leader node $leader, all three ready"
