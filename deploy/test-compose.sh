@@ -13,6 +13,9 @@
 #    catches up.
 # 5. Rolling restart of the three, one at a time (a leader first hands leadership over with
 #    `cellkv-cli cluster step-down`, as docs/operations.md says), while a client writes.
+# 6. Backup and restore as docs/operations.md says: a stopped follower's /data copied out,
+#    the cell recreated on fresh volumes each holding that copy; it elects a leader and has
+#    every write acknowledged before the backup and none after.
 # Throughout, every write a node acknowledged must be readable at the end (losses = 0), and
 # a failed write may only be one of the documented retryable outcomes (docs/consistency.md):
 # CLUSTERDOWN, TRYAGAIN, UNKNOWN, a refused or dropped connection, a client-side timeout.
@@ -24,6 +27,8 @@
 # Environment:
 #   CELLKV_BIN, CELLKV_CLI  binaries to pack (default ${CARGO_TARGET_DIR:-~/.cache/cellkv/target}/debug/...)
 #   CELLKV_KEEP=1           leave the cell running on failure, for a look (prints how to remove it)
+#   CELLKV_LOG_LEVEL        the nodes' log filter (e.g. info,openraft=info); CELLKV_LOG_LINES
+#                           how many lines per node a failed run prints (default 40)
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
@@ -75,7 +80,7 @@ cleanup() {
     fi
     if [ "$status" -ne 0 ]; then
         say "logs of the failed run (last 40 lines per node):" >&2
-        compose logs --no-color --tail 40 >&2 2>&1 || true
+        compose logs --no-color --tail "${CELLKV_LOG_LINES:-40}" >&2 2>&1 || true
     fi
     compose down -v --remove-orphans -t 5 >/dev/null 2>&1 || true
     # Whatever `down` missed (a container started by hand, a network left connected).
@@ -323,5 +328,37 @@ leader=$(wait_leader 15 1 2 3) || fail "no leader after the rolling restart"
 check_phase rolling "$leader"
 for n in 1 2 3; do wait_caught_up "$n" rolling 30; done
 say "rolling restart done; leader node $leader; every node has the last write"
+
+# --- 6. Backup and restore as docs/operations.md says: a cold copy of one follower's data
+# directory, then the whole cell rebuilt on fresh volumes holding that copy.
+f=""
+for n in 3 2 1; do [ "$n" = "$leader" ] || { f=$n; break; }; done
+docker exec "$(container "$f")" cellkv-cli --node 127.0.0.1:16379 cluster snapshot >/dev/null
+docker stop -t 30 "$(container "$f")" >/dev/null
+docker cp "$(container "$f"):/data" "$work/backup"
+docker start "$(container "$f")" >/dev/null
+say "backup: node $f stopped, its /data copied ($(du -sh "$work/backup" | cut -f1)), started again"
+wait_ready "$f" 60 || fail "node $f not ready after the backup"
+[ "$(rcli "$leader" SET after-backup yes)" = OK ] || fail "write after the backup"
+compose down -v -t 30 >/dev/null 2>&1
+compose up --no-start >/dev/null 2>&1
+# Into each new (not yet started) container's volume, owned by the image's user 10001: a tar
+# stream keeps the owner its headers name (`docker cp -a` would look the user up with tools
+# a scratch image lacks).
+containers=("")
+for n in 1 2 3; do
+    containers+=("$(compose ps -q "node$n")")
+    tar -C "$work/backup" -cf - --owner=10001 --group=10001 --numeric-owner . | docker cp - "${containers[$n]}:/data/"
+done
+compose start >/dev/null 2>&1
+restored_leader=$(wait_leader 60 1 2 3) || fail "no leader in the restored cell"
+for n in 1 2 3; do wait_ready "$n" 60 || fail "node $n not ready after the restore"; done
+missing=$(xargs -n 500 timeout 30 redis-cli -h 127.0.0.1 -p "${ports[$restored_leader]}" --raw MGET <"$work/rolling.acked" \
+    | paste -d' ' "$work/rolling.acked" - | awk '{ split($1, k, ":"); if ($2 != k[3]) m++ } END { print m + 0 }')
+[ "$missing" = 0 ] || fail "the restored cell lacks $missing writes acknowledged before the backup"
+total_lost=$((total_lost + missing))
+[ -z "$(rcli "$restored_leader" GET after-backup)" ] || fail "the restored cell has a write made after the backup"
+[ "$(rcli 1 SET after-restore yes)" = OK ] && [ "$(rcli 3 GET after-restore)" = yes ] || fail "the restored cell does not take writes"
+say "restore: fresh volumes with the copy; leader node $restored_leader; all $(wc -l <"$work/rolling.acked") writes acknowledged before the backup are there, the one after it is not; new writes work"
 
 echo "compose: kills=$kills restarts=$restarts writes=$total_writes acknowledged=$total_acks retryable=$total_retry other-errors=$total_bad losses=$total_lost"
