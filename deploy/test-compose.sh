@@ -68,7 +68,12 @@ project="cellkvtest$(date +%s)$$"
 image="cellkv-test:$project"
 work="$(mktemp -d)"
 compose_file="$root/deploy/compose/docker-compose.yml"
-compose() { "${compose_cmd[@]}" -p "$project" -f "$compose_file" "$@"; }
+# The test's own override: name lookups never leave the compose network (Docker's DNS would
+# pass a dead container's name on to the host's resolvers); a loopback resolver with nothing
+# behind it makes them fail at once instead.
+printf 'services:\n' >"$work/override.yml"
+for n in 1 2 3; do printf '  node%s:\n    dns: ["127.0.0.1"]\n' "$n" >>"$work/override.yml"; done
+compose() { "${compose_cmd[@]}" -p "$project" -f "$compose_file" -f "$work/override.yml" "$@"; }
 
 cleanup() {
     local status=$?
