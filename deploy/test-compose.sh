@@ -16,6 +16,9 @@
 # 6. Backup and restore as docs/operations.md says: a stopped follower's /data copied out,
 #    the cell recreated on fresh volumes each holding that copy; it elects a leader and has
 #    every write acknowledged before the backup and none after.
+# 7. Majority lost for good (leader and a follower killed, their volumes gone): the survivor
+#    takes no write; its directory, copied to all three, becomes the cell again with
+#    every acknowledged write.
 # Throughout, every write a node acknowledged must be readable at the end (losses = 0), and
 # a failed write may only be one of the documented retryable outcomes (docs/consistency.md):
 # CLUSTERDOWN, TRYAGAIN, UNKNOWN, a refused or dropped connection, a client-side timeout.
@@ -365,5 +368,42 @@ total_lost=$((total_lost + missing))
 [ -z "$(rcli "$restored_leader" GET after-backup)" ] || fail "the restored cell has a write made after the backup"
 [ "$(rcli 1 SET after-restore yes)" = OK ] && [ "$(rcli 3 GET after-restore)" = yes ] || fail "the restored cell does not take writes"
 say "restore: fresh volumes with the copy; leader node $restored_leader; all $(wc -l <"$work/rolling.acked") writes acknowledged before the backup are there, the one after it is not; new writes work"
+
+# --- 7. Majority lost for good: kill -9 the leader and one follower, and lose their volumes.
+# As docs/operations.md says, the survivor's directory becomes the whole cell again.
+leader=$(wait_leader 30 1 2 3) || fail "no leader before the majority loss"
+survivor=""
+for n in 3 2 1; do [ "$n" = "$leader" ] || { survivor=$n; break; }; done
+[ "$(rcli "$survivor" SET before-loss yes)" = OK ] || fail "write before the majority loss"
+for n in 1 2 3; do
+    [ "$n" = "$survivor" ] || { docker kill "$(container "$n")" >/dev/null; kills=$((kills + 1)); }
+done
+# Without a majority no write may succeed: the first may still be forwarded to the dead
+# leader (-UNKNOWN), the next find no leader (-CLUSTERDOWN).
+for attempt in 1 2; do
+    out=$(rcli "$survivor" SET "during-loss:$attempt" yes)
+    case "$out" in
+        CLUSTERDOWN*|UNKNOWN*|TRYAGAIN*) ;;
+        *) fail "the survivor answered '$out' to a write without a majority" ;;
+    esac
+done
+docker stop -t 30 "$(container "$survivor")" >/dev/null
+rm -rf "$work/backup"
+docker cp "$(container "$survivor"):/data" "$work/backup"
+compose down -v -t 30 >/dev/null 2>&1
+compose up --no-start >/dev/null 2>&1
+containers=("")
+for n in 1 2 3; do
+    containers+=("$(compose ps -q "node$n")")
+    tar -C "$work/backup" -cf - --owner=10001 --group=10001 --numeric-owner . | docker cp - "${containers[$n]}:/data/"
+done
+compose start >/dev/null 2>&1
+recovered=$(wait_leader 60 1 2 3) || fail "no leader after recovering from the survivor"
+for n in 1 2 3; do wait_ready "$n" 60 || fail "node $n not ready after the recovery"; done
+missing=$(xargs -n 500 timeout 30 redis-cli -h 127.0.0.1 -p "${ports[$recovered]}" --raw MGET <"$work/rolling.acked" \
+    | paste -d' ' "$work/rolling.acked" - | awk '{ split($1, k, ":"); if ($2 != k[3]) m++ } END { print m + 0 }')
+[ "$missing" = 0 ] && [ "$(rcli "$recovered" GET before-loss)" = yes ] || fail "the recovered cell lost acknowledged writes ($missing of the rolling phase)"
+[ "$(rcli 2 SET after-recovery yes)" = OK ] && [ "$(rcli 1 GET after-recovery)" = yes ] || fail "the recovered cell does not take writes"
+say "majority loss: nodes other than $survivor killed with their volumes; the survivor refused writes ($(echo "$out" | cut -d' ' -f1)); rebuilt from its directory: leader node $recovered, no acknowledged write missing, new writes work"
 
 echo "compose: kills=$kills restarts=$restarts writes=$total_writes acknowledged=$total_acks retryable=$total_retry other-errors=$total_bad losses=$total_lost"
