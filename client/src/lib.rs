@@ -7,6 +7,7 @@
 //!   deadline ([`ClientOptions::call_timeout`]).
 //! - [`format`](mod@format): replies printed the way `redis-cli` prints them on a terminal.
 //! - [`info`]: `INFO` text parsed into fields, and the summary `cellkv-cli status` prints.
+//! - [`health`]: the readiness decision of `cellkv-cli ready` (a leader, and caught up).
 //! - [`admin`]: the cluster admin calls (`cellkv-cli cluster ...`) over a node's `Admin` gRPC
 //!   service on its Raft port.
 //!
@@ -26,6 +27,7 @@
 
 pub mod admin;
 pub mod format;
+pub mod health;
 pub mod info;
 
 use std::time::Duration;

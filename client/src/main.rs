@@ -1,10 +1,11 @@
 //! `cellkv-cli`: the admin tool for a cellkv node. `ping`, `info`, `status` (role, Raft
-//! state and key counts at a glance) and `raw` (any command, reply printed as `redis-cli`
-//! prints it), and `cluster` (status, add-node, remove-node, transfer-leader, snapshot over
-//! the node's Admin gRPC service; `--node` is then the node's Raft port).
+//! state and key counts at a glance), `ready` (a readiness probe: the cell has a leader and
+//! this node caught up with it) and `raw` (any command, reply printed as `redis-cli` prints
+//! it), and `cluster` (status, add-node, remove-node, transfer-leader, step-down, snapshot
+//! over the node's Admin gRPC service; `--node` is then the node's Raft port).
 //!
-//! Exit status: 0 on success, 1 when the node cannot be reached, the call fails or the
-//! reply is an error, 2 on a usage error.
+//! Exit status: 0 on success, 1 when the node cannot be reached, the call fails, the reply is
+//! an error or the node is not ready, 2 on a usage error.
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use cellkv_client::admin::{self, AdminClient, AdminOptions};
+use cellkv_client::health::{self, Leader};
 use cellkv_client::{format, info, Client, ClientOptions, Frame};
 use clap::{Parser, Subcommand};
 
@@ -48,6 +50,13 @@ enum Command {
     },
     /// Prints the node's role, its Raft state and the number of keys per database.
     Status,
+    /// Readiness probe: succeeds when the cell has a leader and this node has applied what the
+    /// leader had committed (a follower asks the leader over RESP); prints why otherwise.
+    Ready {
+        /// Seconds a follower may take to apply up to the leader's commit index.
+        #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+        catch_up_wait: f64,
+    },
     /// Cluster membership and maintenance; `--node` is the node's Raft port (HOST:RAFTPORT).
     /// Any member will do: followers forward to the leader. Calls wait at least 90 s (adding
     /// a node waits for it to catch up); a longer --timeout extends that.
@@ -85,6 +94,9 @@ enum ClusterCommand {
         /// The voter's id.
         id: u64,
     },
+    /// Moves leadership away from this node, if it leads, to another voter (tried in id
+    /// order until one takes over); for a node about to stop. Does nothing on a follower.
+    StepDown,
     /// Builds a snapshot on this node now.
     Snapshot,
 }
@@ -132,6 +144,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Cluster { .. } => Err(anyhow!("cluster commands go to the Raft port")),
+        Command::Ready { catch_up_wait } => {
+            let wait = seconds(catch_up_wait, "--catch-up-wait")?;
+            match ready(&mut client, options, wait).await {
+                Ok(text) => {
+                    println!("ready: {text}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(text) => {
+                    println!("not ready: {text}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
         Command::Status => {
             let text =
                 info_text(&mut client, vec![b"INFO".to_vec(), b"everything".to_vec()]).await?;
@@ -174,9 +199,86 @@ async fn cluster(cli: &Cli, action: &ClusterCommand) -> anyhow::Result<ExitCode>
             .await
             .with_context(|| format!("transfer-leader {id}"))?,
         ClusterCommand::Snapshot => client.snapshot().await.context("snapshot")?,
+        ClusterCommand::StepDown => {
+            let status = client.status().await?;
+            if status.leader_id != status.node_id {
+                println!(
+                    "node {} does not lead (leader: {}); nothing to move",
+                    status.node_id,
+                    match status.leader_id {
+                        0 => "none".to_string(),
+                        id => id.to_string(),
+                    }
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut failures = Vec::new();
+            let mut moved = None;
+            for &id in status.voters.iter().filter(|id| **id != status.node_id) {
+                match client.transfer_leader(id).await {
+                    Ok(reply) => {
+                        moved = Some(reply);
+                        break;
+                    }
+                    Err(e) => failures.push(format!("node {id}: {e}")),
+                }
+            }
+            match moved {
+                Some(reply) => reply,
+                None if failures.is_empty() => {
+                    return Err(anyhow!(
+                        "node {} is the only voter; there is nobody to hand leadership to",
+                        status.node_id
+                    ))
+                }
+                None => return Err(anyhow!("no voter took over: {}", failures.join("; "))),
+            }
+        }
     };
     print!("{}", admin::format_reply(&reply));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The readiness check of `cellkv-cli ready` (see [`health`]): `Ok` with what was found, or
+/// `Err` with why the node is not ready.
+async fn ready(
+    client: &mut Client,
+    options: ClientOptions,
+    wait: Duration,
+) -> Result<String, String> {
+    let replication = || vec![b"INFO".to_vec(), b"replication".to_vec()];
+    let own = info_text(client, replication())
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    let (leader_id, addr) = match health::leader_of(&own)? {
+        Leader::Itself { node_id } => return Ok(format!("node {node_id} leads")),
+        Leader::Other { leader_id, addr } => (leader_id, addr),
+    };
+    let mut leader = Client::connect_with(&addr, options)
+        .await
+        .map_err(|e| format!("cannot reach the leader, node {leader_id}, at {addr}: {e}"))?;
+    let theirs = info_text(&mut leader, replication())
+        .await
+        .map_err(|e| format!("asking the leader, node {leader_id}: {e:#}"))?;
+    let commit = health::leader_commit(&theirs, leader_id)?;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let own = info_text(client, replication())
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        let applied = health::applied_index(&own).ok_or("INFO has no raft_applied_index")?;
+        if health::caught_up(applied, commit) {
+            return Ok(format!(
+                "following node {leader_id}; applied {applied}, the leader had committed {commit}"
+            ));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "applied {applied}, behind the leader's (node {leader_id}) commit index {commit} after {wait:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A non-negative, finite number of seconds.

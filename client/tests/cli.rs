@@ -353,3 +353,113 @@ fn cluster_commands_grow_and_shrink_a_cell() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("node ids are never reused"), "{stderr}");
 }
+
+/// Polls `cellkv-cli ready` on `addr` until it passes; returns its output.
+fn wait_ready(addr: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..300 {
+        let output = cli(&["--node", addr, "--connect-timeout", "2", "ready"]);
+        last = format!(
+            "{}{}",
+            stdout(&output),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        if output.status.success() {
+            return stdout(&output);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{addr} never became ready: {last}");
+}
+
+/// `ready`: a one-node cell's leader is ready; a node whose cell has no majority running is
+/// not, says why and exits 1. `cluster step-down` cannot hand a one-voter cell's leadership
+/// to anyone.
+#[test]
+fn ready_needs_a_leader() {
+    let node = must_start_node();
+    let ready = wait_ready(&node.addr());
+    assert_eq!(ready, "ready: node 1 leads\n");
+    let raft = format!("127.0.0.1:{}", node.raft_port);
+    let refused = cli(&["--node", &raft, "cluster", "step-down"]);
+    assert!(!refused.status.success(), "{refused:?}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("only voter"), "{stderr}");
+
+    // Node 1 of three, alone: it forms the cell but can elect nobody.
+    let port = free_port();
+    let peers = format!(
+        "1@127.0.0.1:{port},2@127.0.0.1:{},3@127.0.0.1:{}",
+        free_port(),
+        free_port()
+    );
+    let lonely = must_start_node_with(port, &["--node-id", "1", "--peers", &peers]);
+    let output = cli(&["--node", &lonely.addr(), "ready"]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert_eq!(stdout(&output), "not ready: the cell has no leader\n");
+}
+
+/// In a three-node cell every node becomes ready (a follower by comparing its applied index
+/// with the leader's commit index, asked over RESP); `cluster step-down` on the leader
+/// hands leadership to another voter, and on a follower does nothing.
+#[test]
+fn ready_and_step_down_in_a_three_node_cell() {
+    let raft_ports = [free_port(), free_port(), free_port()];
+    let peers = raft_ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| format!("{}@127.0.0.1:{port}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    let nodes: Vec<Node> = raft_ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| {
+            let id = (i + 1).to_string();
+            must_start_node_with(*port, &["--node-id", &id, "--peers", &peers])
+        })
+        .collect();
+    must_succeed(&["--node", &nodes[1].addr(), "raw", "set", "k", "v"]);
+    let mut followers = 0;
+    for node in &nodes {
+        let ready = wait_ready(&node.addr());
+        if ready.starts_with("ready: following node ") {
+            followers += 1;
+            assert!(ready.contains(", the leader had committed "), "{ready}");
+        } else {
+            assert!(ready.ends_with(" leads\n"), "{ready}");
+        }
+    }
+    assert_eq!(followers, 2, "one leader, two followers");
+
+    let status = must_succeed(&[
+        "--node",
+        &format!("127.0.0.1:{}", raft_ports[0]),
+        "cluster",
+        "status",
+    ]);
+    let leader: usize = status
+        .lines()
+        .find_map(|line| line.strip_prefix("leader")?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no leader in\n{status}"));
+    let leader_raft = format!("127.0.0.1:{}", raft_ports[leader - 1]);
+    let follower = if leader == 1 { 2 } else { 1 };
+    let follower_raft = format!("127.0.0.1:{}", raft_ports[follower - 1]);
+
+    let nothing = must_succeed(&["--node", &follower_raft, "cluster", "step-down"]);
+    assert_eq!(
+        nothing,
+        format!("node {follower} does not lead (leader: {leader}); nothing to move\n")
+    );
+    let moved = must_succeed(&["--node", &leader_raft, "cluster", "step-down"]);
+    let new_leader: usize = moved
+        .lines()
+        .find_map(|line| line.strip_prefix("leader")?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no leader in\n{moved}"));
+    assert_ne!(new_leader, leader, "{moved}");
+    assert_eq!(
+        must_succeed(&["--node", &nodes[leader - 1].addr(), "raw", "get", "k"]),
+        "\"v\"\n"
+    );
+    wait_ready(&nodes[leader - 1].addr());
+}
