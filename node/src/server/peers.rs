@@ -417,7 +417,8 @@ fn never_sent(status: &tonic::Status) -> bool {
         return false;
     }
     let message = status.message().to_ascii_lowercase();
-    ["connect error", "trying to connect", "connection refused"]
+    // A name that does not resolve (a dead container's) was never connected to either.
+    ["connect error", "trying to connect", "connection refused", "dns error"]
         .iter()
         .any(|m| message.contains(m))
 }
