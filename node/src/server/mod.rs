@@ -480,7 +480,10 @@ impl Server {
             connected: AtomicUsize::new(0),
             next_client_id: AtomicU64::new(0),
             started_ms: clock::now_ms(),
-            boot: (clock::now_ms() << 16) ^ u64::from(std::process::id()),
+            // The start time alone: two runs of one node never start in the same millisecond
+            // (one process at a time holds its directory), and nothing per-process may reach
+            // the log, or a simulation would not replay the same from its seed.
+            boot: clock::now_ms(),
             shutdown,
             leader: AtomicBool::new(false),
         });
