@@ -206,6 +206,11 @@ impl Cell {
     /// Kills member `id` as a power loss would: its tasks die, and its disk keeps what was
     /// synced plus a random prefix of what was not. Returns the writes lost.
     pub fn crash(&mut self, id: u64) -> usize {
+        self.crash_keeping(id, None)
+    }
+
+    /// [`Cell::crash`] keeping exactly `flushed` unsynced writes (`None`: a random number).
+    pub fn crash_keeping(&mut self, id: u64, flushed: Option<usize>) -> usize {
         let sim = self.handle.clone();
         let member = self.member_mut(id);
         if member.down {
@@ -216,7 +221,7 @@ impl Cell {
         member.paused = false;
         *member.running.lock() = None;
         let unsynced = member.disk.unsynced();
-        let flushed = thread_rng().gen_range(0..=unsynced);
+        let flushed = flushed.unwrap_or_else(|| thread_rng().gen_range(0..=unsynced));
         member.disk.crash(flushed)
     }
 

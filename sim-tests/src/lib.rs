@@ -10,6 +10,7 @@
 //! - `workload`: the kill-switch clients and their history.
 //! - `invariants`: Raft invariants sampled during the run.
 //! - `run`: one seed from start to verdict.
+//! - `scenarios`: pinned scripted scenarios for known failure shapes.
 
 pub mod linearizability;
 
@@ -23,5 +24,7 @@ pub mod faults;
 pub mod invariants;
 #[cfg(madsim)]
 pub mod run;
+#[cfg(madsim)]
+pub mod scenarios;
 #[cfg(madsim)]
 pub mod workload;

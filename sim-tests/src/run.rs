@@ -66,6 +66,9 @@ pub struct RunReport {
     pub simulated: Duration,
     /// What went wrong; empty when the run passed.
     pub failures: Vec<String>,
+    /// A hash of everything the run produced (every operation with its times, the fault
+    /// log, the reply counts, the final states): two runs of one seed must print the same.
+    pub fingerprint: u64,
 }
 
 impl RunReport {
@@ -177,6 +180,26 @@ pub async fn simulate(seed: u64, options: RunOptions) -> RunReport {
         report.failures.push(e);
     }
     report.simulated = Instant::now().duration_since(origin);
+    let mut trace = String::new();
+    for op in &recorder.ops {
+        trace.push_str(&format!("{op}\n"));
+    }
+    trace.push_str(&format!(
+        "{:?}\n{:?}\n{:?}\n",
+        report.fault_log, report.outcomes, report.simulated
+    ));
+    for member in &cell.lock().members {
+        if let Some(node) = member.node() {
+            let keyspace = node.keyspace.read();
+            trace.push_str(&format!(
+                "n{} {} {}\n",
+                member.id,
+                keyspace.applied_index(),
+                keyspace_digest(&keyspace)
+            ));
+        }
+    }
+    report.fingerprint = xxhash_rust::xxh3::xxh3_64(trace.as_bytes());
     report
 }
 

@@ -16,10 +16,9 @@ fn main() {
 
 #[cfg(madsim)]
 mod sim {
-    use std::sync::Mutex;
     use std::time::{Duration, Instant};
 
-    use cellkv_sim_tests::run::{run_seed, simulate, RunOptions, RunReport};
+    use cellkv_sim_tests::run::{run_seed, RunOptions, RunReport};
     use clap::Parser;
 
     /// Command-line options.
@@ -56,7 +55,7 @@ mod sim {
         /// Simulated fsync time in milliseconds.
         #[arg(long, default_value_t = 2)]
         fsync_ms: u64,
-        /// Run each seed twice and compare every random draw (madsim's determinism check).
+        /// Run each seed twice, in two processes, and require identical fingerprints.
         #[arg(long)]
         check_determinism: bool,
         /// Succeed only if every seed fails (to show the checkers catch an injected bug).
@@ -65,6 +64,12 @@ mod sim {
         /// Print each seed's fault log and reply counts.
         #[arg(long, short)]
         verbose: bool,
+        /// Seeds run at the same time, each in its own process.
+        #[arg(long, default_value_t = 2)]
+        jobs: usize,
+        /// Run exactly one seed in this process (what the parent starts per seed).
+        #[arg(long, hide = true)]
+        child: bool,
     }
 
     impl Args {
@@ -111,35 +116,11 @@ mod sim {
         }
     }
 
-    /// `Runtime::check_determinism` takes a plain `fn`, so the options reach it here.
-    static OPTIONS: Mutex<Option<(u64, RunOptions)>> = Mutex::new(None);
-
-    fn determinism_body() -> impl std::future::Future<Output = RunReport> {
-        let (seed, options) = OPTIONS
-            .lock()
-            .map(|o| o.clone())
-            .ok()
-            .flatten()
-            .unwrap_or((0, RunOptions::default()));
-        simulate(seed, options)
-    }
-
-    fn run_one(seed: u64, args: &Args) -> RunReport {
-        let options = args.options();
-        let outcome = std::panic::catch_unwind(|| {
-            if args.check_determinism {
-                if let Ok(mut slot) = OPTIONS.lock() {
-                    *slot = Some((seed, options.clone()));
-                }
-                madsim::runtime::Runtime::check_determinism(
-                    seed,
-                    madsim::Config::default(),
-                    determinism_body,
-                )
-            } else {
-                run_seed(seed, &options)
-            }
-        });
+    /// Runs one seed in a fresh thread (madsim then seeds std's hasher keys for it), catching
+    /// a panic as a failure.
+    #[allow(clippy::disallowed_methods)] // outside the simulation
+    fn run_one(seed: u64, options: RunOptions) -> RunReport {
+        let outcome = std::thread::spawn(move || run_seed(seed, &options)).join();
         match outcome {
             Ok(report) => report,
             Err(panic) => {
@@ -157,6 +138,112 @@ mod sim {
         }
     }
 
+    /// Prints a seed's report; returns whether it passed.
+    fn print_report(report: &RunReport, wall: Duration, args: &Args) -> bool {
+        let seed = report.seed;
+        let verdict = if report.passed() { "ok  " } else { "FAIL" };
+        println!(
+            "seed {seed}: {verdict} ops={} unknown={} faults={} sim={:.1}s wall={:.2}s fingerprint={:016x}",
+            report.ops,
+            report.unknown,
+            report.faults,
+            report.simulated.as_secs_f64(),
+            wall.as_secs_f64(),
+            report.fingerprint,
+        );
+        if args.verbose || !report.passed() {
+            for line in &report.fault_log {
+                println!("    fault  {line}");
+            }
+            let outcomes: Vec<String> = report
+                .outcomes
+                .iter()
+                .map(|(k, n)| format!("{k}={n}"))
+                .collect();
+            println!("    replies {}", outcomes.join(" "));
+        }
+        for failure in &report.failures {
+            for line in failure.lines() {
+                println!("    !! {line}");
+            }
+        }
+        if !report.passed() {
+            println!(
+                "    reproduce: scripts/sim.sh --seed {seed}{} --verbose",
+                args.replay_flags()
+            );
+        }
+        report.passed()
+    }
+
+    /// One child process per seed: statics (tokio's thread-RNG seed counter, lazily built
+    /// tables) would otherwise make a seed's run depend on the seeds run before it in the
+    /// same process.
+    struct Child {
+        seed: u64,
+        output: std::thread::JoinHandle<std::io::Result<std::process::Output>>,
+    }
+
+    #[allow(clippy::disallowed_methods)] // outside the simulation
+    fn spawn_child(seed: u64, args: &Args) -> std::io::Result<Child> {
+        let exe = std::env::current_exe()?;
+        let mut command = std::process::Command::new(exe);
+        command
+            .arg("--child")
+            .arg("--seed")
+            .arg(seed.to_string())
+            .args(args.replay_flags().split_whitespace());
+        if args.verbose {
+            command.arg("--verbose");
+        }
+        command.stdin(std::process::Stdio::null());
+        let output = std::thread::spawn(move || command.output());
+        Ok(Child { seed, output })
+    }
+
+    /// What a child reported: its printed lines, whether it passed, its fingerprint.
+    fn collect(child: Child) -> (u64, String, bool, Option<String>) {
+        let output = match child.output.join() {
+            Ok(Ok(output)) => output,
+            Ok(Err(e)) => {
+                return (
+                    child.seed,
+                    format!("seed {}: FAIL cannot run: {e}\n", child.seed),
+                    false,
+                    None,
+                )
+            }
+            Err(_) => {
+                return (
+                    child.seed,
+                    format!("seed {}: FAIL runner thread died\n", child.seed),
+                    false,
+                    None,
+                )
+            }
+        };
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let fingerprint = stdout
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("fingerprint="))
+            .map(str::to_string);
+        let passed = output.status.success() && stdout.contains(": ok ");
+        let mut text = stdout;
+        if !output.status.success() && !text.contains(": FAIL") {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+            text.push_str(&format!(
+                "seed {}: FAIL the run died ({}): {}\n    reproduce: scripts/sim.sh --seed {}{} --verbose\n",
+                child.seed,
+                output.status,
+                tail.into_iter().rev().collect::<Vec<_>>().join(" | "),
+                child.seed,
+                "",
+            ));
+        }
+        (child.seed, text, passed, fingerprint)
+    }
+
     pub fn main() {
         let filter = std::env::var("CELLKV_SIM_LOG").unwrap_or_else(|_| "off".into());
         let _ = tracing_subscriber::fmt()
@@ -164,52 +251,74 @@ mod sim {
             .with_writer(std::io::stderr)
             .try_init();
         let args = Args::parse();
+        if args.child || (args.seeds == 1 && !args.check_determinism) {
+            let wall = Instant::now();
+            let report = run_one(args.seed, args.options());
+            let passed = print_report(&report, wall.elapsed(), &args);
+            let ok = passed != args.expect_failure;
+            std::process::exit(if ok { 0 } else { 1 });
+        }
         let started = Instant::now();
+        let seeds: Vec<u64> = (args.seed..args.seed.saturating_add(args.seeds)).collect();
+        let copies = if args.check_determinism { 2 } else { 1 };
+        let mut queue: std::collections::VecDeque<(u64, usize)> = seeds
+            .iter()
+            .flat_map(|&s| (0..copies).map(move |c| (s, c)))
+            .collect();
+        let mut running: Vec<Child> = Vec::new();
+        let mut results: std::collections::BTreeMap<u64, Vec<(bool, Option<String>)>> =
+            std::collections::BTreeMap::new();
         let mut failed = Vec::new();
         let mut passed = 0u64;
-        for seed in args.seed..args.seed.saturating_add(args.seeds) {
-            let wall = Instant::now();
-            let report = run_one(seed, &args);
-            let wall = wall.elapsed();
-            let verdict = if report.passed() { "ok  " } else { "FAIL" };
-            println!(
-                "seed {seed}: {verdict} ops={} unknown={} faults={} samples={} sim={:.1}s wall={:.2}s",
-                report.ops,
-                report.unknown,
-                report.faults,
-                report.samples,
-                report.simulated.as_secs_f64(),
-                wall.as_secs_f64()
-            );
-            if args.verbose || !report.passed() {
-                for line in &report.fault_log {
-                    println!("    fault  {line}");
-                }
-                let outcomes: Vec<String> = report
-                    .outcomes
-                    .iter()
-                    .map(|(k, n)| format!("{k}={n}"))
-                    .collect();
-                println!("    replies {}", outcomes.join(" "));
-            }
-            if report.passed() {
-                passed += 1;
-            } else {
-                for failure in &report.failures {
-                    for line in failure.lines() {
-                        println!("    !! {line}");
+        let jobs = args.jobs.max(1);
+        while !queue.is_empty() || !running.is_empty() {
+            while running.len() < jobs {
+                let Some((seed, _)) = queue.pop_front() else {
+                    break;
+                };
+                match spawn_child(seed, &args) {
+                    Ok(child) => running.push(child),
+                    Err(e) => {
+                        println!("seed {seed}: FAIL cannot start a run: {e}");
+                        results.entry(seed).or_default().push((false, None));
                     }
                 }
-                println!(
-                    "    reproduce: scripts/sim.sh --seed {seed}{} --verbose",
-                    args.replay_flags()
-                );
-                failed.push(seed);
+            }
+            if let Some(done) = running.iter().position(|c| c.output.is_finished()) {
+                let child = running.swap_remove(done);
+                let (seed, text, ok, fingerprint) = collect(child);
+                let entry = results.entry(seed).or_default();
+                let first = entry.is_empty();
+                entry.push((ok, fingerprint));
+                if first {
+                    print!("{text}");
+                }
+                if entry.len() == copies {
+                    let all_ok = entry.iter().all(|(ok, _)| *ok);
+                    let same = entry
+                        .windows(2)
+                        .all(|w| w[0].1.is_some() && w[0].1 == w[1].1);
+                    if copies == 2 && !same {
+                        println!(
+                            "seed {seed}: FAIL not deterministic: two runs printed fingerprints {:?}\n    reproduce: scripts/sim.sh --seed {seed}{} --check-determinism",
+                            entry.iter().map(|e| e.1.clone()).collect::<Vec<_>>(),
+                            args.replay_flags()
+                        );
+                    }
+                    if all_ok && (copies == 1 || same) {
+                        passed += 1;
+                    } else {
+                        failed.push(seed);
+                    }
+                }
+            } else {
+                std::thread::sleep(Duration::from_millis(10));
             }
         }
+        failed.sort_unstable();
         println!(
             "{} seeds: {passed} passed, {} failed in {:.1}s{}",
-            args.seeds,
+            seeds.len(),
             failed.len(),
             started.elapsed().as_secs_f64(),
             if failed.is_empty() {
