@@ -138,9 +138,9 @@ impl EventList {
         let mut next = vec![usize::MAX; n + 1];
         let mut prev = vec![usize::MAX; n + 1];
         let mut last = head;
-        for i in 0..n {
+        for (i, p) in prev.iter_mut().enumerate().take(n) {
             next[last] = i;
-            prev[i] = last;
+            *p = last;
             last = i;
         }
         next[last] = usize::MAX;

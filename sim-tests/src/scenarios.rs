@@ -84,11 +84,12 @@ pub async fn power_loss(options: CellOptions) -> Result<(), String> {
             }
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let mut cell_guard = cell.lock();
-        for id in cell_guard.ids() {
-            cell_guard.restart(id);
+        {
+            let mut cell = cell.lock();
+            for id in cell.ids() {
+                cell.restart(id);
+            }
         }
-        drop(cell_guard);
         wait_leader(&cell, Duration::from_secs(10)).await?;
         let mut reader = Client::new(
             100 + u32::from(round),

@@ -244,6 +244,7 @@ mod sim {
         (child.seed, text, passed, fingerprint)
     }
 
+    #[allow(clippy::disallowed_methods)] // wall-clock timings of the runner, outside the simulation
     pub fn main() {
         let filter = std::env::var("CELLKV_SIM_LOG").unwrap_or_else(|_| "off".into());
         let _ = tracing_subscriber::fmt()
