@@ -8,6 +8,7 @@
 //!   `Config` parsed from the binary's flags, on a simulated disk.
 //! - `faults`: the faults drawn from the seed.
 //! - `workload`: the kill-switch clients and their history.
+//! - `queue`: Celery-style queues (LPUSH, BRPOP, kombu's unacked bookkeeping) and their checks.
 //! - `invariants`: Raft invariants sampled during the run.
 //! - `run`: one seed from start to verdict.
 //! - `scenarios`: pinned scripted scenarios for known failure shapes.
@@ -26,6 +27,8 @@ pub mod cluster;
 pub mod faults;
 #[cfg(madsim)]
 pub mod invariants;
+#[cfg(madsim)]
+pub mod queue;
 #[cfg(madsim)]
 pub mod run;
 #[cfg(madsim)]

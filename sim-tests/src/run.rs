@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use crate::cluster::{Cell, CellOptions};
 use crate::invariants::{keyspace_digest, Monitor};
 use crate::linearizability::{self, Operation};
+use crate::queue::{QueueClient, SharedQueueLog};
 use crate::workload::{Client, Recorder, SharedRecorder};
 
 /// What a run does.
@@ -22,6 +23,10 @@ pub struct RunOptions {
     pub cell: CellOptions,
     /// Number of kill-switch clients.
     pub clients: u32,
+    /// Number of queue producers (workload 2).
+    pub producers: u32,
+    /// Number of queue consumers.
+    pub consumers: u32,
     /// Length of the chaos phase.
     pub chaos: Duration,
     /// Whether faults are injected at all.
@@ -37,6 +42,8 @@ impl Default for RunOptions {
         RunOptions {
             cell: CellOptions::default(),
             clients: 4,
+            producers: 2,
+            consumers: 2,
             chaos: Duration::from_secs(20),
             faults: true,
             healed: Duration::from_secs(5),
@@ -66,6 +73,8 @@ pub struct RunReport {
     pub simulated: Duration,
     /// What went wrong; empty when the run passed.
     pub failures: Vec<String>,
+    /// The queue workload's counts.
+    pub queue: String,
     /// A hash of everything the run produced (every operation with its times, the fault
     /// log, the reply counts, the final states): two runs of one seed must print the same.
     pub fingerprint: u64,
@@ -130,6 +139,26 @@ pub async fn simulate(seed: u64, options: RunOptions) -> RunReport {
         }));
     }
 
+    // Queue producers and consumers (workload 2), each on its own node too.
+    let queue_log: SharedQueueLog = Arc::default();
+    for p in 0..options.producers + options.consumers {
+        let node = handle
+            .create_node()
+            .name(format!("queue{p}"))
+            .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 4, (p + 1) as u8)))
+            .build();
+        let mut client = QueueClient::new(100 + p, targets.clone(), queue_log.clone());
+        let producer = p < options.producers;
+        client_tasks.push(node.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if producer {
+                client.produce_until(clients_end).await;
+            } else {
+                client.consume_until(clients_end, origin).await;
+            }
+        }));
+    }
+
     if options.faults {
         report.faults = crate::faults::chaos(&cell, origin, chaos_end, &mut report.fault_log).await;
     } else {
@@ -158,6 +187,32 @@ pub async fn simulate(seed: u64, options: RunOptions) -> RunReport {
         Err(_) => report.failures.push("the probe task failed".into()),
     }
 
+    // Drain the queues, then check the queue workload.
+    if options.producers + options.consumers > 0 {
+        let drain_node = handle
+            .create_node()
+            .name("drain")
+            .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 2, 2)))
+            .build();
+        let mut drainer = QueueClient::new(999, targets.clone(), queue_log.clone());
+        let drained = drain_node.spawn(async move {
+            drainer.drain(origin, Duration::from_secs(30)).await;
+        });
+        if drained.await.is_err() {
+            report.failures.push("the drain task failed".into());
+        }
+        let log = queue_log.lock();
+        report.failures.extend(log.verify());
+        report.queue = format!(
+            "pushed={} maybe={} delivered={} acked={} unknown-pops={}",
+            log.pushed.len(),
+            log.maybe_pushed.len(),
+            log.delivered.len(),
+            log.acked.len(),
+            log.unknown_pops
+        );
+    }
+
     // Every member must reach the same applied state.
     if let Err(e) = converge(&cell).await {
         report.failures.push(e);
@@ -176,6 +231,13 @@ pub async fn simulate(seed: u64, options: RunOptions) -> RunReport {
     report.ops = recorder.ops.len();
     report.unknown = recorder.ops.iter().filter(|o| o.returned.is_none()).count();
     report.outcomes = recorder.outcomes.into_iter().collect();
+    report.outcomes.extend(
+        queue_log
+            .lock()
+            .outcomes
+            .iter()
+            .map(|(k, n)| (format!("queue {k}"), *n)),
+    );
     if let Err(e) = check_history(&recorder.ops, options.max_check_steps) {
         report.failures.push(e);
     }

@@ -43,6 +43,12 @@ mod sim {
         /// Kill-switch clients.
         #[arg(long, default_value_t = 4)]
         clients: u32,
+        /// Queue producers (workload 2).
+        #[arg(long, default_value_t = 2)]
+        producers: u32,
+        /// Queue consumers.
+        #[arg(long, default_value_t = 2)]
+        consumers: u32,
         /// Run without faults.
         #[arg(long)]
         no_faults: bool,
@@ -76,6 +82,8 @@ mod sim {
         fn options(&self) -> RunOptions {
             let mut options = RunOptions {
                 clients: self.clients,
+                producers: self.producers,
+                consumers: self.consumers,
                 chaos: Duration::from_secs(self.chaos),
                 healed: Duration::from_secs(self.healed),
                 faults: !self.no_faults,
@@ -99,6 +107,12 @@ mod sim {
             }
             if self.clients != defaults.clients {
                 flags += &format!(" --clients {}", self.clients);
+            }
+            if self.producers != defaults.producers {
+                flags += &format!(" --producers {}", self.producers);
+            }
+            if self.consumers != defaults.consumers {
+                flags += &format!(" --consumers {}", self.consumers);
             }
             if self.no_faults {
                 flags += " --no-faults";
@@ -161,6 +175,7 @@ mod sim {
                 .map(|(k, n)| format!("{k}={n}"))
                 .collect();
             println!("    replies {}", outcomes.join(" "));
+            println!("    queue   {}", report.queue);
         }
         for failure in &report.failures {
             for line in failure.lines() {
