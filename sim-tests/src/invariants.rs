@@ -1,9 +1,12 @@
 //! Raft invariants, sampled from every running member while the simulation runs:
 //!
-//! - **one leader per term**: no two members ever report leading the same term;
+//! - **one leader per leader id**: no two members ever lead with the same leader id. cellkv
+//!   runs openraft's "advanced" leader ids (term, node id), in which two candidates may both
+//!   win the same term (the higher node id supersedes), so "one leader per term" is not a
+//!   Raft invariant here; two leaders of one term are counted, not failed;
 //! - **committed entries are never lost or changed**: every entry a member has applied
-//!   (hence committed) has the same log id on every member that holds that index, now and
-//!   later, crashes included;
+//!   (hence committed) has the same log id and the same payload on every member that holds
+//!   that index, now and later, crashes included;
 //! - **applied ≤ committed** on every member;
 //! - **identical state for the same index**: two keyspaces that applied the same index have
 //!   the same contents (compared by a hash of their snapshot bytes).
@@ -17,8 +20,10 @@ use crate::cluster::Cell;
 /// What the monitor has learnt so far, and what went wrong.
 #[derive(Default)]
 pub struct Monitor {
-    leaders: BTreeMap<u64, u64>,
-    committed: BTreeMap<u64, LogId>,
+    leaders: BTreeMap<(u64, u64), u64>,
+    /// Terms seen with two leaders (allowed by advanced leader ids).
+    pub shared_terms: std::collections::BTreeSet<u64>,
+    committed: BTreeMap<u64, (LogId, u64)>,
     /// Per member: the highest applied index whose entries were compared.
     checked: BTreeMap<u64, u64>,
     /// Keyspace hash per applied index, and the member it came from.
@@ -56,14 +61,22 @@ impl Monitor {
             let metrics = node.raft.metrics();
             if metrics.state == openraft::ServerState::Leader {
                 let term = metrics.current_term;
-                match self.leaders.get(&term) {
+                let leader_id = (term, metrics.vote.leader_id().node_id);
+                match self.leaders.get(&leader_id) {
                     Some(&other) if other != id => self.violation(format!(
-                        "t={now_ms}ms: two leaders in term {term}: n{other} and n{id}"
+                        "t={now_ms}ms: two leaders with leader id {leader_id:?}: n{other} and n{id}"
                     )),
                     Some(_) => {}
                     None => {
-                        self.leaders.insert(term, id);
+                        self.leaders.insert(leader_id, id);
                     }
+                }
+                if self
+                    .leaders
+                    .keys()
+                    .any(|&(t, n)| t == term && n != leader_id.1)
+                {
+                    self.shared_terms.insert(term);
                 }
             }
             let applied = metrics.last_applied.map_or(0, |l| l.index);
@@ -78,17 +91,17 @@ impl Monitor {
                 let Some(entry) = member.disk.entry(index) else {
                     continue;
                 };
+                let payload = xxhash_rust::xxh3::xxh3_64(format!("{:?}", entry.payload).as_bytes());
                 match self.committed.get(&index) {
-                    Some(known) if *known != entry.log_id => {
-                        let known = *known;
+                    Some(&(known, hash)) if known != entry.log_id || hash != payload => {
                         self.violation(format!(
-                            "t={now_ms}ms: committed entry {index} was {known} but n{id} applied {}",
+                            "t={now_ms}ms: committed entry {index} was {known} (payload {hash:x}) but n{id} applied {} (payload {payload:x})",
                             entry.log_id
                         ));
                     }
                     Some(_) => {}
                     None => {
-                        self.committed.insert(index, entry.log_id);
+                        self.committed.insert(index, (entry.log_id, payload));
                     }
                 }
             }
