@@ -25,6 +25,8 @@ import redis
 
 #: protocol id → tap statistics, filled by test_celery.py's last test of each protocol.
 TAP_STATS: dict[str, dict] = {}
+#: One-line figures of tests, printed after the run (test_celery_failover.py's).
+SUMMARIES: list[str] = []
 
 
 def _sigterm_as_interrupt(signum, frame):
@@ -91,6 +93,10 @@ def format_stats(stats: dict) -> str:
 
 
 def pytest_terminal_summary(terminalreporter):
+    if SUMMARIES:
+        terminalreporter.section("figures")
+        for line in SUMMARIES:
+            terminalreporter.write_line(line)
     for protocol, stats in TAP_STATS.items():
         terminalreporter.section(f"commands Celery sent ({protocol})")
         terminalreporter.write_line(format_stats(stats))

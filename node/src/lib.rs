@@ -8,9 +8,11 @@
 //! - [`storage`]: the Raft log and vote stores (RocksDB in production, memory in tests).
 //! - [`server`]: listeners, connections, routing of reads and writes, background expiry.
 //! - [`config`]: flags, environment and TOML file, validated into one struct.
+//! - [`fault`]: test-only partition switch (feature `fault-injection`).
 
 pub mod command;
 pub mod config;
+pub mod fault;
 pub mod keyspace;
 pub mod raft;
 pub mod resp;

@@ -160,3 +160,8 @@ pub const BITFIELD_TYPE: &str =
 pub const BITFIELD_OVERFLOW: &str = "ERR Invalid OVERFLOW type specified";
 /// BITFIELD_RO given SET or INCRBY.
 pub const BITFIELD_RO_GET_ONLY: &str = "ERR BITFIELD_RO only supports the GET subcommand";
+
+/// A write batch that apply will not run: older than the last one applied for its connection
+/// (its replies are no longer known), or nested in another batch.
+pub const STALE_CLIENT_BATCH: &str =
+    "ERR write not applied: an older copy of a batch this connection already moved past";

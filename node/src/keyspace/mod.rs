@@ -20,6 +20,7 @@ mod lists;
 mod lua_libs;
 mod request;
 mod scripting;
+pub mod sessions;
 mod sets;
 mod snapshot;
 mod sorted_set;
@@ -144,6 +145,8 @@ pub struct Keyspace {
     scripts: imbl::OrdMap<String, Bytes>,
     /// `FUNCTION LOAD` libraries by name: replicated state.
     libraries: imbl::OrdMap<String, Library>,
+    /// Each client's last applied batch, so a batch proposed twice applies once.
+    sessions: sessions::Sessions,
     /// What apply produced besides replies, for the node to act on (not replicated state).
     events: Vec<Event>,
 }
@@ -156,6 +159,7 @@ impl Default for Keyspace {
             applied_index: 0,
             scripts: imbl::OrdMap::new(),
             libraries: imbl::OrdMap::new(),
+            sessions: sessions::Sessions::default(),
             events: Vec::new(),
         }
     }
@@ -202,7 +206,37 @@ impl Keyspace {
         self.clock_ms = self.clock_ms.max(request.time_ms);
         self.applied_index = self.applied_index.max(index);
         let now_ms = self.clock_ms;
+        if index.is_multiple_of(sessions::PRUNE_EVERY) {
+            self.sessions.prune(now_ms);
+        }
         match &request.op {
+            Op::Client { client, seq, ops } => match self.sessions.admit(client, *seq) {
+                sessions::Admission::Replay(replies) => Frame::Array(replies),
+                sessions::Admission::Stale => Frame::Array(
+                    ops.iter()
+                        .map(|_| Frame::error(command::errors::STALE_CLIENT_BATCH))
+                        .collect(),
+                ),
+                sessions::Admission::Run => {
+                    let replies: Vec<Frame> = ops
+                        .iter()
+                        .map(|op| self.apply_op(index, now_ms, op))
+                        .collect();
+                    self.sessions.record(*client, *seq, replies.clone(), now_ms);
+                    Frame::Array(replies)
+                }
+            },
+            op => self.apply_op(index, now_ms, op),
+        }
+    }
+
+    /// Clients whose last batch is remembered (`INFO`).
+    pub fn client_sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    fn apply_op(&mut self, index: u64, now_ms: u64, op: &Op) -> Frame {
+        match op {
             Op::Command { db, args } => {
                 if *db >= DATABASES {
                     return Frame::error(command::errors::DB_INDEX_OUT_OF_RANGE);
@@ -221,6 +255,8 @@ impl Keyspace {
                 watches,
                 commands,
             } => transaction::exec(self, index, now_ms, *db, watches, commands),
+            // Batches do not nest: a connection's batch is its writes, each plain.
+            Op::Client { .. } => Frame::error(command::errors::STALE_CLIENT_BATCH),
             Op::Expire { db, keys } => {
                 let Some(target) = self.dbs.get_mut(*db as usize) else {
                     return Frame::Integer(0);
@@ -513,6 +549,67 @@ pub(crate) mod tests {
                 op: Op::Command { db: 0, args },
             },
         )
+    }
+
+    fn batch(conn: u64, seq: u64, lines: &[&str]) -> Request {
+        let ops = lines
+            .iter()
+            .map(|line| Op::Command {
+                db: 0,
+                args: line
+                    .split(' ')
+                    .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+                    .collect(),
+            })
+            .collect();
+        Request {
+            time_ms: 1_000,
+            op: Op::Client {
+                client: sessions::ClientId {
+                    node: 1,
+                    boot: 9,
+                    conn,
+                },
+                seq,
+                ops,
+            },
+        }
+    }
+
+    #[test]
+    fn a_client_batch_applied_twice_changes_state_once_and_replies_the_same() {
+        let mut ks = Keyspace::new();
+        must_apply(&mut ks, 1_000, "rpush q a b");
+        let first = ks.apply(2, &batch(7, 1, &["incr n", "rpop q"]));
+        assert_eq!(
+            first,
+            Frame::Array(vec![Frame::Integer(1), Frame::Bulk(Bytes::from("b"))])
+        );
+        // The same batch committed again (sent to a new leader): nothing runs again.
+        assert_eq!(ks.apply(3, &batch(7, 1, &["incr n", "rpop q"])), first);
+        assert_eq!(
+            ks.apply(4, &batch(7, 2, &["incr n"])),
+            Frame::Array(vec![Frame::Integer(2)])
+        );
+        // An older batch arriving late is refused, not run.
+        let stale = ks.apply(5, &batch(7, 1, &["incr n", "rpop q"]));
+        assert!(
+            matches!(&stale, Frame::Array(r) if r.iter().all(|f| matches!(f, Frame::Error(_))))
+        );
+        // Another connection's batch 1 is its own.
+        assert_eq!(
+            ks.apply(6, &batch(8, 1, &["rpop q"])),
+            Frame::Array(vec![Frame::Bulk(Bytes::from("a"))])
+        );
+        // The table survives a snapshot: a copy applied after a restore still replays.
+        let mut bytes = Vec::new();
+        ks.write_snapshot(&mut bytes).expect("write");
+        let mut back = Keyspace::read_snapshot(&mut bytes.as_slice()).expect("read");
+        assert_eq!(
+            back.apply(7, &batch(8, 1, &["rpop q"])),
+            Frame::Array(vec![Frame::Bulk(Bytes::from("a"))])
+        );
+        assert_eq!(back.client_sessions(), 2);
     }
 
     /// Runs `(command line, RESP2 reply, RESP3 reply)` rows in order against one keyspace

@@ -3,6 +3,8 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::sessions::ClientId;
+
 /// One client command as it arrived: the name first, then its arguments, all binary-safe.
 pub type Args = Vec<Bytes>;
 
@@ -35,6 +37,16 @@ pub enum Op {
         watches: Vec<Watch>,
         /// The queued commands, each with its name first.
         commands: Vec<Args>,
+    },
+    /// One connection's batch of writes, applied in order and at most once however often it
+    /// is proposed (see `sessions`). The reply is an array with one reply per write.
+    Client {
+        /// Who sent it.
+        client: ClientId,
+        /// The batch's number among that client's batches.
+        seq: u64,
+        /// The writes, each a `Command`, `Exec` or `Expire` (a nested `Client` is refused).
+        ops: Vec<Op>,
     },
     /// Deletes of keys the leader found past their expiry; apply deletes each only if it is
     /// still expired at this entry's time, so a key re-set in between survives.

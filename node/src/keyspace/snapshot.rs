@@ -1,15 +1,19 @@
 //! The keyspace's snapshot stream: a header, one length-prefixed record per key, a trailer
 //! with the record count (so a truncated or corrupt file is refused on load), and then each
-//! database's `WATCH` state (deletion horizon and tombstones), then the script cache and the function libraries.
+//! database's `WATCH` state (deletion horizon and tombstones), then the script cache, the function libraries and the
+//! client sessions (`sessions`).
 
 use std::io::{Read, Write};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::sessions::Sessions;
 use super::{Db, Entry, Keyspace, Library, Value, DATABASES};
 
-const MAGIC: &[u8; 8] = b"CELLKV04";
+const MAGIC: &[u8; 8] = b"CELLKV05";
+/// The format before client sessions joined it (read still).
+const MAGIC_BEFORE_SESSIONS: &[u8; 8] = b"CELLKV04";
 /// The format before function libraries joined it: read still, so an upgraded node can
 /// start from the snapshot an older one left.
 const MAGIC_BEFORE_FUNCTIONS: &[u8; 8] = b"CELLKV03";
@@ -113,6 +117,7 @@ impl Keyspace {
         write_section(out, &mut buf, &scripts)?;
         let libraries: Vec<&Library> = self.libraries.values().collect();
         write_section(out, &mut buf, &libraries)?;
+        write_section(out, &mut buf, &self.sessions.to_list())?;
         Ok(())
     }
 
@@ -120,7 +125,7 @@ impl Keyspace {
     pub fn read_snapshot(input: &mut dyn Read) -> Result<Keyspace, SnapshotError> {
         let mut magic = [0u8; 8];
         input.read_exact(&mut magic)?;
-        if &magic != MAGIC && &magic != MAGIC_BEFORE_FUNCTIONS {
+        if &magic != MAGIC && &magic != MAGIC_BEFORE_SESSIONS && &magic != MAGIC_BEFORE_FUNCTIONS {
             return Err(SnapshotError::Corrupt("bad magic".into()));
         }
         let mut word = [0u8; 8];
@@ -179,6 +184,10 @@ impl Keyspace {
                 .into_iter()
                 .map(|library| (library.name.clone(), library))
                 .collect();
+        }
+        if &magic == MAGIC {
+            keyspace.sessions =
+                Sessions::from_list(read_section(input, &mut buf, "client sessions")?);
         }
         Ok(keyspace)
     }

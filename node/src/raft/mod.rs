@@ -88,6 +88,14 @@ pub const LOGS_KEPT_AFTER_SNAPSHOT: u64 = 32;
 impl fmt::Display for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.op {
+            Op::Client { client, seq, ops } => write!(
+                f,
+                "BATCH(node={} conn={} seq={seq}, {} writes, t={})",
+                client.node,
+                client.conn,
+                ops.len(),
+                self.time_ms
+            ),
             Op::Command { db, args } => {
                 let name = args
                     .first()

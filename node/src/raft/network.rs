@@ -80,6 +80,9 @@ impl PeerChannels {
     /// The channel to node `id` at `addr` (`HOST:PORT`). A node whose address changed gets a
     /// new channel; the old one closes when its last user drops it.
     pub fn channel(&self, id: NodeId, addr: &str) -> Result<Channel, String> {
+        if crate::fault::isolated() {
+            return Err(crate::fault::refusal());
+        }
         let mut peers = self.inner.lock();
         if let Some((known, channel)) = peers.get(&id) {
             if known == addr {
@@ -259,6 +262,9 @@ impl GrpcPeer {
         Req: Serialize,
         Resp: DeserializeOwned,
     {
+        if crate::fault::isolated() {
+            return Err(Failure::Unreachable(crate::fault::refusal()));
+        }
         let mut client = self.client.clone().map_err(Failure::Unreachable)?;
         let payload = encode(rpc).map_err(|e| Failure::Network(format!("encode: {e}")))?;
         let mut request = tonic::Request::new(RaftRequest {
@@ -292,6 +298,9 @@ impl GrpcPeer {
         ttl: Duration,
         chunk_size: usize,
     ) -> Result<SnapshotResponse<TypeConfig>, Failure> {
+        if crate::fault::isolated() {
+            return Err(Failure::Unreachable(crate::fault::refusal()));
+        }
         let mut client = self.client.clone().map_err(Failure::Unreachable)?;
         let vote = Bytes::from(encode(vote).map_err(|e| Failure::Network(e.to_string()))?);
         let meta =

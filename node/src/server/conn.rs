@@ -150,7 +150,7 @@ async fn serve(node: Arc<Node>, stream: TcpStream, peer: String) {
         if batch.gone {
             break;
         }
-        batch.finish(&session, &mut output).await;
+        batch.finish(&mut session, &mut output).await;
         if batch.commands > 0 {
             node.stats
                 .commands_processed
@@ -259,12 +259,13 @@ impl Batch {
 
     /// Proposes the batch's writes as one message to Raft, waits for them, and writes all
     /// replies in order.
-    async fn finish(&mut self, session: &Session, output: &mut BytesMut) {
+    async fn finish(&mut self, session: &mut Session, output: &mut BytesMut) {
         if self.writes.is_empty() {
             return;
         }
         let ops = std::mem::take(&mut self.writes);
-        let mut write_replies = session.node.propose_many(ops).await;
+        let node = session.node.clone();
+        let mut write_replies = node.propose_many(&mut session.writer, ops).await;
         for reply in std::mem::take(&mut self.replies) {
             let frame = match reply {
                 Some(frame) => frame,
@@ -469,7 +470,7 @@ impl Batch {
                 watches,
                 commands: in_entry.iter().map(|(_, a)| a.clone()).collect(),
             };
-            match node.write(op).await {
+            match node.write(&mut session.writer, op).await {
                 Frame::Array(items) => items,
                 // Aborted by WATCH, or the write failed: the reply says which.
                 other => return other,
@@ -598,10 +599,13 @@ async fn block(
     }
     loop {
         let reply = node
-            .write(Op::Command {
-                db,
-                args: args.clone(),
-            })
+            .write(
+                &mut session.writer,
+                Op::Command {
+                    db,
+                    args: args.clone(),
+                },
+            )
             .await;
         if !is_blocked(&reply) {
             return Some(reply);

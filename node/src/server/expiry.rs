@@ -22,6 +22,7 @@ const TICK: Duration = Duration::from_millis(100);
 /// Runs until the node stops.
 pub async fn run(node: Arc<Node>) {
     let mut ticker = tokio::time::interval(TICK);
+    let mut writer = node.writer(0);
     loop {
         ticker.tick().await;
         if !node.is_leader() {
@@ -37,7 +38,9 @@ pub async fn run(node: Arc<Node>) {
                     break;
                 }
                 let count = expired.len();
-                if let Frame::Integer(deleted) = node.write(Op::Expire { db, keys: expired }).await
+                if let Frame::Integer(deleted) = node
+                    .write(&mut writer, Op::Expire { db, keys: expired })
+                    .await
                 {
                     node.stats
                         .expired_keys

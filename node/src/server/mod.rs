@@ -28,6 +28,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::keyspace::encoding::{self, EncodingLimits};
+use crate::keyspace::sessions::ClientId;
 use crate::keyspace::{Event, EventSink, Keyspace, Op, Request, SharedKeyspace, Value};
 use crate::raft::{self, RaftHandle, RaftSettings};
 use crate::resp::Frame;
@@ -113,53 +114,86 @@ pub struct Node {
     connected: AtomicUsize,
     next_client_id: AtomicU64,
     started_ms: u64,
+    /// Tells this run's client sessions apart from the previous runs' (`ClientId::boot`).
+    boot: u64,
     shutdown: watch::Sender<bool>,
     leader: AtomicBool,
 }
 
 impl Node {
-    /// Proposes a connection's writes, in order: on the leader as one message to Raft's core,
-    /// so they share appends and fsyncs; on a follower forwarded to the leader in one RPC.
-    /// The replies come back in order. While there is no leader, or the leader cannot take
-    /// writes yet (just elected, no quorum heard from), waits up to `cluster-wait-timeout`,
-    /// retrying only while nothing was proposed.
-    pub async fn propose_many(&self, ops: Vec<Op>) -> WriteReplies {
+    /// Proposes a connection's writes, in order, as one log entry under the connection's next
+    /// session number: on the leader to its own Raft, on a follower forwarded to the leader in
+    /// one RPC. The replies come back in order. While there is no leader, or the leader
+    /// cannot take writes yet, or the leader was lost with the batch in flight, tries again
+    /// (the same entry, which apply runs at most once) up to `cluster-wait-timeout`.
+    pub async fn propose_many(&self, writer: &mut Writer, ops: Vec<Op>) -> WriteReplies {
+        let count = ops.len();
+        if count == 0 {
+            return WriteReplies::ready(Vec::new());
+        }
+        let batch = [Op::Client {
+            client: writer.id,
+            seq: writer.next_seq(),
+            ops,
+        }];
         let deadline = clock::now_ms().saturating_add(
             u64::try_from(self.config.cluster_wait_timeout.as_millis()).unwrap_or(u64::MAX),
         );
+        // Once an attempt may have been applied, every later failure is reported as unknown:
+        // the batch is sent again only under its session number, which apply runs once.
+        let mut maybe_applied = false;
         loop {
             let route = if self.is_leader() {
                 Ok(None)
             } else {
                 self.peers.route().await
             };
-            match route {
-                Err(text) => return WriteReplies::Failed(text),
-                Ok(Some(leader)) => match self.peers.forward(leader, &ops).await {
-                    peers::Forwarded::Replies(frames) => return WriteReplies::ready(frames),
-                    peers::Forwarded::Failed(text) => return WriteReplies::Failed(text),
-                    peers::Forwarded::LeadsHere => {}
+            let outcome = match route {
+                Err(text) => Proposal::NotProposed(text),
+                Ok(Some(leader)) => match self.peers.forward(leader, &batch).await {
+                    peers::Forwarded::Replies(frames) => Proposal::Replies(frames),
+                    peers::Forwarded::Failed(text) => Proposal::Failed(text),
+                    peers::Forwarded::Unknown(reason) => Proposal::Lost(reason),
+                    peers::Forwarded::LeadsHere => {
+                        Proposal::NotProposed(String::from("leadership moved here"))
+                    }
                 },
                 Ok(None) => {
-                    match self.propose_local(&ops).await {
-                        Some(frames) => return WriteReplies::ready(frames),
-                        None if clock::now_ms() >= deadline => return WriteReplies::Failed(
-                            "CLUSTERDOWN The cluster is down: the leader could not take writes \
-                             within cluster-wait-timeout"
-                                .to_string(),
-                        ),
-                        None => {}
-                    }
+                    let left = deadline.saturating_sub(clock::now_ms());
+                    let wait = Duration::from_millis(left).max(MIN_COMMIT_WAIT);
+                    self.propose_local(&batch, wait).await
                 }
+            };
+            let reason = match outcome {
+                Proposal::Replies(frames) => return WriteReplies::unbatch(frames, count),
+                Proposal::Failed(text) if maybe_applied => {
+                    tracing::warn!(reason = %text, "write outcome unknown");
+                    return WriteReplies::Failed(peers::UNKNOWN_OUTCOME.to_string());
+                }
+                Proposal::Failed(text) => return WriteReplies::Failed(text),
+                Proposal::Lost(text) => {
+                    maybe_applied = true;
+                    text
+                }
+                Proposal::NotProposed(text) => text,
+            };
+            if clock::now_ms() >= deadline {
+                if maybe_applied {
+                    tracing::warn!(%reason, "write outcome unknown at cluster-wait-timeout");
+                    return WriteReplies::Failed(peers::UNKNOWN_OUTCOME.to_string());
+                }
+                return WriteReplies::Failed(format!(
+                    "CLUSTERDOWN The cluster is down: no leader took the write within \
+                     cluster-wait-timeout ({reason})"
+                ));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     /// Proposes entries stamped with this node's clock to its own Raft, in one message to the
-    /// core, and waits for their replies. `None` when nothing was proposed: this node does
-    /// not lead, or cannot take writes now (openraft refuses a whole batch at once).
-    pub async fn propose_local(&self, ops: &[Op]) -> Option<Vec<Frame>> {
+    /// core, and waits up to `wait` for their replies (one per op).
+    pub async fn propose_local(&self, ops: &[Op], wait: Duration) -> Proposal {
         use futures_util::StreamExt;
         let time_ms = clock::now_ms();
         // Collected first: a borrowing iterator held across the await would make the future
@@ -173,39 +207,58 @@ impl Node {
             .collect();
         let mut stream = match self.raft.raft.client_write_many(requests).await {
             Ok(stream) => stream,
-            Err(fatal) => {
-                let text = format!("ERR raft stopped: {fatal}");
-                return Some(ops.iter().map(|_| Frame::error(text.clone())).collect());
+            Err(fatal) => return Proposal::Failed(format!("ERR raft stopped: {fatal}")),
+        };
+        let collect = async {
+            let mut frames = Vec::with_capacity(ops.len());
+            let mut refused = 0;
+            let mut lost = None;
+            for _ in ops {
+                match stream.next().await {
+                    Some(Ok(Ok(response))) => frames.push(response.response),
+                    Some(Ok(Err(openraft::error::ClientWriteError::ForwardToLeader(_)))) => {
+                        refused += 1;
+                    }
+                    // Proposed and then lost with the leadership: the next leader may still
+                    // commit it.
+                    Some(Ok(Err(e))) => lost = Some(format!("leadership lost: {e}")),
+                    Some(Err(_)) | None => lost = Some("the node is shutting down".to_string()),
+                }
+            }
+            if refused == ops.len() {
+                return Proposal::NotProposed("this node does not lead".to_string());
+            }
+            // Refused next to accepted (leadership moved mid-batch) is as unknown as lost.
+            match lost {
+                Some(reason) => Proposal::Lost(reason),
+                None if refused > 0 => Proposal::Lost("leadership moved mid-batch".to_string()),
+                None => Proposal::Replies(frames),
             }
         };
-        let mut frames = Vec::with_capacity(ops.len());
-        let mut refused = 0;
-        for _ in ops {
-            let frame = match stream.next().await {
-                Some(Ok(Ok(response))) => response.response,
-                Some(Ok(Err(openraft::error::ClientWriteError::ForwardToLeader(_)))) => {
-                    refused += 1;
-                    Frame::error(crate::command::errors::TRYAGAIN_NO_LEADER)
-                }
-                // The entry was proposed and then lost with the leadership: it may still be
-                // committed by the next leader, so the outcome is unknown, as for a
-                // forwarded write whose leader went silent.
-                Some(Ok(Err(e))) => {
-                    tracing::debug!(error = %e, "proposed write lost with the leadership");
-                    Frame::error(peers::UNKNOWN_OUTCOME)
-                }
-                Some(Err(_)) | None => {
-                    Frame::error("ERR write abandoned: the node is shutting down")
-                }
-            };
-            frames.push(frame);
+        // A leader cut off from the majority may not learn for a while that it no longer
+        // leads; its writes must not wait on it for ever.
+        match tokio::time::timeout(wait, collect).await {
+            Ok(proposal) => proposal,
+            Err(_) => Proposal::Lost(format!("not committed within {} ms", wait.as_millis())),
         }
-        (refused < ops.len() || ops.is_empty()).then_some(frames)
     }
 
     /// Proposes one entry and waits for its reply.
-    pub async fn write(&self, op: Op) -> Frame {
-        self.propose_many(vec![op]).await.next().await
+    pub async fn write(&self, writer: &mut Writer, op: Op) -> Frame {
+        self.propose_many(writer, vec![op]).await.next().await
+    }
+
+    /// The session numbering for connection `conn` of this run of the node (0 = the node's
+    /// own tasks).
+    pub fn writer(&self, conn: u64) -> Writer {
+        Writer {
+            id: ClientId {
+                node: self.config.node_id,
+                boot: self.boot,
+                conn,
+            },
+            seq: 0,
+        }
     }
 
     /// Whether one of `keys` holds a list or sorted set now, so a blocked pop could be served.
@@ -255,6 +308,38 @@ impl Node {
     }
 }
 
+/// The least time a write proposed on this node is given to commit, even when its
+/// `cluster-wait-timeout` is nearly used up by waiting for a leader.
+const MIN_COMMIT_WAIT: Duration = Duration::from_millis(500);
+
+/// What became of entries proposed to this node's Raft or forwarded to the leader.
+pub enum Proposal {
+    /// Applied: one reply per entry.
+    Replies(Vec<Frame>),
+    /// Nothing was proposed; trying again (at the leader) may work.
+    NotProposed(String),
+    /// Proposed, then the leader was lost: they may or may not be applied.
+    Lost(String),
+    /// Will not work however often it is tried (the error text for the client).
+    Failed(String),
+}
+
+/// One connection's numbering of its write batches: each batch goes to Raft as one
+/// `Op::Client` entry under a new number, and is sent again under the same number when its
+/// fate is unknown (see `keyspace::sessions`).
+#[derive(Debug)]
+pub struct Writer {
+    id: ClientId,
+    seq: u64,
+}
+
+impl Writer {
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+}
+
 /// The replies to a batch of writes, in proposal order.
 pub enum WriteReplies {
     /// One reply per write.
@@ -266,6 +351,21 @@ pub enum WriteReplies {
 impl WriteReplies {
     fn ready(frames: Vec<Frame>) -> WriteReplies {
         WriteReplies::Ready(frames.into_iter())
+    }
+
+    /// The replies of a batch proposed as one `Op::Client` entry: that entry's reply is an
+    /// array with one reply per write.
+    fn unbatch(mut frames: Vec<Frame>, count: usize) -> WriteReplies {
+        match (frames.pop(), frames.is_empty()) {
+            (Some(Frame::Array(replies)), true) if replies.len() == count => {
+                WriteReplies::ready(replies)
+            }
+            (Some(Frame::Error(text)), true) => WriteReplies::Failed(text),
+            other => {
+                tracing::error!(reply = ?other, "a write batch got a malformed reply");
+                WriteReplies::Failed("ERR a write batch got a malformed reply".to_string())
+            }
+        }
     }
 
     /// The next write's reply.
@@ -302,6 +402,8 @@ impl Server {
             path: config.dir.clone(),
             source,
         })?;
+        #[cfg(feature = "fault-injection")]
+        tokio::spawn(crate::fault::watch(config.dir.clone()));
         let raft_bind = format!("{}:{}", config.bind, config.raft_port);
         let (raft_listener, raft_local) =
             peers::bind(&raft_bind)
@@ -385,6 +487,7 @@ impl Server {
             connected: AtomicUsize::new(0),
             next_client_id: AtomicU64::new(0),
             started_ms: clock::now_ms(),
+            boot: (clock::now_ms() << 16) ^ u64::from(std::process::id()),
             shutdown,
             leader: AtomicBool::new(false),
         });

@@ -7,12 +7,12 @@
 //!   (`Admin`'s membership calls are carried out by [`admin`](super::admin));
 //! - [`serve`], the gRPC listener on the Raft port carrying those two and the `Raft` service.
 //!
-//! Forwarding: a follower sends one connection's batch of writes (in order) to the leader,
-//! which stamps them with its clock, proposes them together and returns one reply per write.
-//! When the receiver is not the leader, or the leader cannot even be connected to, nothing was
-//! proposed and the follower tries again at the leader it learns of, until
-//! `cluster-wait-timeout`. When the call failed after it was sent, the outcome is unknown: the
-//! client gets an error saying so, and the write is never retried here.
+//! Forwarding: a follower sends one connection's batch of writes (one session-numbered
+//! `Op::Client` entry) to the leader, which stamps it with its clock, proposes it and returns
+//! its reply. When the receiver is not the leader, or the leader cannot even be connected to,
+//! nothing was proposed and the follower tries again at the leader it learns of. When the
+//! call failed after it was sent, the outcome is unknown and [`Forwarded::Unknown`] says so;
+//! the caller may send the same entry again, which apply runs at most once.
 //!
 //! Reads on a follower are linearizable: the leader confirms it still leads and returns its
 //! read index (openraft's read-index), the follower waits until it has applied that far, then
@@ -47,6 +47,9 @@ use crate::resp::Frame;
 
 /// Deadline of one forwarded batch of writes: they must be replicated and applied.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the leader waits for forwarded writes to commit: the sender gives up first, so
+/// an answer it gets is never one it stopped waiting for.
+const COMMIT_WAIT: Duration = Duration::from_secs(9);
 /// Deadline of one read-index request (one heartbeat round on the leader).
 const READ_INDEX_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often every member is probed, and how long a probe may take.
@@ -99,8 +102,11 @@ enum Attempt {
 pub enum Forwarded {
     /// One reply per write, in order.
     Replies(Vec<Frame>),
-    /// The error every write gets (unknown outcome, no leader, refused).
+    /// The error every write gets (no leader, refused); nothing was applied.
     Failed(String),
+    /// The writes were sent and the leader was lost before it answered: they may or may not
+    /// have been applied.
+    Unknown(String),
     /// Leadership moved to this node before anything was proposed: propose locally.
     LeadsHere,
 }
@@ -211,8 +217,8 @@ impl Peers {
                     return Forwarded::Failed(format!("ERR forward refused: {reason}"))
                 }
                 Attempt::Unknown(reason) => {
-                    tracing::warn!(leader = target, %reason, "forwarded writes: outcome unknown");
-                    return Forwarded::Failed(UNKNOWN_OUTCOME.to_string());
+                    tracing::info!(leader = target, %reason, "forwarded writes: leader lost");
+                    return Forwarded::Unknown(reason);
                 }
                 Attempt::NotProposed(Some(hint), _)
                     if hint != target && hint != self.me && clock::now_ms() < deadline =>
@@ -489,15 +495,21 @@ impl forward_server::Forward for NodeService {
                 ..ForwardReply::default()
             }));
         }
-        let Some(frames) = self.node.propose_local(&ops).await else {
-            // Not proposed (leadership lost, or no quorum heard from yet): the sender tries
-            // again.
-            let (leader_id, leader_addr) = self.leader_hint().unwrap_or_default();
-            return Ok(Response::new(ForwardReply {
-                leader_id,
-                leader_addr,
-                ..ForwardReply::default()
-            }));
+        let frames = match self.node.propose_local(&ops, COMMIT_WAIT).await {
+            super::Proposal::Replies(frames) => frames,
+            super::Proposal::NotProposed(_) => {
+                // Leadership lost, or no quorum heard from yet: the sender tries again.
+                let (leader_id, leader_addr) = self.leader_hint().unwrap_or_default();
+                return Ok(Response::new(ForwardReply {
+                    leader_id,
+                    leader_addr,
+                    ..ForwardReply::default()
+                }));
+            }
+            // The sender takes any failure after sending as an unknown outcome and sends the
+            // same session-numbered batch again.
+            super::Proposal::Lost(reason) => return Err(Status::aborted(reason)),
+            super::Proposal::Failed(reason) => return refuse(reason),
         };
         match encode(&frames) {
             Ok(bytes) => Ok(Response::new(ForwardReply {
@@ -704,7 +716,13 @@ pub async fn serve(node: Arc<Node>, listener: RaftListener) {
         }
     };
     let service = Arc::new(NodeService { node: node.clone() });
-    let router = tonic::transport::Server::builder()
+    #[cfg(feature = "fault-injection")]
+    let mut builder = tonic::transport::Server::builder().layer(
+        tonic::service::interceptor::InterceptorLayer::new(crate::fault::refuse_when_isolated),
+    );
+    #[cfg(not(feature = "fault-injection"))]
+    let mut builder = tonic::transport::Server::builder();
+    let router = builder
         .add_service(node.raft.service().into_server())
         .add_service(
             ForwardServer::from_arc(service.clone())

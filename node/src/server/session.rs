@@ -10,7 +10,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::pubsub::Mailbox;
-use super::{clock, Node};
+use super::{clock, Node, Writer};
 use crate::keyspace::{Args, Watch};
 
 /// What other connections may see of a client (`CLIENT LIST`, `CLIENT INFO`).
@@ -152,6 +152,8 @@ pub struct Session {
     pub patterns: BTreeSet<Bytes>,
     /// Where this connection's pub/sub messages arrive.
     pub mailbox: Mailbox,
+    /// The session numbering of its write batches.
+    pub writer: Writer,
 }
 
 /// A transaction being queued.
@@ -166,6 +168,7 @@ pub struct Multi {
 impl Session {
     /// A session for a newly accepted connection.
     pub fn new(node: Arc<Node>, client: Arc<ClientState>) -> Session {
+        let writer = node.writer(client.id);
         Session {
             node,
             client,
@@ -178,6 +181,7 @@ impl Session {
             channels: BTreeSet::new(),
             patterns: BTreeSet::new(),
             mailbox: Mailbox::new(),
+            writer,
         }
     }
 

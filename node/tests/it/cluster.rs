@@ -442,14 +442,17 @@ fn add_a_node_by_snapshot_remove_the_leader_and_never_reuse_its_id() {
     let leader = cell.must_leader();
     let leader_raft = cell.raft_ports[&leader];
 
-    // Enough writes that a snapshot covers them and the log before it is purged.
+    // Enough writes that a snapshot covers them and the log before it is purged: one at a
+    // time, since a pipelined batch would be one log entry.
     {
         let mut con = cell.con(leader);
-        let mut pipe = redis::pipe();
         for i in 0..300 {
-            pipe.cmd("SET").arg(format!("early:{i}")).arg(i);
+            let _: Value = redis::cmd("SET")
+                .arg(format!("early:{i}"))
+                .arg(i)
+                .query(&mut con)
+                .expect("early write");
         }
-        let _: Vec<Value> = pipe.query(&mut con).expect("early writes");
         let snapshot = must_admin(leader_raft, AdminCall::Snapshot);
         assert_eq!(snapshot.error, "", "{snapshot:?}");
         assert!(snapshot.snapshot_index >= 300, "{snapshot:?}");
@@ -605,4 +608,177 @@ fn add_a_node_by_snapshot_remove_the_leader_and_never_reuse_its_id() {
     for id in cell.nodes.keys() {
         assert_eq!(get(&mut cell.con(*id), "after"), bulk("moved"), "node {id}");
     }
+}
+
+/// The leader loses its links to both other members (a test-only switch in the node's
+/// transport; real clients still reach it) while a client keeps writing through it: it
+/// acknowledges nothing sent after the cut, its reads are refused rather than stale, the
+/// other two elect a leader and take writes, and once the link is back the old leader
+/// follows and nothing it took alone is visible anywhere.
+#[cfg(feature = "fault-injection")]
+#[test]
+fn an_isolated_leader_acknowledges_nothing_and_what_it_took_alone_never_appears() {
+    use std::io::Write as _;
+    let cell = Cell::must_start(3);
+    let leader = cell.must_leader();
+    let majority: Vec<u64> = cell
+        .nodes
+        .keys()
+        .copied()
+        .filter(|id| *id != leader)
+        .collect();
+    let mut on_leader = cell.con(leader);
+    assert_eq!(
+        must_cmd(&mut on_leader, &["SET", "fence", "before"]),
+        Value::Okay
+    );
+    // A subscriber on the node about to be cut off keeps its subscription throughout.
+    let mut subscriber = cell.con(leader);
+    subscriber
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    let mut pubsub = subscriber.as_pubsub();
+    pubsub.subscribe("pubsub:progress:p").expect("subscribe");
+
+    // A client writes unique keys through the leader, one at a time, before and after the
+    // cut, recording each key's reply.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let mut con = cell.con(leader);
+        std::thread::spawn(move || {
+            let mut outcomes: Vec<(String, Instant, Result<(), String>)> = Vec::new();
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let key = format!("w:{n}");
+                let sent = Instant::now();
+                let reply = redis::cmd("SET")
+                    .arg(&key)
+                    .arg("x")
+                    .query::<Value>(&mut con);
+                let outcome = match reply {
+                    Ok(Value::Okay) => Ok(()),
+                    Ok(other) => Err(format!("{other:?}")),
+                    Err(e) => Err(e.to_string()),
+                };
+                outcomes.push((key, sent, outcome));
+            }
+            outcomes
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let switch = cell.nodes[&leader].dir.join("fault-isolate");
+    std::fs::write(&switch, b"").expect("isolate the leader");
+    let cut = Instant::now();
+
+    // The majority elects one of its own and takes writes; the fence moves.
+    let deadline = Instant::now() + ELECTION;
+    let new_leader = loop {
+        let masters: Vec<u64> = majority
+            .iter()
+            .copied()
+            .filter(|id| info_field(&mut cell.con(*id), "role").as_deref() == Some("master"))
+            .collect();
+        if let [one] = masters[..] {
+            break one;
+        }
+        assert!(Instant::now() < deadline, "the majority elects no leader");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let elected_after = cut.elapsed();
+    let mut on_new = cell.con(new_leader);
+    assert_eq!(
+        must_cmd(&mut on_new, &["SET", "fence", "after"]),
+        Value::Okay
+    );
+
+    // The isolated node cannot confirm a read: it refuses instead of answering "before".
+    let read = redis::cmd("GET")
+        .arg("fence")
+        .query::<Value>(&mut on_leader);
+    assert!(
+        matches!(&read, Err(e) if e.code().is_some()),
+        "a read on the isolated leader is refused, not served stale: {read:?}"
+    );
+    // Let the writer's last attempts run out (cluster-wait-timeout 2 s) before healing, so
+    // every outcome it saw was decided while cut off.
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::Relaxed);
+    let outcomes = writer.join().expect("writer");
+    let role_while_cut = info_field(&mut on_leader, "role").unwrap_or_default();
+    std::fs::remove_file(&switch).expect("heal");
+    let healed = cell.must_leader();
+    // Published on the majority after healing: the subscription on the once-isolated node
+    // is still there and gets it.
+    assert_eq!(
+        must_cmd(
+            &mut cell.con(new_leader),
+            &["PUBLISH", "pubsub:progress:p", "after-heal"]
+        ),
+        Value::Int(0)
+    );
+    let message = pubsub
+        .get_message()
+        .expect("the message published after healing");
+    assert_eq!(message.get_payload::<String>().expect("text"), "after-heal");
+
+    // Acknowledged writes were sent before the cut and are everywhere; writes refused by
+    // the isolated leader are nowhere.
+    let (acked, refused): (Vec<_>, Vec<_>) = outcomes.iter().partition(|(_, _, o)| o.is_ok());
+    let acked_after_cut: Vec<&String> = acked
+        .iter()
+        .filter(|(_, sent, _)| *sent > cut + Duration::from_millis(200))
+        .map(|(key, _, _)| key)
+        .collect();
+    assert!(
+        acked_after_cut.is_empty(),
+        "writes sent to the isolated leader after the cut were acknowledged: {acked_after_cut:?}"
+    );
+    assert!(!acked.is_empty() && !refused.is_empty(), "{outcomes:?}");
+    for (key, _, outcome) in &refused {
+        // The redis crate names the error code its own way (`ClusterDown: ...`,
+        // `"UNKNOWN": ...`).
+        let text = outcome.as_ref().err().cloned().unwrap_or_default();
+        let lower = text.to_ascii_lowercase();
+        assert!(
+            ["unknown", "clusterdown", "tryagain"]
+                .iter()
+                .any(|code| lower.trim_start_matches('"').starts_with(code)),
+            "{key}: {text}"
+        );
+    }
+    for id in cell.nodes.keys() {
+        let mut con = cell.con(*id);
+        assert_eq!(get(&mut con, "fence"), bulk("after"), "node {id}");
+        for (key, _, _) in &acked {
+            assert_eq!(
+                get(&mut con, key),
+                bulk("x"),
+                "node {id}: acknowledged {key}"
+            );
+        }
+        for (key, _, _) in &refused {
+            assert_eq!(
+                get(&mut con, key),
+                Value::Nil,
+                "node {id}: {key} taken alone"
+            );
+        }
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "partition: leader {leader} isolated; {} writes acknowledged before the cut, 0 after, \
+         {} refused ({}); node {new_leader} elected {} ms after the cut; role of the \
+         isolated node while cut off: {role_while_cut}; after healing node {healed} leads and \
+         every node reads the majority's value",
+        acked.len(),
+        refused.len(),
+        refused
+            .first()
+            .and_then(|(_, _, o)| o.as_ref().err())
+            .map(|t| t.split(' ').next().unwrap_or_default().to_string())
+            .unwrap_or_default(),
+        elected_after.as_millis(),
+    );
 }

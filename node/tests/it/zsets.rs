@@ -262,15 +262,16 @@ fn zsets_survive_kill9_and_restart() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let node = must_start_in(tmp.path(), &["--snapshot-entries", "100"]);
     let mut con = node.must_connect();
-    let mut pipe = redis::pipe();
+    // One command at a time: each is a log entry (a pipeline's batch would be one), so
+    // the 100-entry snapshot trigger fires.
     for i in 0..300 {
-        pipe.cmd("ZADD")
+        let _: i64 = redis::cmd("ZADD")
             .arg("big")
             .arg(format!("{}", i as f64 * 0.5))
             .arg(format!("m{i}"))
-            .ignore();
+            .query(&mut con)
+            .expect("zadd");
     }
-    let _: () = pipe.query(&mut con).expect("pipeline");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let index: i64 = info_field(&mut con, "raft_last_snapshot_index")
