@@ -167,3 +167,95 @@ pub async fn isolated_leader_reads(options: CellOptions) -> Result<(), String> {
     let ops = std::mem::take(&mut recorder.lock().ops);
     check_history(&ops, 10_000_000)
 }
+
+/// Stale read after an election: a write is acknowledged, the leader loses power, and readers
+/// ask the survivors at once, while the new leader has not committed anything in its term
+/// yet. Every read that is answered must return that write.
+pub async fn read_after_failover(options: CellOptions) -> Result<(), String> {
+    let cell = Arc::new(Mutex::new(Cell::start(&options)));
+    let leader = wait_leader(&cell, Duration::from_secs(5)).await?;
+    let origin = Instant::now();
+    let recorder: SharedRecorder = Arc::new(Mutex::new(Recorder::default()));
+    let targets = targets(&cell.lock());
+    let mut writer = Client::new(1, targets.clone(), origin, recorder.clone());
+    let old = (leader - 1) as usize;
+    let w = client_node(1).spawn(async move {
+        for _ in 0..5 {
+            must_set(&mut writer, old, Duration::from_secs(5)).await?;
+        }
+        Ok::<(), String>(())
+    });
+    w.await.map_err(|_| "writer failed".to_string())??;
+    cell.lock().crash_keeping(leader, Some(0));
+    let mut readers = Vec::new();
+    for (n, target) in (0..3usize).filter(|&t| t != old).enumerate() {
+        let mut reader = Client::new(10 + n as u32, targets.clone(), origin, recorder.clone());
+        readers.push(client_node(20 + n as u8).spawn(async move {
+            let until = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < until {
+                reader.get(target).await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }));
+    }
+    for r in readers {
+        r.await.map_err(|_| "reader failed".to_string())?;
+    }
+    let ops = std::mem::take(&mut recorder.lock().ops);
+    if !ops
+        .iter()
+        .any(|o| matches!(o.action, crate::linearizability::Action::Get(_)) && o.invoked > 0)
+    {
+        return Err("no read was answered after the failover".into());
+    }
+    check_history(&ops, 10_000_000)
+}
+
+/// Replies crossed between clients: several clients pipeline-free `SET`/`GET` their own keys
+/// through the same follower at the same time; each must always read back its own last
+/// value (a reply delivered to the wrong connection shows up as another client's value).
+pub async fn no_crossed_replies(options: CellOptions) -> Result<(), String> {
+    let cell = Arc::new(Mutex::new(Cell::start(&options)));
+    let leader = wait_leader(&cell, Duration::from_secs(5)).await?;
+    let follower = cell
+        .lock()
+        .ids()
+        .into_iter()
+        .find(|&id| id != leader)
+        .ok_or("no follower")?;
+    let addr = cell.lock().member(follower).resp_addr();
+    let mut tasks = Vec::new();
+    for c in 0..4u8 {
+        tasks.push(client_node(30 + c).spawn(async move {
+            let key = format!("crossed:{c}");
+            let mut conn = crate::client::Connection::connect(addr, Duration::from_secs(1))
+                .await
+                .map_err(|e| format!("connect: {e:?}"))?;
+            for i in 0..50u32 {
+                let value = format!("{c}-{i}");
+                let set = conn
+                    .call(
+                        &[b"SET", key.as_bytes(), value.as_bytes()],
+                        Duration::from_secs(3),
+                    )
+                    .await
+                    .map_err(|e| format!("SET: {e:?}"))?;
+                if set != cellkv_node::resp::Frame::Simple("OK".into()) {
+                    return Err(format!("client {c}: SET answered {set:?}"));
+                }
+                let got = conn
+                    .call(&[b"GET", key.as_bytes()], Duration::from_secs(3))
+                    .await
+                    .map_err(|e| format!("GET: {e:?}"))?;
+                if got != cellkv_node::resp::Frame::Bulk(value.clone().into()) {
+                    return Err(format!("client {c}: wrote {value}, read back {got:?}"));
+                }
+            }
+            Ok::<(), String>(())
+        }));
+    }
+    for t in tasks {
+        t.await.map_err(|_| "client task failed".to_string())??;
+    }
+    Ok(())
+}

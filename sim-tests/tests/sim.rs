@@ -112,6 +112,30 @@ fn isolated_leader_serves_no_stale_read() {
     }
 }
 
+/// A leader loses power right after acknowledged writes; reads on the survivors during and
+/// after the election all see the last write.
+#[test]
+fn no_stale_read_after_failover() {
+    for seed in 1..=3 {
+        let result = scenario(seed, || {
+            scenarios::read_after_failover(CellOptions::default())
+        });
+        assert_eq!(result, Ok(()), "seed {seed}");
+    }
+}
+
+/// Four clients writing and reading their own keys through one forwarding follower never
+/// get each other's replies.
+#[test]
+fn forwarded_replies_are_not_crossed() {
+    for seed in 1..=3 {
+        let result = scenario(seed, || {
+            scenarios::no_crossed_replies(CellOptions::default())
+        });
+        assert_eq!(result, Ok(()), "seed {seed}");
+    }
+}
+
 /// ... and the checker notices when reads skip the read index (`read-consistency local`).
 #[test]
 fn reads_without_read_index_are_caught() {
