@@ -13,6 +13,8 @@
 //! | clog | a member is cut from everyone, clients included | unclogged |
 //! | pause | a member's tasks are frozen | resumed |
 //! | lossy net | packets dropped (retransmitted later) 5–30 % and latency 1–80 ms | calm settings |
+//! | transfer | `cellkv-cli cluster transfer-leader` to a random member, through a random member | (one call) |
+//! | snapshot | `cellkv-cli cluster snapshot` on a random member: a snapshot built now | (one call) |
 
 use std::fmt;
 use std::time::Duration;
@@ -21,7 +23,10 @@ use madsim::net::NetSim;
 use madsim::rand::{thread_rng, Rng};
 use tokio::time::Instant;
 
-use crate::cluster::Cell;
+use cellkv_client::admin::{AdminClient, AdminOptions};
+use madsim::runtime::NodeHandle;
+
+use crate::cluster::{member_ip, Cell, RAFT_PORT};
 
 /// One active fault and how to undo it.
 #[derive(Clone, Debug)]
@@ -36,6 +41,8 @@ pub enum Fault {
     Paused(u64),
     /// Packet loss and latency raised.
     LossyNet,
+    /// An admin call was started (leader transfer or snapshot); nothing to undo.
+    Admin,
 }
 
 impl fmt::Display for Fault {
@@ -46,6 +53,7 @@ impl fmt::Display for Fault {
             Fault::Clogged(id) => write!(f, "clog n{id}"),
             Fault::Paused(id) => write!(f, "pause n{id}"),
             Fault::LossyNet => write!(f, "lossy network"),
+            Fault::Admin => write!(f, "admin call"),
         }
     }
 }
@@ -58,8 +66,30 @@ fn pick(ids: &[u64]) -> Option<u64> {
     (!ids.is_empty()).then(|| ids[thread_rng().gen_range(0..ids.len())])
 }
 
+/// An admin call through member `via`'s Raft port, run on the admin node; its outcome does
+/// not matter (the call may fail under the other faults), only what it does to the cell.
+fn admin_call(admin: &NodeHandle, via: u64, transfer_to: Option<u64>) {
+    let addr = format!("{}:{}", member_ip(via), RAFT_PORT);
+    admin.spawn(async move {
+        let options = AdminOptions {
+            connect_timeout: Duration::from_secs(1),
+            call_timeout: Duration::from_secs(5),
+        };
+        if let Ok(mut client) = AdminClient::connect(&addr, options).await {
+            let _ = match transfer_to {
+                Some(id) => client.transfer_leader(id).await,
+                None => client.snapshot().await,
+            };
+        }
+    });
+}
+
 /// Starts a random fault; returns it with how long it lasts.
-fn start_fault(cell: &mut Cell, log: &mut Vec<String>) -> Option<(Fault, Duration)> {
+fn start_fault(
+    cell: &mut Cell,
+    admin: &NodeHandle,
+    log: &mut Vec<String>,
+) -> Option<(Fault, Duration)> {
     let ids = cell.ids();
     let up = cell.up_ids();
     let roll = thread_rng().gen_range(0..100);
@@ -122,6 +152,18 @@ fn start_fault(cell: &mut Cell, log: &mut Vec<String>) -> Option<(Fault, Duratio
             cell.pause(id);
             (Fault::Paused(id), ms(200, 3000))
         }
+        96..=97 => {
+            let (via, to) = (pick(&up)?, pick(&up)?);
+            admin_call(admin, via, Some(to));
+            log.push(format!("transfer leadership to n{to} (asked n{via})"));
+            (Fault::Admin, Duration::ZERO)
+        }
+        98..=99 => {
+            let id = pick(&up)?;
+            admin_call(admin, id, None);
+            log.push(format!("snapshot on n{id}"));
+            (Fault::Admin, Duration::ZERO)
+        }
         _ => {
             let loss = thread_rng().gen_range(0.05..0.3);
             let hi = thread_rng().gen_range(5..80);
@@ -138,7 +180,7 @@ fn start_fault(cell: &mut Cell, log: &mut Vec<String>) -> Option<(Fault, Duratio
             cell.cut(a, b);
         }
     }
-    if !matches!(fault, Fault::Crashed(_) | Fault::LossyNet) {
+    if !matches!(fault, Fault::Crashed(_) | Fault::LossyNet | Fault::Admin) {
         log.push(format!("{fault}"));
     }
     Some((fault, lasts))
@@ -162,6 +204,7 @@ fn end_fault(cell: &mut Cell, fault: &Fault, log: &mut Vec<String>) {
             c.packet_loss_rate = 0.0;
             c.send_latency = Duration::from_millis(1)..Duration::from_millis(5);
         }),
+        Fault::Admin => return,
     }
     log.push(format!("end: {fault}"));
 }
@@ -174,6 +217,11 @@ pub async fn chaos(
     until: Instant,
     log: &mut Vec<String>,
 ) -> u64 {
+    let admin = madsim::runtime::Handle::current()
+        .create_node()
+        .name("admin")
+        .ip(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 2, 3)))
+        .build();
     let mut active: Vec<(Instant, Fault)> = Vec::new();
     let mut started = 0;
     let stamp = |log: &mut Vec<String>, from: usize| {
@@ -198,7 +246,7 @@ pub async fn chaos(
                 }
             }
             if active.len() < 2 && now < until && thread_rng().gen_bool(0.6) {
-                if let Some((fault, lasts)) = start_fault(&mut cell, log) {
+                if let Some((fault, lasts)) = start_fault(&mut cell, &admin, log) {
                     active.push((now + lasts, fault));
                     started += 1;
                 }
