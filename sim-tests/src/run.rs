@@ -293,7 +293,8 @@ async fn probe_cell(
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    let last = 999 * 1_000_000 + client.members() as u64;
+    // The last SET was acknowledged (earlier attempts may have timed out and still count).
+    let last = client.last_value();
     for target in 0..client.members() {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {

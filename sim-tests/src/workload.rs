@@ -230,6 +230,11 @@ impl Client {
         }
     }
 
+    /// The value of this client's latest `SET` (acknowledged or not).
+    pub fn last_value(&self) -> u64 {
+        u64::from(self.id) * 1_000_000 + self.seq
+    }
+
     /// Number of members this client can reach.
     pub fn members(&self) -> usize {
         self.targets.len()
