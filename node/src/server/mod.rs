@@ -32,6 +32,7 @@ use crate::keyspace::sessions::ClientId;
 use crate::keyspace::{Event, EventSink, Keyspace, Op, Request, SharedKeyspace, Value};
 use crate::raft::{self, RaftHandle, RaftSettings};
 use crate::resp::Frame;
+use crate::storage::Stores;
 
 pub use read_barrier::ReadBarrier;
 pub use session::{ClientState, Session};
@@ -391,6 +392,12 @@ impl Server {
     /// leads; a member of a larger cell serves at once, and its commands wait for a leader
     /// (up to `cluster-wait-timeout`), since the others may not have started yet.
     pub async fn start(config: Config) -> Result<Server, StartError> {
+        Server::start_with(config, Stores::Dir).await
+    }
+
+    /// [`Server::start`] with the Raft log and snapshots kept in `stores` (the simulation
+    /// passes its in-memory disk).
+    pub async fn start_with(config: Config, stores: Stores) -> Result<Server, StartError> {
         std::fs::create_dir_all(&config.dir).map_err(|source| StartError::DataDir {
             path: config.dir.clone(),
             source,
@@ -431,7 +438,7 @@ impl Server {
                 pubsub.clone(),
             )),
         };
-        let raft = raft::start(settings, keyspace.clone()).await?;
+        let raft = stores.start_raft(settings, keyspace.clone()).await?;
         if config.peers.is_empty() {
             raft.wait_leader(Duration::from_secs(30)).await?;
         }

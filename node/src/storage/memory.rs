@@ -3,14 +3,26 @@
 //!
 //! For tests and for the deterministic simulation, which must not touch real files. A clone
 //! shares the same data, so a test (or the simulator) can keep one clone as the node's "disk"
-//! and hand another to a restarted node. Every write counts as durable as soon as it returns;
-//! modelling the loss of unsynced writes on a crash is left for the simulation work.
+//! and hand another to a restarted node.
+//!
+//! Two durability models:
+//! - [`MemLogStore::new`]: every write is durable as soon as it returns (unit tests).
+//! - [`MemLogStore::disk`]: a simulated disk that behaves like the RocksDB store. Every write
+//!   lands in a volatile image at once (what reads see, like the page cache) and in a journal
+//!   of unsynced writes. The writes the RocksDB store syncs (appends, the vote, truncations,
+//!   purges) wait `fsync` of (simulated) time and then make the whole journal durable, as a
+//!   synced WAL write does; `committed` is journalled without a sync. [`MemLogStore::crash`]
+//!   is a power loss: the volatile image goes back to the durable one plus a prefix of the
+//!   journal (the writes the OS happened to flush), and the rest is lost. An append is
+//!   acknowledged to openraft only after its sync, so a crash never loses an acknowledged
+//!   entry.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
+use std::time::Duration;
 
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::OptionalSend;
@@ -19,7 +31,7 @@ use parking_lot::Mutex;
 use crate::raft::{Entry, LogId, TypeConfig, Vote};
 
 /// What a node would keep on disk.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct MemLog {
     log: BTreeMap<u64, Entry>,
     vote: Option<Vote>,
@@ -27,32 +39,208 @@ struct MemLog {
     last_purged: Option<LogId>,
 }
 
+/// One write to the store, kept in the journal until a sync makes it durable.
+#[derive(Debug, Clone)]
+enum Write {
+    Append(Vec<Entry>),
+    Vote(Vote),
+    Committed(Option<LogId>),
+    /// Remove every entry from this index on.
+    TruncateFrom(u64),
+    Purge(LogId),
+}
+
+impl MemLog {
+    fn apply(&mut self, write: &Write) {
+        match write {
+            Write::Append(entries) => {
+                for entry in entries {
+                    self.log.insert(entry.log_id.index, entry.clone());
+                }
+            }
+            Write::Vote(vote) => self.vote = Some(*vote),
+            Write::Committed(committed) => self.committed = *committed,
+            Write::TruncateFrom(index) => drop(self.log.split_off(index)),
+            Write::Purge(log_id) => {
+                if self.last_purged < Some(*log_id) {
+                    self.log = self.log.split_off(&log_id.index.saturating_add(1));
+                    self.last_purged = Some(*log_id);
+                }
+            }
+        }
+    }
+}
+
+/// The simulated disk behind a crashable store.
+#[derive(Debug, Default)]
+struct Disk {
+    /// What survived the last sync.
+    durable: MemLog,
+    /// Writes since the last sync, oldest first.
+    journal: Vec<Write>,
+    /// How long a sync takes.
+    fsync: Duration,
+    /// Test-only fault: acknowledge appends before their sync.
+    #[cfg(madsim)]
+    ack_before_sync: bool,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    /// What reads see: the durable image plus every journalled write.
+    live: MemLog,
+    /// `None`: every write is durable when it returns.
+    disk: Option<Disk>,
+}
+
+impl Shared {
+    /// Applies `write` to the live image and, on a simulated disk, journals it.
+    fn write(&mut self, write: Write) {
+        self.live.apply(&write);
+        if let Some(disk) = &mut self.disk {
+            disk.journal.push(write);
+        }
+    }
+
+    /// Makes every journalled write durable.
+    fn sync(&mut self) {
+        if let Some(disk) = &mut self.disk {
+            for write in disk.journal.drain(..) {
+                disk.durable.apply(&write);
+            }
+        }
+    }
+}
+
 /// An in-memory Raft log store; clones share the same log.
 #[derive(Debug, Clone, Default)]
 pub struct MemLogStore {
-    inner: Arc<Mutex<MemLog>>,
+    inner: Arc<Mutex<Shared>>,
 }
 
 impl MemLogStore {
-    /// An empty log: a node that has never run.
+    /// An empty log: a node that has never run. Every write is durable when it returns.
     pub fn new() -> MemLogStore {
         MemLogStore::default()
     }
 
+    /// An empty simulated disk: a sync takes `fsync`, and [`MemLogStore::crash`] loses what
+    /// was not synced. See the module documentation.
+    pub fn disk(fsync: Duration) -> MemLogStore {
+        MemLogStore {
+            inner: Arc::new(Mutex::new(Shared {
+                live: MemLog::default(),
+                disk: Some(Disk {
+                    fsync,
+                    ..Disk::default()
+                }),
+            })),
+        }
+    }
+
+    /// Number of writes not synced yet (0 for a store that is not a simulated disk).
+    pub fn unsynced(&self) -> usize {
+        self.inner
+            .lock()
+            .disk
+            .as_ref()
+            .map_or(0, |d| d.journal.len())
+    }
+
+    /// A power loss: keeps the durable image plus the first `flushed` unsynced writes (the
+    /// ones the OS wrote back by chance) and loses the others. The node using the store must
+    /// be stopped first (killed); its restart then sees only this. No effect on a store that
+    /// is not a simulated disk. Returns how many writes were lost.
+    pub fn crash(&self, flushed: usize) -> usize {
+        let mut inner = self.inner.lock();
+        let Some(disk) = &mut inner.disk else {
+            return 0;
+        };
+        let kept = flushed.min(disk.journal.len());
+        let lost = disk.journal.len() - kept;
+        for write in disk.journal.drain(..).take(kept) {
+            disk.durable.apply(&write);
+        }
+        inner.live = disk_image(&inner.disk);
+        lost
+    }
+
+    /// Test-only fault for the simulation (`cfg(madsim)`): appends are written without a sync
+    /// and acknowledged to openraft at once, as a store that forgot its fsync would. A crash
+    /// can then lose acknowledged entries, and the simulation's checkers must notice.
+    #[cfg(madsim)]
+    pub fn set_ack_before_sync(&self, on: bool) {
+        if let Some(disk) = &mut self.inner.lock().disk {
+            disk.ack_before_sync = on;
+        }
+    }
+
     /// Index of the first entry still held, if any (for tests that check purging).
     pub fn first_index(&self) -> Option<u64> {
-        self.inner.lock().log.keys().next().copied()
+        self.inner.lock().live.log.keys().next().copied()
+    }
+
+    /// Index of the last entry held, if any.
+    pub fn last_index(&self) -> Option<u64> {
+        self.inner.lock().live.log.keys().next_back().copied()
     }
 
     /// Number of entries held.
     pub fn len(&self) -> usize {
-        self.inner.lock().log.len()
+        self.inner.lock().live.log.len()
     }
 
     /// Whether no entry is held.
     pub fn is_empty(&self) -> bool {
-        self.inner.lock().log.is_empty()
+        self.inner.lock().live.log.is_empty()
     }
+
+    /// The entry at `index`, if held (for the simulation's invariant checks).
+    pub fn entry(&self, index: u64) -> Option<Entry> {
+        self.inner.lock().live.log.get(&index).cloned()
+    }
+
+    /// The vote held, if any.
+    pub fn vote(&self) -> Option<Vote> {
+        self.inner.lock().live.vote
+    }
+
+    /// Applies `write`, then, if it is one the RocksDB store syncs, waits out the simulated
+    /// fsync and makes the journal durable.
+    async fn write(&self, write: Write, sync: bool) {
+        let fsync = {
+            let mut inner = self.inner.lock();
+            inner.write(write);
+            match &inner.disk {
+                Some(disk) if sync => disk.fsync,
+                _ => return,
+            }
+        };
+        // A node killed during this sleep never syncs: the write stays in the journal and a
+        // crash loses it.
+        if !fsync.is_zero() {
+            tokio::time::sleep(fsync).await;
+        }
+        self.inner.lock().sync();
+    }
+
+    #[cfg(madsim)]
+    fn acks_before_sync(&self) -> bool {
+        self.inner
+            .lock()
+            .disk
+            .as_ref()
+            .is_some_and(|d| d.ack_before_sync)
+    }
+
+    #[cfg(not(madsim))]
+    fn acks_before_sync(&self) -> bool {
+        false
+    }
+}
+
+fn disk_image(disk: &Option<Disk>) -> MemLog {
+    disk.as_ref().map(|d| d.durable.clone()).unwrap_or_default()
 }
 
 impl RaftLogReader<TypeConfig> for MemLogStore {
@@ -67,6 +255,7 @@ impl RaftLogReader<TypeConfig> for MemLogStore {
         }
         let inner = self.inner.lock();
         Ok(inner
+            .live
             .log
             .range((start, end))
             .map(|(_, e)| e.clone())
@@ -74,7 +263,7 @@ impl RaftLogReader<TypeConfig> for MemLogStore {
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
-        Ok(self.inner.lock().vote)
+        Ok(self.inner.lock().live.vote)
     }
 }
 
@@ -102,13 +291,14 @@ impl RaftLogStorage<TypeConfig> for MemLogStore {
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
         let inner = self.inner.lock();
         let last_log_id = inner
+            .live
             .log
             .values()
             .next_back()
             .map(|e| e.log_id)
-            .or(inner.last_purged);
+            .or(inner.live.last_purged);
         Ok(LogState {
-            last_purged_log_id: inner.last_purged,
+            last_purged_log_id: inner.live.last_purged,
             last_log_id,
         })
     }
@@ -118,17 +308,17 @@ impl RaftLogStorage<TypeConfig> for MemLogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
-        self.inner.lock().vote = Some(*vote);
+        self.write(Write::Vote(*vote), true).await;
         Ok(())
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        self.inner.lock().committed = committed;
+        self.write(Write::Committed(committed), false).await;
         Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
-        Ok(self.inner.lock().committed)
+        Ok(self.inner.lock().live.committed)
     }
 
     async fn append<I>(
@@ -140,31 +330,139 @@ impl RaftLogStorage<TypeConfig> for MemLogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        {
-            let mut inner = self.inner.lock();
-            for entry in entries {
-                inner.log.insert(entry.log_id.index, entry);
-            }
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        if entries.is_empty() {
+            callback.io_completed(Ok(()));
+            return Ok(());
         }
+        if self.acks_before_sync() {
+            // The fault: written without a sync and acknowledged at once; only a later synced
+            // write (or luck at the crash) makes these entries durable.
+            self.write(Write::Append(entries), false).await;
+            callback.io_completed(Ok(()));
+            return Ok(());
+        }
+        self.write(Write::Append(entries), true).await;
         callback.io_completed(Ok(()));
         Ok(())
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
         let keep_below = last_log_id.map_or(0, |id| id.index.saturating_add(1));
-        let mut inner = self.inner.lock();
-        drop(inner.log.split_off(&keep_below));
+        self.write(Write::TruncateFrom(keep_below), true).await;
         Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
-        let mut inner = self.inner.lock();
-        if inner.last_purged >= Some(log_id) {
+        if self.inner.lock().live.last_purged >= Some(log_id) {
             return Ok(());
         }
-        let keep_from = log_id.index.saturating_add(1);
-        inner.log = inner.log.split_off(&keep_from);
-        inner.last_purged = Some(log_id);
+        self.write(Write::Purge(log_id), true).await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::entry::RaftEntry;
+    use openraft::vote::leader_id_adv::LeaderId;
+
+    use super::*;
+
+    fn log_id(index: u64) -> LogId {
+        LogId::new(
+            LeaderId {
+                term: 1,
+                node_id: 1,
+            },
+            index,
+        )
+    }
+
+    fn blank(index: u64) -> Entry {
+        Entry::new_blank(log_id(index))
+    }
+
+    async fn append(store: &mut MemLogStore, indexes: std::ops::RangeInclusive<u64>) {
+        store
+            .append(indexes.map(blank), IOFlushed::noop())
+            .await
+            .expect("append");
+    }
+
+    /// A plain memory store keeps everything: a crash is a no-op.
+    #[tokio::test]
+    async fn plain_store_survives_a_crash() {
+        let mut store = MemLogStore::new();
+        append(&mut store, 1..=3).await;
+        store.save_committed(Some(log_id(3))).await.expect("commit");
+        assert_eq!(store.crash(0), 0);
+        assert_eq!(store.len(), 3);
+        assert_eq!(store.read_committed().await.expect("read"), Some(log_id(3)));
+    }
+
+    /// Synced writes survive a crash; the unsynced `committed` after them does not, unless
+    /// the crash keeps it.
+    #[tokio::test]
+    async fn disk_keeps_synced_writes_only() {
+        let mut store = MemLogStore::disk(Duration::from_millis(2));
+        append(&mut store, 1..=3).await;
+        store.save_committed(Some(log_id(2))).await.expect("commit");
+        assert_eq!(store.unsynced(), 1);
+        let copy = store.clone();
+        assert_eq!(copy.crash(0), 1);
+        assert_eq!(store.len(), 3);
+        assert_eq!(store.read_committed().await.expect("read"), None);
+
+        store.save_committed(Some(log_id(3))).await.expect("commit");
+        let vote = Vote::new(2, 1);
+        store.save_vote(&vote).await.expect("vote");
+        assert_eq!(
+            store.unsynced(),
+            0,
+            "the vote's sync covers the earlier write"
+        );
+        assert_eq!(store.crash(0), 0);
+        assert_eq!(store.read_committed().await.expect("read"), Some(log_id(3)));
+        assert_eq!(store.vote(), Some(vote));
+    }
+
+    /// An append whose sync never finished (its node was killed) is lost by a crash, or kept
+    /// if the crash keeps that much of the journal.
+    #[tokio::test]
+    async fn append_killed_before_its_sync_is_lost() {
+        for flushed in [0, 1] {
+            let store = MemLogStore::disk(Duration::from_millis(50));
+            let mut first = store.clone();
+            append(&mut first, 1..=2).await;
+            let mut writer = store.clone();
+            let task = tokio::spawn(async move { append(&mut writer, 3..=4).await });
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            task.abort();
+            assert_eq!(store.len(), 4, "reads see the unsynced entries");
+            assert_eq!(store.unsynced(), 1);
+            assert_eq!(store.crash(flushed), 1 - flushed);
+            let last = if flushed == 0 { 2 } else { 4 };
+            assert_eq!(store.last_index(), Some(last));
+        }
+    }
+
+    /// Truncation and purge are applied in order with appends, in the journal as in the
+    /// durable image.
+    #[tokio::test]
+    async fn truncate_and_purge_replay_in_order() {
+        let mut store = MemLogStore::disk(Duration::ZERO);
+        append(&mut store, 1..=5).await;
+        store
+            .truncate_after(Some(log_id(3)))
+            .await
+            .expect("truncate");
+        append(&mut store, 4..=6).await;
+        store.purge(log_id(2)).await.expect("purge");
+        store.crash(0);
+        assert_eq!(store.first_index(), Some(3));
+        assert_eq!(store.last_index(), Some(6));
+        let state = store.get_log_state().await.expect("state");
+        assert_eq!(state.last_purged_log_id, Some(log_id(2)));
     }
 }

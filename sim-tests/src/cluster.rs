@@ -1,0 +1,295 @@
+//! The simulated cell: three madsim nodes, each running the `cellkv` server through
+//! [`Server::start_with`] with a [`Config`] parsed from the same flags the binary takes, each
+//! on its own IP, each with its simulated disk ([`MemLogStore::disk`] plus in-memory
+//! snapshots) that outlives kills and restarts.
+//!
+//! Faults act on it: [`Cell::crash`] kills a node and drops its unsynced writes,
+//! [`Cell::restart`] boots it again from its disk, [`Cell::cut`] and [`Cell::mend`] clog and
+//! unclog the node-to-node links (clients still reach every node), [`Cell::pause`] freezes a
+//! node's tasks.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cellkv_node::config::{Config, Flags};
+use cellkv_node::raft::SnapshotStore;
+use cellkv_node::server::{Node, Server};
+use cellkv_node::storage::{MemLogStore, Stores};
+use clap::Parser;
+use madsim::net::NetSim;
+use madsim::rand::{thread_rng, Rng};
+use madsim::runtime::{Handle, NodeHandle};
+use parking_lot::Mutex;
+
+/// RESP port of every node.
+pub const RESP_PORT: u16 = 6379;
+/// Node-to-node port of every node.
+pub const RAFT_PORT: u16 = 16379;
+
+/// Knobs of a cell, drawn from the seed or set by a scenario.
+#[derive(Clone, Debug)]
+pub struct CellOptions {
+    /// Number of members.
+    pub members: u64,
+    /// `--snapshot-entries`: small, so long outages end in a snapshot install.
+    pub snapshot_entries: u64,
+    /// Simulated fsync time of every disk.
+    pub fsync: Duration,
+    /// `--read-consistency`.
+    pub read_consistency: String,
+    /// Test-only fault: disks acknowledge appends before syncing them.
+    pub ack_before_sync: bool,
+}
+
+impl Default for CellOptions {
+    fn default() -> Self {
+        CellOptions {
+            members: 3,
+            snapshot_entries: 40,
+            fsync: Duration::from_millis(2),
+            read_consistency: "linearizable".into(),
+            ack_before_sync: false,
+        }
+    }
+}
+
+/// One member: its madsim node, its disk, and the running server's state while it is up.
+pub struct Member {
+    /// Raft node id (1-based).
+    pub id: u64,
+    /// Its IP address.
+    pub ip: IpAddr,
+    /// The madsim node.
+    pub handle: NodeHandle,
+    /// The Raft log and vote.
+    pub disk: MemLogStore,
+    /// Snapshots.
+    pub snapshots: SnapshotStore,
+    /// The running server's node state; `None` while down or starting.
+    running: Arc<Mutex<Option<Arc<Node>>>>,
+    /// Whether it is killed.
+    pub down: bool,
+    /// Whether it is paused.
+    pub paused: bool,
+}
+
+impl Member {
+    /// The node's state while its server runs (started and not killed).
+    pub fn node(&self) -> Option<Arc<Node>> {
+        if self.down {
+            return None;
+        }
+        self.running.lock().clone()
+    }
+
+    /// Its RESP address.
+    pub fn resp_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.ip, RESP_PORT)
+    }
+}
+
+/// The simulated cell.
+pub struct Cell {
+    /// The members, index = id - 1.
+    pub members: Vec<Member>,
+    handle: Handle,
+}
+
+/// IP of member `id`.
+pub fn member_ip(id: u64) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 0, 0, id as u8))
+}
+
+impl Cell {
+    /// Creates the members and starts them.
+    pub fn start(options: &CellOptions) -> Cell {
+        let handle = Handle::current();
+        let peers: Vec<String> = (1..=options.members)
+            .map(|id| format!("{id}@{}:{RAFT_PORT}", member_ip(id)))
+            .collect();
+        let peers = peers.join(",");
+        let members = (1..=options.members)
+            .map(|id| {
+                let ip = member_ip(id);
+                let args = [
+                    "cellkv".to_string(),
+                    format!("--node-id={id}"),
+                    format!("--bind={ip}"),
+                    format!("--port={RESP_PORT}"),
+                    format!("--raft-port={RAFT_PORT}"),
+                    format!("--peers={peers}"),
+                    format!("--dir={}", std::env::temp_dir().display()),
+                    format!("--snapshot-entries={}", options.snapshot_entries),
+                    format!("--read-consistency={}", options.read_consistency),
+                    "--cluster-wait-timeout=2s".to_string(),
+                ];
+                let flags = Flags::try_parse_from(args).expect("flags");
+                let config = Config::load(flags).expect("config");
+                let disk = MemLogStore::disk(options.fsync);
+                if options.ack_before_sync {
+                    disk.set_ack_before_sync(true);
+                }
+                let snapshots = SnapshotStore::memory();
+                let running: Arc<Mutex<Option<Arc<Node>>>> = Arc::default();
+                let (d, s, r) = (disk.clone(), snapshots.clone(), running.clone());
+                let node = handle
+                    .create_node()
+                    .name(format!("n{id}"))
+                    .ip(ip)
+                    .init(move || {
+                        let config = config.clone();
+                        let stores = Stores::Memory {
+                            log: d.clone(),
+                            snapshots: s.clone(),
+                        };
+                        let running = r.clone();
+                        async move {
+                            let server = match Server::start_with(config, stores).await {
+                                Ok(server) => server,
+                                Err(e) => panic!("node {id} failed to start: {e}"),
+                            };
+                            *running.lock() = Some(server.node.clone());
+                            server.wait_shutdown().await;
+                        }
+                    })
+                    .build();
+                Member {
+                    id,
+                    ip,
+                    handle: node,
+                    disk,
+                    snapshots,
+                    running,
+                    down: false,
+                    paused: false,
+                }
+            })
+            .collect();
+        Cell { members, handle }
+    }
+
+    /// The member with this id.
+    pub fn member(&self, id: u64) -> &Member {
+        &self.members[(id - 1) as usize]
+    }
+
+    fn member_mut(&mut self, id: u64) -> &mut Member {
+        &mut self.members[(id - 1) as usize]
+    }
+
+    /// Ids of every member.
+    pub fn ids(&self) -> Vec<u64> {
+        self.members.iter().map(|m| m.id).collect()
+    }
+
+    /// Ids of members that are up.
+    pub fn up_ids(&self) -> Vec<u64> {
+        self.members
+            .iter()
+            .filter(|m| !m.down)
+            .map(|m| m.id)
+            .collect()
+    }
+
+    /// The leader as some running member believes it to be (the highest term wins).
+    pub fn leader(&self) -> Option<u64> {
+        self.members
+            .iter()
+            .filter_map(|m| m.node())
+            .map(|n| n.raft.metrics())
+            .filter(|m| m.state == openraft::ServerState::Leader)
+            .max_by_key(|m| m.current_term)
+            .map(|m| m.id)
+    }
+
+    /// Kills member `id` as a power loss would: its tasks die, and its disk keeps what was
+    /// synced plus a random prefix of what was not. Returns the writes lost.
+    pub fn crash(&mut self, id: u64) -> usize {
+        self.crash_keeping(id, None)
+    }
+
+    /// [`Cell::crash`] keeping exactly `flushed` unsynced writes (`None`: a random number).
+    pub fn crash_keeping(&mut self, id: u64, flushed: Option<usize>) -> usize {
+        let sim = self.handle.clone();
+        let member = self.member_mut(id);
+        if member.down {
+            return 0;
+        }
+        sim.kill(member.handle.id());
+        member.down = true;
+        member.paused = false;
+        *member.running.lock() = None;
+        let unsynced = member.disk.unsynced();
+        let flushed = flushed.unwrap_or_else(|| thread_rng().gen_range(0..=unsynced));
+        member.disk.crash(flushed)
+    }
+
+    /// Boots member `id` again from its disk.
+    pub fn restart(&mut self, id: u64) {
+        let sim = self.handle.clone();
+        let member = self.member_mut(id);
+        if !member.down {
+            return;
+        }
+        member.down = false;
+        sim.restart(member.handle.id());
+    }
+
+    /// Freezes member `id`'s tasks (a stop-the-world pause, a VM migration).
+    pub fn pause(&mut self, id: u64) {
+        let sim = self.handle.clone();
+        let member = self.member_mut(id);
+        if member.down || member.paused {
+            return;
+        }
+        member.paused = true;
+        sim.pause(member.handle.id());
+    }
+
+    /// Lets a paused member run again.
+    pub fn resume(&mut self, id: u64) {
+        let sim = self.handle.clone();
+        let member = self.member_mut(id);
+        if !member.paused {
+            return;
+        }
+        member.paused = false;
+        sim.resume(member.handle.id());
+    }
+
+    /// Cuts the node-to-node link from `a` to `b` (one direction).
+    pub fn cut(&self, a: u64, b: u64) {
+        NetSim::current().clog_link(self.member(a).handle.id(), self.member(b).handle.id());
+    }
+
+    /// Mends the link from `a` to `b`.
+    pub fn mend(&self, a: u64, b: u64) {
+        NetSim::current().unclog_link(self.member(a).handle.id(), self.member(b).handle.id());
+    }
+
+    /// Mends every link between members.
+    pub fn mend_all(&self) {
+        for a in self.ids() {
+            for b in self.ids() {
+                if a != b {
+                    self.mend(a, b);
+                }
+            }
+        }
+    }
+
+    /// Heals everything: mends links, resumes paused members, restarts killed ones, and
+    /// puts the network back to its calm settings.
+    pub fn heal(&mut self) {
+        self.mend_all();
+        for id in self.ids() {
+            self.resume(id);
+            self.restart(id);
+        }
+        NetSim::current().update_config(|c| {
+            c.packet_loss_rate = 0.0;
+            c.send_latency = Duration::from_millis(1)..Duration::from_millis(5);
+        });
+    }
+}

@@ -1,0 +1,359 @@
+//! One simulation run for one seed: start the cell and the clients, run the chaos phase,
+//! heal, let the clients go on in the healed phase, then require that the cell converges and
+//! serves, and check the history and the Raft invariants.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use madsim::runtime::{Handle, Runtime};
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+use crate::cluster::{Cell, CellOptions};
+use crate::invariants::{keyspace_digest, Monitor};
+use crate::linearizability::{self, Operation};
+use crate::queue::{QueueClient, SharedQueueLog};
+use crate::workload::{Client, Recorder, SharedRecorder};
+
+/// What a run does.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The cell.
+    pub cell: CellOptions,
+    /// Number of kill-switch clients.
+    pub clients: u32,
+    /// Number of queue producers (workload 2).
+    pub producers: u32,
+    /// Number of queue consumers.
+    pub consumers: u32,
+    /// Length of the chaos phase.
+    pub chaos: Duration,
+    /// Whether faults are injected at all.
+    pub faults: bool,
+    /// Length of the healed phase in which clients go on before the final probes.
+    pub healed: Duration,
+    /// Steps the linearizability search may take.
+    pub max_check_steps: u64,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            cell: CellOptions::default(),
+            clients: 4,
+            producers: 2,
+            consumers: 2,
+            chaos: Duration::from_secs(20),
+            faults: true,
+            healed: Duration::from_secs(5),
+            max_check_steps: 20_000_000,
+        }
+    }
+}
+
+/// What a run saw, for the summary line and for a failure report.
+#[derive(Debug, Default)]
+pub struct RunReport {
+    /// The seed.
+    pub seed: u64,
+    /// Operations in the history.
+    pub ops: usize,
+    /// Of which unknown outcomes.
+    pub unknown: usize,
+    /// Faults started.
+    pub faults: u64,
+    /// Replies and failures by kind.
+    pub outcomes: Vec<(String, u64)>,
+    /// The fault log.
+    pub fault_log: Vec<String>,
+    /// Invariant samples taken.
+    pub samples: u64,
+    /// Simulated time the run took.
+    pub simulated: Duration,
+    /// What went wrong; empty when the run passed.
+    pub failures: Vec<String>,
+    /// The queue workload's counts.
+    pub queue: String,
+    /// A hash of everything the run produced (every operation with its times, the fault
+    /// log, the reply counts, the final states): two runs of one seed must print the same.
+    pub fingerprint: u64,
+}
+
+impl RunReport {
+    /// Whether the run passed.
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// Runs `options` for `seed` in a fresh simulated world.
+pub fn run_seed(seed: u64, options: &RunOptions) -> RunReport {
+    let mut rt = Runtime::with_seed_and_config(seed, madsim::Config::default());
+    rt.set_time_limit(Duration::from_secs(600));
+    let options = options.clone();
+    rt.block_on(async move { simulate(seed, options).await })
+}
+
+/// The body of a run; must be called inside a madsim runtime.
+pub async fn simulate(seed: u64, options: RunOptions) -> RunReport {
+    let origin = Instant::now();
+    let mut report = RunReport {
+        seed,
+        ..RunReport::default()
+    };
+    let cell = Arc::new(Mutex::new(Cell::start(&options.cell)));
+    let targets: Vec<SocketAddr> = cell.lock().members.iter().map(|m| m.resp_addr()).collect();
+    let recorder: SharedRecorder = Arc::new(Mutex::new(Recorder::default()));
+
+    // The monitor samples every running member every 20 ms until told to stop.
+    let monitor = Arc::new(Mutex::new(Monitor::default()));
+    let stop_monitor = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let monitor_task = {
+        let (cell, monitor, stop) = (cell.clone(), monitor.clone(), stop_monitor.clone());
+        tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let now_ms = Instant::now().duration_since(origin).as_millis() as u64;
+                monitor.lock().sample(&cell.lock(), now_ms);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+
+    // Clients, each on its own node.
+    let chaos_end = origin + options.chaos;
+    let clients_end = chaos_end + options.healed;
+    let handle = Handle::current();
+    let mut client_tasks = Vec::new();
+    for c in 0..options.clients {
+        let node = handle
+            .create_node()
+            .name(format!("client{c}"))
+            .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 1, (c + 1) as u8)))
+            .build();
+        let mut client = Client::new(c + 1, targets.clone(), origin, recorder.clone());
+        client_tasks.push(node.spawn(async move {
+            // Let the cell elect its first leader before the first timeout is spent.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            client.run_until(clients_end).await;
+        }));
+    }
+
+    // Queue producers and consumers (workload 2), each on its own node too.
+    let queue_log: SharedQueueLog = Arc::default();
+    for p in 0..options.producers + options.consumers {
+        let node = handle
+            .create_node()
+            .name(format!("queue{p}"))
+            .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 4, (p + 1) as u8)))
+            .build();
+        let mut client = QueueClient::new(100 + p, targets.clone(), queue_log.clone());
+        let producer = p < options.producers;
+        client_tasks.push(node.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if producer {
+                client.produce_until(clients_end).await;
+            } else {
+                client.consume_until(clients_end, origin).await;
+            }
+        }));
+    }
+
+    if options.faults {
+        report.faults = crate::faults::chaos(&cell, origin, chaos_end, &mut report.fault_log).await;
+    } else {
+        tokio::time::sleep_until(chaos_end).await;
+    }
+    cell.lock().heal();
+    for task in client_tasks {
+        if task.await.is_err() {
+            report.failures.push("a client task failed".into());
+        }
+    }
+
+    // The healed cell must serve: a write through every member, then every member reads it.
+    let probe_node = handle
+        .create_node()
+        .name("probe")
+        .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 2, 1)))
+        .build();
+    let probe = {
+        let (targets, recorder) = (targets.clone(), recorder.clone());
+        probe_node.spawn(async move { probe_cell(targets, origin, recorder).await })
+    };
+    match probe.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => report.failures.push(e),
+        Err(_) => report.failures.push("the probe task failed".into()),
+    }
+
+    // Drain the queues, then check the queue workload.
+    if options.producers + options.consumers > 0 {
+        let drain_node = handle
+            .create_node()
+            .name("drain")
+            .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 2, 2)))
+            .build();
+        let mut drainer = QueueClient::new(999, targets.clone(), queue_log.clone());
+        let drained = drain_node.spawn(async move {
+            drainer.drain(origin, Duration::from_secs(30)).await;
+        });
+        if drained.await.is_err() {
+            report.failures.push("the drain task failed".into());
+        }
+        let log = queue_log.lock();
+        report.failures.extend(log.verify());
+        report.queue = format!(
+            "pushed={} maybe={} delivered={} acked={} unknown-pops={}",
+            log.pushed.len(),
+            log.maybe_pushed.len(),
+            log.delivered.len(),
+            log.acked.len(),
+            log.unknown_pops
+        );
+    }
+
+    // Every member must reach the same applied state.
+    if let Err(e) = converge(&cell).await {
+        report.failures.push(e);
+    }
+    stop_monitor.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = monitor_task.await;
+    {
+        let now_ms = Instant::now().duration_since(origin).as_millis() as u64;
+        let mut monitor = monitor.lock();
+        monitor.sample(&cell.lock(), now_ms);
+        report.samples = monitor.samples;
+        report.failures.extend(monitor.violations.iter().cloned());
+    }
+
+    let recorder = std::mem::take(&mut *recorder.lock());
+    report.ops = recorder.ops.len();
+    report.unknown = recorder.ops.iter().filter(|o| o.returned.is_none()).count();
+    report.outcomes = recorder.outcomes.into_iter().collect();
+    report.outcomes.extend(
+        queue_log
+            .lock()
+            .outcomes
+            .iter()
+            .map(|(k, n)| (format!("queue {k}"), *n)),
+    );
+    if let Err(e) = check_history(&recorder.ops, options.max_check_steps) {
+        report.failures.push(e);
+    }
+    report.simulated = Instant::now().duration_since(origin);
+    let mut trace = String::new();
+    for op in &recorder.ops {
+        trace.push_str(&format!("{op}\n"));
+    }
+    trace.push_str(&format!(
+        "{:?}\n{:?}\n{:?}\n",
+        report.fault_log, report.outcomes, report.simulated
+    ));
+    for member in &cell.lock().members {
+        if let Some(node) = member.node() {
+            let keyspace = node.keyspace.read();
+            trace.push_str(&format!(
+                "n{} {} {}\n",
+                member.id,
+                keyspace.applied_index(),
+                keyspace_digest(&keyspace)
+            ));
+        }
+    }
+    report.fingerprint = xxhash_rust::xxh3::xxh3_64(trace.as_bytes());
+    report
+}
+
+/// Checks a kill-switch history for linearizability.
+pub fn check_history(ops: &[Operation], max_steps: u64) -> Result<(), String> {
+    linearizability::check(ops, None, max_steps).map_err(|v| linearizability::explain(ops, &v))
+}
+
+/// After healing: through every member in turn a `SET` must be acknowledged within 20 s of
+/// simulated time, and then a `GET` on every member must return it.
+async fn probe_cell(
+    targets: Vec<SocketAddr>,
+    origin: Instant,
+    recorder: SharedRecorder,
+) -> Result<(), String> {
+    let mut client = Client::new(999, targets, origin, recorder);
+    for target in 0..client.members() {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if client.set(target).await {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "healed cell: no SET acknowledged through n{} within 20 s",
+                    target + 1
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // The last SET was acknowledged (earlier attempts may have timed out and still count).
+    let last = client.last_value();
+    for target in 0..client.members() {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match client.get(target).await {
+                Some(Some(v)) if v == last => break,
+                Some(seen) => {
+                    return Err(format!(
+                        "healed cell: n{} read {seen:?} after the probe wrote {last}",
+                        target + 1
+                    ))
+                }
+                None if Instant::now() >= deadline => {
+                    return Err(format!(
+                        "healed cell: no GET answered by n{} within 20 s",
+                        target + 1
+                    ))
+                }
+                None => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Waits (up to 20 s of simulated time) until every member applied the same index, then
+/// compares their keyspaces.
+async fn converge(cell: &Mutex<Cell>) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let states: Vec<(u64, Option<(u64, u64)>)> = {
+            let cell = cell.lock();
+            cell.members
+                .iter()
+                .map(|m| {
+                    let state = m.node().map(|n| {
+                        let k = n.keyspace.read();
+                        (k.applied_index(), keyspace_digest(&k))
+                    });
+                    (m.id, state)
+                })
+                .collect()
+        };
+        let all_up = states.iter().all(|(_, s)| s.is_some());
+        let indexes: Vec<u64> = states.iter().filter_map(|(_, s)| s.map(|s| s.0)).collect();
+        if all_up && indexes.windows(2).all(|w| w[0] == w[1]) {
+            let digests: Vec<u64> = states.iter().filter_map(|(_, s)| s.map(|s| s.1)).collect();
+            if digests.windows(2).all(|w| w[0] == w[1]) {
+                return Ok(());
+            }
+            return Err(format!(
+                "converged to index {} with different keyspaces: {states:?}",
+                indexes[0]
+            ));
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "members did not converge within 20 s: (id, (applied, digest)) = {states:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,261 @@
+//! Pinned scenarios: short, scripted runs for failure shapes known from other systems. Each
+//! returns `Err` with what went wrong; a scenario passes on a correct node and must fail
+//! under the matching injected bug (see `tests/sim.rs`).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use madsim::runtime::Handle;
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+use crate::cluster::{Cell, CellOptions};
+use crate::run::check_history;
+use crate::workload::{Client, Recorder, SharedRecorder};
+
+fn client_node(n: u8) -> madsim::runtime::NodeHandle {
+    Handle::current()
+        .create_node()
+        .name(format!("scenario-client{n}"))
+        .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 3, n)))
+        .build()
+}
+
+fn targets(cell: &Cell) -> Vec<SocketAddr> {
+    cell.members.iter().map(|m| m.resp_addr()).collect()
+}
+
+async fn wait_leader(cell: &Mutex<Cell>, timeout: Duration) -> Result<u64, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(id) = cell.lock().leader() {
+            return Ok(id);
+        }
+        if Instant::now() >= deadline {
+            return Err("no leader elected".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// SETs through `target` until one is acknowledged (at most `timeout`).
+async fn must_set(client: &mut Client, target: usize, timeout: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    while !client.set(target).await {
+        if Instant::now() >= deadline {
+            return Err(format!("no SET acknowledged through n{}", target + 1));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+/// Data loss on failover: clients write through every member; every member loses power at
+/// once, keeping nothing it had not synced; after the restart every acknowledged write must
+/// still be there (the history stays linearizable, and a read sees the last write).
+pub async fn power_loss(options: CellOptions) -> Result<(), String> {
+    let cell = Arc::new(Mutex::new(Cell::start(&options)));
+    wait_leader(&cell, Duration::from_secs(5)).await?;
+    let origin = Instant::now();
+    let recorder: SharedRecorder = Arc::new(Mutex::new(Recorder::default()));
+    let targets = targets(&cell.lock());
+    for round in 0..3u8 {
+        let mut client = Client::new(
+            u32::from(round) + 1,
+            targets.clone(),
+            origin,
+            recorder.clone(),
+        );
+        let writes = client_node(round + 1).spawn(async move {
+            for i in 0..20 {
+                let target = i % client.members();
+                must_set(&mut client, target, Duration::from_secs(10)).await?;
+            }
+            Ok::<(), String>(())
+        });
+        writes
+            .await
+            .map_err(|_| "writer task failed".to_string())??;
+        {
+            let mut cell = cell.lock();
+            for id in cell.ids() {
+                cell.crash_keeping(id, Some(0));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        {
+            let mut cell = cell.lock();
+            for id in cell.ids() {
+                cell.restart(id);
+            }
+        }
+        wait_leader(&cell, Duration::from_secs(10)).await?;
+        let mut reader = Client::new(
+            100 + u32::from(round),
+            targets.clone(),
+            origin,
+            recorder.clone(),
+        );
+        let reads = client_node(10 + round).spawn(async move {
+            for target in 0..reader.members() {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while reader.get(target).await.is_none() {
+                    if Instant::now() >= deadline {
+                        return Err(format!(
+                            "n{} never answered a GET after restart",
+                            target + 1
+                        ));
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            Ok::<(), String>(())
+        });
+        reads
+            .await
+            .map_err(|_| "reader task failed".to_string())??;
+    }
+    let ops = std::mem::take(&mut recorder.lock().ops);
+    check_history(&ops, 10_000_000)
+}
+
+/// Stale read from an isolated leader: the leader is cut off from the others while a client
+/// keeps reading through it; the majority elects a new leader and takes a write. The old
+/// leader must not answer a read with the value from before that write.
+pub async fn isolated_leader_reads(options: CellOptions) -> Result<(), String> {
+    let cell = Arc::new(Mutex::new(Cell::start(&options)));
+    let leader = wait_leader(&cell, Duration::from_secs(5)).await?;
+    let origin = Instant::now();
+    let recorder: SharedRecorder = Arc::new(Mutex::new(Recorder::default()));
+    let targets = targets(&cell.lock());
+    let old = (leader - 1) as usize;
+    let other = (leader % 3) as usize;
+
+    let mut writer = Client::new(1, targets.clone(), origin, recorder.clone());
+    let mut reader = Client::new(2, targets.clone(), origin, recorder.clone());
+    let w = client_node(1).spawn(async move {
+        must_set(&mut writer, old, Duration::from_secs(5)).await?;
+        Ok::<Client, String>(writer)
+    });
+    let mut writer = w.await.map_err(|_| "writer failed".to_string())??;
+    {
+        let cell = cell.lock();
+        for id in cell.ids() {
+            if id != leader {
+                cell.cut(leader, id);
+                cell.cut(id, leader);
+            }
+        }
+    }
+    // The reader keeps reading through the old leader for 3 s; meanwhile the majority elects
+    // a new leader and the writer writes through it.
+    let reads = client_node(2).spawn(async move {
+        let until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < until {
+            reader.get(old).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let w = client_node(3).spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        must_set(&mut writer, other, Duration::from_secs(5)).await
+    });
+    w.await.map_err(|_| "writer failed".to_string())??;
+    reads.await.map_err(|_| "reader failed".to_string())?;
+    cell.lock().mend_all();
+    let ops = std::mem::take(&mut recorder.lock().ops);
+    check_history(&ops, 10_000_000)
+}
+
+/// Stale read after an election: a write is acknowledged, the leader loses power, and readers
+/// ask the survivors at once, while the new leader has not committed anything in its term
+/// yet. Every read that is answered must return that write.
+pub async fn read_after_failover(options: CellOptions) -> Result<(), String> {
+    let cell = Arc::new(Mutex::new(Cell::start(&options)));
+    let leader = wait_leader(&cell, Duration::from_secs(5)).await?;
+    let origin = Instant::now();
+    let recorder: SharedRecorder = Arc::new(Mutex::new(Recorder::default()));
+    let targets = targets(&cell.lock());
+    let mut writer = Client::new(1, targets.clone(), origin, recorder.clone());
+    let old = (leader - 1) as usize;
+    let w = client_node(1).spawn(async move {
+        for _ in 0..5 {
+            must_set(&mut writer, old, Duration::from_secs(5)).await?;
+        }
+        Ok::<(), String>(())
+    });
+    w.await.map_err(|_| "writer failed".to_string())??;
+    cell.lock().crash_keeping(leader, Some(0));
+    let mut readers = Vec::new();
+    for (n, target) in (0..3usize).filter(|&t| t != old).enumerate() {
+        let mut reader = Client::new(10 + n as u32, targets.clone(), origin, recorder.clone());
+        readers.push(client_node(20 + n as u8).spawn(async move {
+            let until = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < until {
+                reader.get(target).await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }));
+    }
+    for r in readers {
+        r.await.map_err(|_| "reader failed".to_string())?;
+    }
+    let ops = std::mem::take(&mut recorder.lock().ops);
+    if !ops
+        .iter()
+        .any(|o| matches!(o.action, crate::linearizability::Action::Get(_)) && o.invoked > 0)
+    {
+        return Err("no read was answered after the failover".into());
+    }
+    check_history(&ops, 10_000_000)
+}
+
+/// Replies crossed between clients: several clients pipeline-free `SET`/`GET` their own keys
+/// through the same follower at the same time; each must always read back its own last
+/// value (a reply delivered to the wrong connection shows up as another client's value).
+pub async fn no_crossed_replies(options: CellOptions) -> Result<(), String> {
+    let cell = Arc::new(Mutex::new(Cell::start(&options)));
+    let leader = wait_leader(&cell, Duration::from_secs(5)).await?;
+    let follower = cell
+        .lock()
+        .ids()
+        .into_iter()
+        .find(|&id| id != leader)
+        .ok_or("no follower")?;
+    let addr = cell.lock().member(follower).resp_addr();
+    let mut tasks = Vec::new();
+    for c in 0..4u8 {
+        tasks.push(client_node(30 + c).spawn(async move {
+            let key = format!("crossed:{c}");
+            let mut conn = crate::client::Connection::connect(addr, Duration::from_secs(1))
+                .await
+                .map_err(|e| format!("connect: {e:?}"))?;
+            for i in 0..50u32 {
+                let value = format!("{c}-{i}");
+                let set = conn
+                    .call(
+                        &[b"SET", key.as_bytes(), value.as_bytes()],
+                        Duration::from_secs(3),
+                    )
+                    .await
+                    .map_err(|e| format!("SET: {e:?}"))?;
+                if set != cellkv_node::resp::Frame::Simple("OK".into()) {
+                    return Err(format!("client {c}: SET answered {set:?}"));
+                }
+                let got = conn
+                    .call(&[b"GET", key.as_bytes()], Duration::from_secs(3))
+                    .await
+                    .map_err(|e| format!("GET: {e:?}"))?;
+                if got != cellkv_node::resp::Frame::Bulk(value.clone().into()) {
+                    return Err(format!("client {c}: wrote {value}, read back {got:?}"));
+                }
+            }
+            Ok::<(), String>(())
+        }));
+    }
+    for t in tasks {
+        t.await.map_err(|_| "client task failed".to_string())??;
+    }
+    Ok(())
+}

@@ -1,0 +1,172 @@
+//! Simulation tests: a few seeds of the full run, the pinned scenarios, the proof that the
+//! checkers catch injected bugs, and madsim's determinism check. Only built under
+//! `--cfg madsim` (see docs/simulation.md); each seed runs in its own fresh runtime.
+#![cfg(madsim)]
+
+use std::time::Duration;
+
+use cellkv_sim_tests::cluster::CellOptions;
+use cellkv_sim_tests::run::{run_seed, RunOptions, RunReport};
+use cellkv_sim_tests::scenarios;
+use madsim::runtime::Runtime;
+
+fn short_run() -> RunOptions {
+    RunOptions {
+        chaos: Duration::from_secs(10),
+        healed: Duration::from_secs(2),
+        ..RunOptions::default()
+    }
+}
+
+fn must_pass(report: &RunReport) {
+    assert!(
+        report.passed(),
+        "seed {} failed: {:#?}\nfaults: {:#?}",
+        report.seed,
+        report.failures,
+        report.fault_log
+    );
+}
+
+/// Runs `f` in a fresh runtime for `seed`; a panic (an openraft assertion, say) is a failure.
+fn scenario<F, Fut>(seed: u64, f: F) -> Result<(), String>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>> + 'static,
+{
+    let rt = Runtime::with_seed_and_config(seed, madsim::Config::default());
+    let fut = f();
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(fut)))
+        .unwrap_or_else(|_| Err("panicked".into()))
+}
+
+/// Runs `cellkv-sim` with `args` (one process per seed) and returns its output.
+fn cellkv_sim(args: &[&str]) -> (bool, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cellkv-sim"))
+        .args(args)
+        .output()
+        .expect("run cellkv-sim");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+/// Three seeds of chaos with both workloads: linearizable kill switch, no queue task lost or
+/// delivered twice, Raft invariants hold, the healed cell converges and serves. A failure
+/// prints the seed and the command that replays it.
+#[test]
+fn chaos_seeds_pass() {
+    let (ok, stdout) = cellkv_sim(&[
+        "--seed", "1", "--seeds", "3", "--chaos", "10", "--healed", "2",
+    ]);
+    assert!(ok, "{stdout}");
+}
+
+/// Without faults nothing may even be unknown.
+#[test]
+fn calm_run_has_no_unknown_outcomes() {
+    let options = RunOptions {
+        faults: false,
+        ..short_run()
+    };
+    let report = run_seed(11, &options);
+    must_pass(&report);
+    assert_eq!(report.unknown, 0, "{:?}", report.outcomes);
+    assert!(report.ops > 100);
+}
+
+/// Every acknowledged write survives a power loss of the whole cell.
+#[test]
+fn acknowledged_writes_survive_power_loss() {
+    for seed in 1..=3 {
+        let result = scenario(seed, || scenarios::power_loss(CellOptions::default()));
+        assert_eq!(result, Ok(()), "seed {seed}");
+    }
+}
+
+/// ... and the checkers notice when a disk acknowledges appends before syncing them.
+#[test]
+fn ack_before_sync_is_caught() {
+    for seed in 1..=3 {
+        let options = CellOptions {
+            ack_before_sync: true,
+            ..CellOptions::default()
+        };
+        let result = scenario(seed, || scenarios::power_loss(options));
+        assert!(
+            result.is_err(),
+            "seed {seed}: the lost writes went unnoticed"
+        );
+    }
+}
+
+/// An isolated leader does not answer reads with what it had before the majority moved on.
+#[test]
+fn isolated_leader_serves_no_stale_read() {
+    for seed in 1..=3 {
+        let result = scenario(seed, || {
+            scenarios::isolated_leader_reads(CellOptions::default())
+        });
+        assert_eq!(result, Ok(()), "seed {seed}");
+    }
+}
+
+/// A leader loses power right after acknowledged writes; reads on the survivors during and
+/// after the election all see the last write.
+#[test]
+fn no_stale_read_after_failover() {
+    for seed in 1..=3 {
+        let result = scenario(seed, || {
+            scenarios::read_after_failover(CellOptions::default())
+        });
+        assert_eq!(result, Ok(()), "seed {seed}");
+    }
+}
+
+/// Four clients writing and reading their own keys through one forwarding follower never
+/// get each other's replies.
+#[test]
+fn forwarded_replies_are_not_crossed() {
+    for seed in 1..=3 {
+        let result = scenario(seed, || {
+            scenarios::no_crossed_replies(CellOptions::default())
+        });
+        assert_eq!(result, Ok(()), "seed {seed}");
+    }
+}
+
+/// ... and the checker notices when reads skip the read index (`read-consistency local`).
+#[test]
+fn reads_without_read_index_are_caught() {
+    let options = CellOptions {
+        read_consistency: "local".into(),
+        ..CellOptions::default()
+    };
+    for seed in 1..=3 {
+        let result = scenario(seed, || scenarios::isolated_leader_reads(options.clone()));
+        let text = result.expect_err("a stale read went unnoticed");
+        assert!(text.contains("not linearizable"), "seed {seed}: {text}");
+    }
+    let mut run = short_run();
+    run.cell.read_consistency = "local".into();
+    assert!(!run_seed(1, &run).passed(), "chaos with local reads passed");
+}
+
+/// Two runs of one seed, each in its own process, produce the same fingerprint (every
+/// operation with its simulated times, the fault log, the final states). madsim's in-process
+/// check cannot be used: see docs/simulation.md.
+#[test]
+fn runs_are_deterministic() {
+    let (ok, stdout) = cellkv_sim(&[
+        "--seed",
+        "7",
+        "--chaos",
+        "5",
+        "--healed",
+        "1",
+        "--check-determinism",
+    ]);
+    assert!(ok, "{stdout}");
+    assert!(stdout.contains("1 seeds: 1 passed"), "{stdout}");
+}
