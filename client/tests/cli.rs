@@ -6,6 +6,9 @@
 //! integration tests need it; when testing this package alone, build it first with
 //! `cargo build -p cellkv-node --bin cellkv`.
 
+// These tests drive real processes in real time; the simulator's clock rules are for node code.
+#![allow(clippy::disallowed_methods)]
+
 use std::fs::File;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};

@@ -71,10 +71,18 @@ pub async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
     }
 }
 
+/// Writes and flushes: a real socket sends on write, but madsim's simulated one sends only on
+/// flush, so without it no reply would leave a node inside the simulation.
+async fn write_flush(writer: &mut WriteHalf<TcpStream>, bytes: &[u8]) -> std::io::Result<()> {
+    writer.write_all(bytes).await?;
+    writer.flush().await
+}
+
 async fn refuse(mut stream: TcpStream) {
     let _ = stream
         .write_all(b"-ERR max number of clients reached\r\n")
         .await;
+    let _ = stream.flush().await;
 }
 
 async fn serve(node: Arc<Node>, stream: TcpStream, peer: String) {
@@ -166,7 +174,7 @@ async fn serve(node: Arc<Node>, stream: TcpStream, peer: String) {
             encode(&Frame::Error(e.reply_text()), session.resp3, &mut output);
         }
         if !output.is_empty() {
-            if let Err(e) = io.writer.write_all(&output).await {
+            if let Err(e) = write_flush(&mut io.writer, &output).await {
                 tracing::debug!(client = client_id, error = %e, "write failed");
                 break;
             }
@@ -206,7 +214,7 @@ async fn write_deliveries(
     tokio::select! {
         biased;
         _ = cut_off.wait() => return Err(std::io::ErrorKind::BrokenPipe.into()),
-        written = io.writer.write_all(&out) => written?,
+        written = write_flush(&mut io.writer, &out) => written?,
     }
     session.mailbox.written(size, &session.node.pubsub.limit());
     Ok(())
@@ -594,7 +602,7 @@ async fn block(
     let seq = node.blocked.arrival();
     let mut shutdown = node.shutdown_signal();
     if !output.is_empty() {
-        io.writer.write_all(output).await.ok()?;
+        write_flush(&mut io.writer, output).await.ok()?;
         output.clear();
     }
     loop {

@@ -418,9 +418,14 @@ fn never_sent(status: &tonic::Status) -> bool {
     }
     let message = status.message().to_ascii_lowercase();
     // A name that does not resolve (a dead container's) was never connected to either.
-    ["connect error", "trying to connect", "connection refused", "dns error"]
-        .iter()
-        .any(|m| message.contains(m))
+    [
+        "connect error",
+        "trying to connect",
+        "connection refused",
+        "dns error",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
 }
 
 /// Probes every member once a second until the node stops.
