@@ -98,7 +98,7 @@ have=$(redis-cli -p "$LPORT" DBSIZE)
 load() {
     redis-benchmark -h 127.0.0.1 -p "$LPORT" -c "$CLIENTS" -n "$REQUESTS" -P 1 -r 1000000 \
         -t set --csv 2>/dev/null |
-        awk -F'","' 'NR==2 {gsub(/"/, ""); print $5, $7, $8}'
+        awk -F'","' 'NR==2 {print $5, $7, $8}' | tr -d '"'
 }
 
 # A counter of INFO persistence on the node at port $1 (since that node started).
