@@ -23,28 +23,8 @@ CELLKV="$CELLKV_BIN"
 REQUESTS="${REQUESTS:-200000}"
 CLIENTS="${CLIENTS:-50}"
 OUT="${BENCH_OUT:-docs/benchmarks.md}"
-WORK="$(mktemp -d)"
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-    # Reap them here, so bash does not report each kill.
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-wait_ping() {
-    for _ in $(seq 1 300); do
-        redis-cli -p "$1" PING >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    echo "server on port $1 did not come up" >&2
-    exit 1
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 REDIS_PORT=$(free_port)
 mkdir -p "$WORK/redis"

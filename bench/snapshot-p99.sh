@@ -25,28 +25,9 @@ fi
 KEYS="${KEYS:-1000000}"
 CLIENTS="${CLIENTS:-10}"
 REQUESTS="${REQUESTS:-60000}"
-WORK="$(mktemp -d)"
-PIDS=()
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 declare -A PID_OF
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-wait_ping() {
-    for _ in $(seq 1 600); do
-        redis-cli -p "$1" PING >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    echo "server on port $1 did not come up" >&2
-    exit 1
-}
 
 read -r -a RAFT_PORTS <<<"$(free_port) $(free_port) $(free_port)"
 PEERS="1@127.0.0.1:${RAFT_PORTS[0]},2@127.0.0.1:${RAFT_PORTS[1]},3@127.0.0.1:${RAFT_PORTS[2]}"

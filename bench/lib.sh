@@ -1,0 +1,27 @@
+# Shared by the bench scripts (sourced): a scratch directory and the processes started in
+# it, both gone on exit, and the two helpers every script needs.
+
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+    # Reap them here, so bash does not report each kill.
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# A loopback port free right now.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Waits up to a minute for a PING answer on port $1.
+wait_ping() {
+    for _ in $(seq 1 600); do
+        redis-cli -p "$1" PING >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "server on port $1 did not come up" >&2
+    exit 1
+}
