@@ -209,6 +209,16 @@ pub struct RaftHandle {
     snapshot_timer: Option<tokio::task::JoinHandle<()>>,
 }
 
+/// The Raft address of member `id` in `raft`'s current membership.
+pub fn member_addr(raft: &Raft, id: NodeId) -> Option<String> {
+    let metrics = raft.metrics();
+    let m = metrics.borrow_watched();
+    m.membership_config
+        .membership()
+        .get_node(&id)
+        .map(|node| node.addr.clone())
+}
+
 impl fmt::Debug for RaftHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RaftHandle")
@@ -235,12 +245,7 @@ impl RaftHandle {
 
     /// The Raft address of member `id` in the current membership.
     pub fn member_addr(&self, id: NodeId) -> Option<String> {
-        let metrics = self.raft.metrics();
-        let m = metrics.borrow_watched();
-        m.membership_config
-            .membership()
-            .get_node(&id)
-            .map(|node| node.addr.clone())
+        member_addr(&self.raft, id)
     }
 
     /// The `Raft` gRPC service answering peers for this node.

@@ -157,12 +157,7 @@ impl Peers {
 
     /// The Raft address of member `id`.
     fn addr_of(&self, id: NodeId) -> Option<String> {
-        let metrics = self.raft.metrics();
-        let m = metrics.borrow_watched();
-        m.membership_config
-            .membership()
-            .get_node(&id)
-            .map(|node| node.addr.clone())
+        crate::raft::member_addr(&self.raft, id)
     }
 
     /// The leader, waiting until `deadline_ms` for one to be known.

@@ -132,29 +132,7 @@ impl Cell {
                 ),
             );
         }
-        let seen = format!("{views:?}");
-        let masters: Vec<u64> = views
-            .iter()
-            .filter(|(_, v)| v.0 == "master")
-            .map(|(id, _)| *id)
-            .collect();
-        let [leader] = masters[..] else {
-            return Err(seen);
-        };
-        let followers = self.nodes.len() - 1;
-        let agreed = views.iter().all(|(id, (role, leader_id, link, slaves))| {
-            leader_id == &leader.to_string()
-                && if *id == leader {
-                    slaves == &followers.to_string()
-                } else {
-                    role == "slave" && link == "up"
-                }
-        });
-        if agreed {
-            Ok(leader)
-        } else {
-            Err(seen)
-        }
+        crate::harness::agreed_leader(&views, true)
     }
 
     fn follower_of(&self, leader: u64) -> u64 {

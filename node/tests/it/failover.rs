@@ -673,29 +673,7 @@ impl Cell {
                 ),
             );
         }
-        let seen = format!("{views:?}");
-        let masters: Vec<u64> = views
-            .iter()
-            .filter(|(_, v)| v.0 == "master")
-            .map(|(id, _)| *id)
-            .collect();
-        let [leader] = masters[..] else {
-            return Err(seen);
-        };
-        let followers = (self.nodes.len() - 1).to_string();
-        let agreed = views.iter().all(|(id, (role, leader_id, link, slaves))| {
-            leader_id == &leader.to_string()
-                && if *id == leader {
-                    !all_links || slaves == &followers
-                } else {
-                    role == "slave" && link == "up"
-                }
-        });
-        if agreed {
-            Ok(leader)
-        } else {
-            Err(seen)
-        }
+        crate::harness::agreed_leader(&views, all_links)
     }
 
     /// Sets the kill switch to `value` through `via`, trying again until it is

@@ -331,3 +331,40 @@ pub fn loopback_cell(size: u64) -> (std::collections::BTreeMap<u64, u16>, String
         .join(",");
     (raft_ports, peers)
 }
+
+/// What one node's `INFO replication` says of the cell: `role`, `raft_leader_id`,
+/// `master_link_status`, `connected_slaves`.
+pub type ReplicationView = (String, String, String, String);
+
+/// The leader every node agrees on, given each running node's view: exactly one says it is
+/// the master, every node names it as leader, and each follower reports its link up. With
+/// `all_links`, the leader must also count every other node as a connected replica.
+/// Otherwise the views, for a failure message.
+pub fn agreed_leader(
+    views: &std::collections::BTreeMap<u64, ReplicationView>,
+    all_links: bool,
+) -> Result<u64, String> {
+    let seen = format!("{views:?}");
+    let masters: Vec<u64> = views
+        .iter()
+        .filter(|(_, v)| v.0 == "master")
+        .map(|(id, _)| *id)
+        .collect();
+    let [leader] = masters[..] else {
+        return Err(seen);
+    };
+    let followers = (views.len() - 1).to_string();
+    let agreed = views.iter().all(|(id, (role, leader_id, link, slaves))| {
+        leader_id == &leader.to_string()
+            && if *id == leader {
+                !all_links || slaves == &followers
+            } else {
+                role == "slave" && link == "up"
+            }
+    });
+    if agreed {
+        Ok(leader)
+    } else {
+        Err(seen)
+    }
+}
