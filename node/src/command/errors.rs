@@ -32,6 +32,8 @@ pub const EXPIRE_NX_XX: &str =
     "ERR NX and XX, GT or LT options at the same time are not compatible";
 /// GT together with LT.
 pub const EXPIRE_GT_LT: &str = "ERR GT and LT options at the same time are not compatible";
+/// `OBJECT IDLETIME` on a key an LFU policy governs.
+pub const LRU_NOT_SELECTED: &str = "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 /// OBJECT FREQ without an LFU policy.
 pub const LFU_NOT_SELECTED: &str = "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 /// HELLO with a protocol version other than 2 or 3.

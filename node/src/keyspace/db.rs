@@ -16,6 +16,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use imbl::OrdMap;
 
+use super::memory::{entry_size, ACCOUNTING_SAMPLES};
 use super::Entry;
 
 /// The position of a key in scan order: a fixed hash of its bytes, the same on every
@@ -55,6 +56,11 @@ pub struct Db {
     tombstones: OrdMap<u64, u64>,
     /// Deletions at or before this index may have been forgotten (also set by a flush).
     forgotten_before: u64,
+    /// The estimated bytes of every key (`memory::entry_size`), kept current by apply.
+    used: u64,
+    /// Keys handed out for change in place, with their size before: settled (the estimate
+    /// taken again) before the next insert or removal and at the end of each command.
+    dirty: Vec<(Bytes, u64)>,
 }
 
 impl Db {
@@ -71,6 +77,27 @@ impl Db {
     /// Number of keys with an expiry.
     pub fn volatile_len(&self) -> usize {
         self.volatile_keys
+    }
+
+    /// The estimated bytes of every key, as of the last settled change.
+    pub fn used_bytes(&self) -> u64 {
+        self.used
+    }
+
+    /// Takes the size estimate of every key changed in place since the last call again, so
+    /// that [`Db::used_bytes`] reflects those changes.
+    pub(super) fn settle(&mut self) {
+        for (name, before) in std::mem::take(&mut self.dirty) {
+            let after = self
+                .get_any(&name)
+                .map_or(0, |e| entry_size(&name, e, ACCOUNTING_SAMPLES));
+            self.used = self.used.saturating_add(after).saturating_sub(before);
+        }
+    }
+
+    /// Whether changes in place are waiting for [`Db::settle`].
+    pub(super) fn is_unsettled(&self) -> bool {
+        !self.dirty.is_empty()
     }
 
     /// The entry under `name`, expired or not.
@@ -167,13 +194,17 @@ impl Db {
     pub(super) fn get_mut(&mut self, name: &[u8], version: u64, now_ms: u64) -> Option<&mut Entry> {
         let entry = self.get_mut_unstamped(name)?;
         entry.version = version;
-        entry.written_at = now_ms;
+        entry.access.set_time(now_ms);
         Some(entry)
     }
 
     /// The entry under `name`, expired or not, for changing its value in place without
     /// stamping it: the caller stamps it if it did change something.
     pub(super) fn get_mut_unstamped(&mut self, name: &[u8]) -> Option<&mut Entry> {
+        if !self.dirty.iter().any(|(k, _)| k.as_ref() == name) {
+            let before = entry_size(name, self.get_any(name)?, ACCOUNTING_SAMPLES);
+            self.dirty.push((Bytes::copy_from_slice(name), before));
+        }
         let bucket = Arc::make_mut(self.slots.get_mut(&slot_of(name))?);
         match bucket {
             Bucket::One((k, e)) if k.as_ref() == name => Some(e),
@@ -187,6 +218,8 @@ impl Db {
 
     /// Stores `entry` under `name`, replacing any entry there.
     pub(super) fn insert(&mut self, name: Bytes, entry: Entry) {
+        self.settle();
+        self.used += entry_size(&name, &entry, ACCOUNTING_SAMPLES);
         let slot = slot_of(&name);
         let new_volatile = entry.expires_at.is_some();
         let old_volatile = match self.slots.get_mut(&slot) {
@@ -208,6 +241,8 @@ impl Db {
                 match existing {
                     Some(slot_entry) => {
                         let was = slot_entry.expires_at.is_some();
+                        let old = entry_size(&name, slot_entry, ACCOUNTING_SAMPLES);
+                        self.used = self.used.saturating_sub(old);
                         *slot_entry = entry;
                         Some(was)
                     }
@@ -238,6 +273,7 @@ impl Db {
         written_at: u64,
         version: u64,
     ) -> bool {
+        self.settle();
         let slot = slot_of(name);
         let Some(bucket) = self.slots.get_mut(&slot) else {
             return false;
@@ -252,18 +288,24 @@ impl Db {
         }
         .map(|entry| {
             let was = entry.expires_at.is_some();
+            let before = entry_size(name, entry, ACCOUNTING_SAMPLES);
             entry.expires_at = expires_at;
-            entry.written_at = written_at;
+            entry.access.set_time(written_at);
             entry.version = version;
-            was
+            let after = entry_size(name, entry, ACCOUNTING_SAMPLES);
+            (was, before, after)
         });
-        let Some(was) = was else { return false };
+        let Some((was, before, after)) = was else {
+            return false;
+        };
+        self.used = self.used.saturating_add(after).saturating_sub(before);
         self.track_volatile(slot, was, expires_at.is_some());
         true
     }
 
     /// Deletes `name` at log index `index`; returns the entry it held, expired or not.
     pub(super) fn remove(&mut self, name: &[u8], index: u64) -> Option<Entry> {
+        self.settle();
         let slot = slot_of(name);
         let (position, shared_with) = {
             let items = self.slots.get(&slot)?.items();
@@ -289,6 +331,9 @@ impl Db {
             entry
         };
         self.keys -= 1;
+        self.used = self
+            .used
+            .saturating_sub(entry_size(name, &removed, ACCOUNTING_SAMPLES));
         self.track_volatile(slot, removed.expires_at.is_some(), false);
         self.bury(slot, index);
         Some(removed)
@@ -338,12 +383,12 @@ mod tests {
     use crate::keyspace::Value;
 
     fn entry(v: &str, expires_at: Option<u64>) -> Entry {
-        Entry {
-            value: Value::Str(Bytes::copy_from_slice(v.as_bytes())),
+        Entry::new(
+            Value::Str(Bytes::copy_from_slice(v.as_bytes())),
             expires_at,
-            written_at: 0,
-            version: 0,
-        }
+            0,
+            0,
+        )
     }
 
     #[test]
@@ -366,7 +411,7 @@ mod tests {
         assert_eq!(db.sample_volatile(0, 10), vec![(Bytes::from("b"), 30)]);
         assert!(db.update_expiry(b"b", None, 10, 3));
         assert_eq!((db.len(), db.volatile_len()), (1, 0));
-        assert_eq!(db.get_any(b"b").map(|e| e.written_at), Some(10));
+        assert_eq!(db.get_any(b"b").map(|e| e.access.time_ms()), Some(10));
         assert!(!db.update_expiry(b"missing", Some(1), 0, 4));
     }
 

@@ -725,6 +725,7 @@ mod tests {
             db: 0,
             now_ms: 0,
             seed: 0,
+            touch: true,
         };
         let Frame::Bulk(payload) = function_dump(&ctx, &[]) else {
             panic!("dump is not a bulk string")

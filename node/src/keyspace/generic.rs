@@ -130,10 +130,7 @@ pub fn copy(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     ctx.insert_in_db(
         target_db,
         dst,
-        super::Entry {
-            written_at: now_ms,
-            ..entry
-        },
+        super::Entry::new(entry.value, entry.expires_at, now_ms, entry.version),
     );
     Frame::Integer(1)
 }
@@ -385,20 +382,29 @@ pub fn object_encoding(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
     Frame::bulk(encoding::encoding_name(&entry.value, &encoding::current()))
 }
 
-/// OBJECT FREQ key: only tracked under an LFU policy, which this build does not run.
+/// OBJECT FREQ key: the key's logarithmic access counter on this node, answered only when
+/// the policy governing the key (its prefix rule, else `maxmemory-policy`) is an LFU one.
 pub fn object_freq(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
-    if ctx.get(&args[2]).is_none() {
+    let Some(entry) = ctx.peek(&args[2]) else {
         return Frame::Null;
+    };
+    let settings = ctx.keyspace.memory();
+    if !settings.policy_for(&args[2]).is_lfu() {
+        return Frame::error(err::LFU_NOT_SELECTED);
     }
-    Frame::error(err::LFU_NOT_SELECTED)
+    Frame::Integer(entry.access.counter(ctx.now_ms, settings.lfu_decay_time) as i64)
 }
 
-/// OBJECT IDLETIME key: seconds since the key was last written.
+/// OBJECT IDLETIME key: seconds since the key was last read or written on this node;
+/// refused for a key an LFU policy governs, as Redis does.
 pub fn object_idletime(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
-    match ctx.get(&args[2]) {
-        None => Frame::Null,
-        Some(e) => Frame::Integer((ctx.now_ms.saturating_sub(e.written_at) / 1000) as i64),
+    let Some(entry) = ctx.peek(&args[2]) else {
+        return Frame::Null;
+    };
+    if ctx.keyspace.memory().policy_for(&args[2]).is_lfu() {
+        return Frame::error(err::LRU_NOT_SELECTED);
     }
+    Frame::Integer((ctx.now_ms.saturating_sub(entry.access.time_ms()) / 1000) as i64)
 }
 
 /// OBJECT REFCOUNT key: values are never shared between keys here.

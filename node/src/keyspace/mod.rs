@@ -18,6 +18,7 @@ pub mod glob;
 mod hashes;
 mod lists;
 mod lua_libs;
+pub mod memory;
 mod request;
 mod scripting;
 pub mod sessions;
@@ -121,13 +122,24 @@ pub struct Entry {
     pub value: Value,
     /// Absolute expiry in ms since the epoch, if any.
     pub expires_at: Option<u64>,
-    /// Time of the last write, in the replicated clock (for `OBJECT IDLETIME`).
-    pub written_at: u64,
+    /// Last access and access frequency on this node (`OBJECT IDLETIME|FREQ`, eviction
+    /// ranking): local metadata, not replicated (see `memory::Access`).
+    pub access: memory::Access,
     /// Log index of the last change, for `WATCH` (DESIGN.md rule 5).
     pub version: u64,
 }
 
 impl Entry {
+    /// An entry written at `now_ms` by log entry `version`.
+    pub fn new(value: Value, expires_at: Option<u64>, now_ms: u64, version: u64) -> Entry {
+        Entry {
+            value,
+            expires_at,
+            access: memory::Access::new(now_ms),
+            version,
+        }
+    }
+
     pub(crate) fn is_expired(&self, now_ms: u64) -> bool {
         self.expires_at.is_some_and(|at| at <= now_ms)
     }
@@ -147,6 +159,10 @@ pub struct Keyspace {
     libraries: imbl::OrdMap<String, Library>,
     /// Each client's last applied batch, so a batch proposed twice applies once.
     sessions: sessions::Sessions,
+    /// `maxmemory` and the eviction policies, as last set through the log.
+    memory: memory::MemorySettings,
+    /// Keys deleted by eviction entries (`evicted_keys`): the same count on every replica.
+    evicted_keys: u64,
     /// What apply produced besides replies, for the node to act on (not replicated state).
     events: Vec<Event>,
 }
@@ -160,6 +176,8 @@ impl Default for Keyspace {
             scripts: imbl::OrdMap::new(),
             libraries: imbl::OrdMap::new(),
             sessions: sessions::Sessions::default(),
+            memory: memory::MemorySettings::default(),
+            evicted_keys: 0,
             events: Vec::new(),
         }
     }
@@ -235,7 +253,46 @@ impl Keyspace {
         self.sessions.len()
     }
 
+    /// The replicated memory settings.
+    pub fn memory(&self) -> &memory::MemorySettings {
+        &self.memory
+    }
+
+    /// The estimated bytes of every key in every database (`used_memory`'s dataset part).
+    pub fn used_memory(&self) -> u64 {
+        self.dbs.iter().map(Db::used_bytes).sum()
+    }
+
+    /// Keys deleted by eviction so far.
+    pub fn evicted_keys(&self) -> u64 {
+        self.evicted_keys
+    }
+
+    /// Brings [`Keyspace::used_memory`] up to date with changes made in place.
+    fn settle_memory(&mut self) {
+        for db in &mut self.dbs {
+            if db.is_unsettled() {
+                db.settle();
+            }
+        }
+    }
+
+    /// Whether a growing command must be refused now (`-OOM`).
+    pub(crate) fn refuses_growth(&mut self) -> bool {
+        if self.memory.maxmemory == 0 {
+            return false;
+        }
+        self.settle_memory();
+        self.memory.refuses_growth(self.used_memory())
+    }
+
     fn apply_op(&mut self, index: u64, now_ms: u64, op: &Op) -> Frame {
+        let reply = self.apply_op_unsettled(index, now_ms, op);
+        self.settle_memory();
+        reply
+    }
+
+    fn apply_op_unsettled(&mut self, index: u64, now_ms: u64, op: &Op) -> Frame {
         match op {
             Op::Command { db, args } => {
                 if *db >= DATABASES {
@@ -270,6 +327,29 @@ impl Keyspace {
                 }
                 Frame::Integer(deleted)
             }
+            Op::Memory(settings) => {
+                self.memory = settings.clone();
+                Frame::ok()
+            }
+            Op::Evict { db, keys } => {
+                let Some(target) = self.dbs.get_mut(*db as usize) else {
+                    return Frame::Integer(0);
+                };
+                let mut evicted = 0;
+                for name in keys {
+                    // The leader chose from its applied state; a key whose policy stopped
+                    // allowing it since (its TTL removed, the rules changed) stays.
+                    let allowed = target
+                        .get_any(name)
+                        .is_some_and(|e| self.memory.may_evict(name, e.expires_at.is_some()));
+                    if allowed {
+                        target.remove(name, index);
+                        evicted += 1;
+                    }
+                }
+                self.evicted_keys += evicted;
+                Frame::Integer(evicted as i64)
+            }
         }
     }
 }
@@ -279,6 +359,11 @@ impl Keyspace {
 fn run_in_apply(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     match command::resolve(args) {
         Resolved::Error(text) => Frame::Error(text),
+        Resolved::Command(spec)
+            if spec.flags & command::flag::DENYOOM != 0 && ctx.keyspace.refuses_growth() =>
+        {
+            Frame::error(memory::OOM)
+        }
         Resolved::Command(spec) => match spec.handler {
             Handler::Write(run) => run(ctx, args),
             Handler::Read(run) => run(&ctx.as_read(), args),
@@ -341,6 +426,8 @@ pub struct ReadCtx<'a> {
     /// Seed for random picks (`RANDOMKEY`): from the log index inside apply, so replicas
     /// agree; from any source on the read path.
     pub seed: u64,
+    /// Whether reading a key counts as an access to it (off under `CLIENT NO-TOUCH`).
+    pub touch: bool,
 }
 
 impl ReadCtx<'_> {
@@ -351,8 +438,23 @@ impl ReadCtx<'_> {
         self.keyspace.dbs.get(self.db as usize).unwrap_or(&EMPTY)
     }
 
-    /// The live entry under `key`.
+    /// The live entry under `key`, recorded as accessed (for eviction's LRU and LFU ranks).
     pub fn get(&self, key: &Bytes) -> Option<&Entry> {
+        let entry = self.db().get(key, self.now_ms)?;
+        if self.touch {
+            let settings = &self.keyspace.memory;
+            entry.access.touch(
+                self.now_ms,
+                seed_from_index(self.seed ^ slot_of(key)),
+                settings.lfu_log_factor,
+                settings.lfu_decay_time,
+            );
+        }
+        Some(entry)
+    }
+
+    /// The live entry under `key`, without counting an access (`OBJECT`, `MEMORY USAGE`).
+    pub fn peek(&self, key: &Bytes) -> Option<&Entry> {
         self.db().get(key, self.now_ms)
     }
 }
@@ -379,6 +481,7 @@ impl WriteCtx<'_> {
             db: self.db,
             now_ms: self.now_ms,
             seed: seed_from_index(self.index),
+            touch: true,
         }
     }
 
@@ -451,7 +554,7 @@ impl WriteCtx<'_> {
     /// connection's read buffer, and keeping one would pin the whole buffer in memory for
     /// as long as the key lives (and share one reference count between threads).
     pub fn set(&mut self, key: &Bytes, value: Value, expires_at: Option<u64>) {
-        let written_at = self.now_ms;
+        let now_ms = self.now_ms;
         let value = match value {
             Value::Str(s) => Value::Str(Bytes::copy_from_slice(&s)),
             other => other,
@@ -464,15 +567,8 @@ impl WriteCtx<'_> {
         }
         let key = Bytes::copy_from_slice(key);
         let version = self.index;
-        self.db_mut().insert(
-            key,
-            Entry {
-                value,
-                expires_at,
-                written_at,
-                version,
-            },
-        );
+        self.db_mut()
+            .insert(key, Entry::new(value, expires_at, now_ms, version));
     }
 
     /// Replaces the value, keeping the key's expiry.
@@ -486,9 +582,8 @@ impl WriteCtx<'_> {
         if self.get(key).is_none() {
             return false;
         }
-        let (written_at, index) = (self.now_ms, self.index);
-        self.db_mut()
-            .update_expiry(key, expires_at, written_at, index)
+        let (now_ms, index) = (self.now_ms, self.index);
+        self.db_mut().update_expiry(key, expires_at, now_ms, index)
     }
 
     /// Deletes `key`; returns the live entry it held.
@@ -632,6 +727,7 @@ pub(crate) mod tests {
                             db: 0,
                             now_ms: 1000,
                             seed: 42,
+                            touch: true,
                         },
                         &args,
                     )

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::memory::MemorySettings;
 use super::sessions::ClientId;
 
 /// One client command as it arrived: the name first, then its arguments, all binary-safe.
@@ -54,6 +55,17 @@ pub enum Op {
         /// Database index.
         db: u32,
         /// Candidate keys.
+        keys: Vec<Bytes>,
+    },
+    /// New `maxmemory` settings for every replica (`CONFIG SET`, or a leader's configuration
+    /// at start).
+    Memory(MemorySettings),
+    /// Keys the leader chose to free memory (`maxmemory-policy`); apply deletes each only if
+    /// its policy still allows it.
+    Evict {
+        /// Database index.
+        db: u32,
+        /// The victims.
         keys: Vec<Bytes>,
     },
 }

@@ -75,6 +75,13 @@ impl Caller for ApplyCaller<'_, '_> {
         };
         match spec.handler {
             Handler::Write(_) if self.read_only => Frame::error(WRITE_FROM_READ_ONLY),
+            // Judged per call, as Redis judges a script's growing calls under `maxmemory`.
+            Handler::Write(_)
+                if spec.flags & command::flag::DENYOOM != 0
+                    && self.ctx.keyspace.refuses_growth() =>
+            {
+                Frame::error(super::memory::OOM)
+            }
             Handler::Write(run) => run(self.ctx, args),
             Handler::Read(run) => run(&self.ctx.as_read(), args),
             _ => match spec.name {

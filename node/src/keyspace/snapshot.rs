@@ -1,17 +1,21 @@
 //! The keyspace's snapshot stream: a header, one length-prefixed record per key, a trailer
 //! with the record count (so a truncated or corrupt file is refused on load), and then each
-//! database's `WATCH` state (deletion horizon and tombstones), then the script cache, the function libraries and the
-//! client sessions (`sessions`).
+//! database's `WATCH` state (deletion horizon and tombstones), then the script cache, the
+//! function libraries, the client sessions (`sessions`) and the memory settings with the
+//! eviction count (`memory`).
 
 use std::io::{Read, Write};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::memory::MemorySettings;
 use super::sessions::Sessions;
 use super::{Db, Entry, Keyspace, Library, Value, DATABASES};
 
-const MAGIC: &[u8; 8] = b"CELLKV05";
+const MAGIC: &[u8; 8] = b"CELLKV06";
+/// The format before the memory settings joined it (read still).
+const MAGIC_BEFORE_MEMORY: &[u8; 8] = b"CELLKV05";
 /// The format before client sessions joined it (read still).
 const MAGIC_BEFORE_SESSIONS: &[u8; 8] = b"CELLKV04";
 /// The format before function libraries joined it: read still, so an upgraded node can
@@ -39,6 +43,12 @@ struct Record {
     expires_at: Option<u64>,
     written_at: u64,
     version: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct MemoryState {
+    settings: MemorySettings,
+    evicted_keys: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -92,7 +102,7 @@ impl Keyspace {
                     key: key.clone(),
                     value: entry.value.clone(),
                     expires_at: entry.expires_at,
-                    written_at: entry.written_at,
+                    written_at: entry.access.time_ms(),
                     version: entry.version,
                 };
                 buf.clear();
@@ -118,6 +128,11 @@ impl Keyspace {
         let libraries: Vec<&Library> = self.libraries.values().collect();
         write_section(out, &mut buf, &libraries)?;
         write_section(out, &mut buf, &self.sessions.to_list())?;
+        let memory = MemoryState {
+            settings: self.memory.clone(),
+            evicted_keys: self.evicted_keys,
+        };
+        write_section(out, &mut buf, &memory)?;
         Ok(())
     }
 
@@ -125,7 +140,13 @@ impl Keyspace {
     pub fn read_snapshot(input: &mut dyn Read) -> Result<Keyspace, SnapshotError> {
         let mut magic = [0u8; 8];
         input.read_exact(&mut magic)?;
-        if &magic != MAGIC && &magic != MAGIC_BEFORE_SESSIONS && &magic != MAGIC_BEFORE_FUNCTIONS {
+        let known = [
+            MAGIC,
+            MAGIC_BEFORE_MEMORY,
+            MAGIC_BEFORE_SESSIONS,
+            MAGIC_BEFORE_FUNCTIONS,
+        ];
+        if !known.contains(&&magic) {
             return Err(SnapshotError::Corrupt("bad magic".into()));
         }
         let mut word = [0u8; 8];
@@ -156,12 +177,12 @@ impl Keyspace {
             let db: &mut Db = &mut keyspace.dbs[record.db as usize];
             db.insert(
                 record.key,
-                Entry {
-                    value: record.value,
-                    expires_at: record.expires_at,
-                    written_at: record.written_at,
-                    version: record.version,
-                },
+                Entry::new(
+                    record.value,
+                    record.expires_at,
+                    record.written_at,
+                    record.version,
+                ),
             );
             count += 1;
         }
@@ -185,9 +206,14 @@ impl Keyspace {
                 .map(|library| (library.name.clone(), library))
                 .collect();
         }
-        if &magic == MAGIC {
+        if &magic == MAGIC || &magic == MAGIC_BEFORE_MEMORY {
             keyspace.sessions =
                 Sessions::from_list(read_section(input, &mut buf, "client sessions")?);
+        }
+        if &magic == MAGIC {
+            let memory: MemoryState = read_section(input, &mut buf, "memory settings")?;
+            keyspace.memory = memory.settings;
+            keyspace.evicted_keys = memory.evicted_keys;
         }
         Ok(keyspace)
     }
@@ -237,12 +263,7 @@ mod tests {
         for (i, value) in values.iter().enumerate() {
             ks.dbs[0].insert(
                 Bytes::from(format!("k{i}")),
-                Entry {
-                    value: value.clone(),
-                    expires_at: None,
-                    written_at: 0,
-                    version: 5,
-                },
+                Entry::new(value.clone(), None, 0, 5),
             );
         }
         must_apply(&mut ks, 1, "set gone 1");

@@ -2487,6 +2487,7 @@ mod tests {
             db: 0,
             now_ms: 1000,
             seed,
+            touch: true,
         };
         match crate::command::resolve(&args) {
             crate::command::Resolved::Command(spec) => match spec.handler {

@@ -125,6 +125,17 @@ impl fmt::Display for Request {
                 keys.len(),
                 self.time_ms
             ),
+            Op::Memory(settings) => write!(
+                f,
+                "MEMORY(maxmemory={}, policy={}, {} prefix rules, t={})",
+                settings.maxmemory,
+                settings.policy.name(),
+                settings.rules.len(),
+                self.time_ms
+            ),
+            Op::Evict { db, keys } => {
+                write!(f, "EVICT(db={db}, {} keys, t={})", keys.len(), self.time_ms)
+            }
         }
     }
 }

@@ -286,13 +286,15 @@ pub fn client_no_evict(_session: &mut Session, args: &[Bytes]) -> Frame {
     }
 }
 
-/// CLIENT NO-TOUCH ON|OFF. No read changes a key's access time in cellkv (`OBJECT IDLETIME`
-/// counts from the last write), so every connection already behaves as `ON` asks: the
-/// mode is checked and acknowledged. Once reads are tracked (eviction, issue 8) the mode
-/// must be kept on the session and honoured.
-pub fn client_no_touch(_session: &mut Session, args: &[Bytes]) -> Frame {
+/// CLIENT NO-TOUCH ON|OFF: while on, this connection's reads leave keys' access time and
+/// frequency alone (`TOUCH` still counts), so a monitoring scan does not shield cold keys
+/// from eviction.
+pub fn client_no_touch(session: &mut Session, args: &[Bytes]) -> Frame {
     match on_off(&args[2]) {
-        Ok(_) => Frame::ok(),
+        Ok(on) => {
+            session.no_touch = on;
+            Frame::ok()
+        }
         Err(e) => e,
     }
 }

@@ -337,6 +337,7 @@ impl Batch {
                         db: session.db,
                         now_ms: clock::now_ms().max(keyspace.clock_ms()),
                         seed: rand::random(),
+                        touch: !session.no_touch || spec.name == "touch",
                     };
                     run(&ctx, &args)
                 };

@@ -154,6 +154,8 @@ pub struct Session {
     pub mailbox: Mailbox,
     /// The session numbering of its write batches.
     pub writer: Writer,
+    /// `CLIENT NO-TOUCH ON`: reads leave keys' access stamps alone.
+    pub no_touch: bool,
 }
 
 /// A transaction being queued.
@@ -182,6 +184,7 @@ impl Session {
             patterns: BTreeSet::new(),
             mailbox: Mailbox::new(),
             writer,
+            no_touch: false,
         }
     }
 
