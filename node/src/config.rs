@@ -1,7 +1,7 @@
 //! Configuration: command-line flags, `CELLKV_*` environment variables and a TOML file
 //! (`--config`), merged in that order of precedence into one validated [`Config`]. Option
 //! names follow Redis where Redis has one (`port`, `bind`, `dir`, `proto-max-bulk-len`,
-//! `maxclients`).
+//! `maxclients`, `maxmemory`, `maxmemory-policy`).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use serde::Deserialize;
+
+use crate::keyspace::memory::{parse_memory, MemorySettings, Policy, PrefixRule};
 
 /// Errors in the configuration; each names the option at fault.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +101,29 @@ pub struct Flags {
     /// Worker threads serving connections and Raft; 0 = one per core [default: 0].
     #[arg(long, env = "CELLKV_IO_THREADS")]
     pub io_threads: Option<usize>,
+    /// Memory limit of the data set, in bytes or Redis units (`64mb`, `2gb`); 0 = none
+    /// [default: 0]. Applies to the whole cell (the leader's setting is replicated).
+    #[arg(long, env = "CELLKV_MAXMEMORY")]
+    pub maxmemory: Option<String>,
+    /// What may be evicted at the limit for keys no `--eviction` rule matches: noeviction,
+    /// allkeys-lru, allkeys-lfu, allkeys-random, volatile-lru, volatile-lfu,
+    /// volatile-random, volatile-ttl [default: noeviction].
+    #[arg(long, env = "CELLKV_MAXMEMORY_POLICY")]
+    pub maxmemory_policy: Option<String>,
+    /// Keys sampled per eviction round [default: 5].
+    #[arg(long, env = "CELLKV_MAXMEMORY_SAMPLES")]
+    pub maxmemory_samples: Option<u32>,
+    /// How slowly the LFU counter grows [default: 10].
+    #[arg(long, env = "CELLKV_LFU_LOG_FACTOR")]
+    pub lfu_log_factor: Option<u32>,
+    /// Minutes of idleness that take one step off the LFU counter [default: 1].
+    #[arg(long, env = "CELLKV_LFU_DECAY_TIME")]
+    pub lfu_decay_time: Option<u32>,
+    /// An eviction policy for the keys under a prefix, as PREFIX=POLICY (repeatable; in the
+    /// environment, comma-separated), e.g. `cache:=allkeys-lru`, `celery=noeviction`. The
+    /// longest matching prefix governs a key.
+    #[arg(long = "eviction", env = "CELLKV_EVICTION", value_delimiter = ',')]
+    pub eviction: Vec<String>,
 }
 
 /// The TOML file: the same options, kebab-case.
@@ -121,6 +146,29 @@ pub struct FileConfig {
     proto_max_bulk_len: Option<usize>,
     maxclients: Option<usize>,
     io_threads: Option<usize>,
+    maxmemory: Option<MemoryValue>,
+    maxmemory_policy: Option<String>,
+    maxmemory_samples: Option<u32>,
+    lfu_log_factor: Option<u32>,
+    lfu_decay_time: Option<u32>,
+    #[serde(default)]
+    eviction: Vec<EvictionRule>,
+}
+
+/// `maxmemory` in the TOML file: a number of bytes or a string with Redis units.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum MemoryValue {
+    Bytes(u64),
+    Text(String),
+}
+
+/// One `[[eviction]]` table of the TOML file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EvictionRule {
+    prefix: String,
+    policy: String,
 }
 
 /// `peers` in the TOML file: one string as on the command line, or a list of `ID@HOST:PORT`.
@@ -236,6 +284,9 @@ pub struct Config {
     pub maxclients: usize,
     /// `io-threads`: Tokio worker threads, 0 = one per core.
     pub io_threads: usize,
+    /// `maxmemory`, `maxmemory-policy`, `maxmemory-samples`, the LFU tuning and the
+    /// per-prefix eviction rules, as this node proposes them to its cell.
+    pub memory: MemorySettings,
 }
 
 impl Default for Config {
@@ -258,6 +309,7 @@ impl Default for Config {
             proto_max_bulk_len: 512 * 1024 * 1024,
             maxclients: 10_000,
             io_threads: 0,
+            memory: MemorySettings::default(),
         }
     }
 }
@@ -294,6 +346,97 @@ impl ReadConsistency {
             ReadConsistency::Local => "local",
         }
     }
+}
+
+/// The memory options of `flags` over `file` over the defaults.
+fn memory_settings(flags: &Flags, file: &FileConfig) -> Result<MemorySettings, ConfigError> {
+    let defaults = MemorySettings::default();
+    let maxmemory = match (&flags.maxmemory, &file.maxmemory) {
+        (Some(text), _) | (None, Some(MemoryValue::Text(text))) => {
+            parse_memory(text).ok_or_else(|| ConfigError::Invalid {
+                option: "maxmemory",
+                reason: format!("'{text}' is not a memory amount like 1048576, 64mb or 2gb"),
+            })?
+        }
+        (None, Some(MemoryValue::Bytes(n))) => *n,
+        (None, None) => defaults.maxmemory,
+    };
+    let policy_named = |option: &'static str, text: &str| {
+        Policy::parse(text.trim()).ok_or_else(|| ConfigError::Invalid {
+            option,
+            reason: format!(
+                "'{text}' is not one of {}",
+                Policy::ALL.map(|(_, n)| n).join(", ")
+            ),
+        })
+    };
+    let policy = match flags
+        .maxmemory_policy
+        .as_deref()
+        .or(file.maxmemory_policy.as_deref())
+    {
+        Some(text) => policy_named("maxmemory-policy", text)?,
+        None => defaults.policy,
+    };
+    let rules = if flags.eviction.is_empty() {
+        file.eviction
+            .iter()
+            .map(|rule| {
+                Ok(PrefixRule {
+                    prefix: bytes::Bytes::copy_from_slice(rule.prefix.as_bytes()),
+                    policy: policy_named("eviction", &rule.policy)?,
+                })
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?
+    } else {
+        flags
+            .eviction
+            .iter()
+            .map(|text| {
+                PrefixRule::parse(text).map_err(|reason| ConfigError::Invalid {
+                    option: "eviction",
+                    reason,
+                })
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?
+    };
+    let mut prefixes = BTreeSet::new();
+    for rule in &rules {
+        if !prefixes.insert(rule.prefix.clone()) {
+            return Err(ConfigError::Invalid {
+                option: "eviction",
+                reason: format!(
+                    "prefix '{}' has two rules",
+                    String::from_utf8_lossy(&rule.prefix)
+                ),
+            });
+        }
+    }
+    let samples = flags
+        .maxmemory_samples
+        .or(file.maxmemory_samples)
+        .unwrap_or(defaults.samples);
+    if !(1..=64).contains(&samples) {
+        return Err(ConfigError::Invalid {
+            option: "maxmemory-samples",
+            reason: format!("{samples} is outside 1..64"),
+        });
+    }
+    Ok(MemorySettings {
+        maxmemory,
+        policy,
+        samples,
+        lfu_log_factor: flags
+            .lfu_log_factor
+            .or(file.lfu_log_factor)
+            .unwrap_or(defaults.lfu_log_factor),
+        lfu_decay_time: flags
+            .lfu_decay_time
+            .or(file.lfu_decay_time)
+            .unwrap_or(defaults.lfu_decay_time),
+        rules,
+        origin: 0,
+    })
 }
 
 /// Parses `300`, `300s`, `5m`, `1h`, `250ms` into a duration.
@@ -341,6 +484,7 @@ impl Config {
     /// Merges `flags` over `file` over the defaults and validates.
     pub fn merge(flags: Flags, file: FileConfig) -> Result<Config, ConfigError> {
         let defaults = Config::default();
+        let memory = memory_settings(&flags, &file)?;
         let port = flags.port.or(file.port).unwrap_or(defaults.port);
         let interval_text = flags.snapshot_interval.or(file.snapshot_interval);
         let snapshot_interval = match interval_text {
@@ -414,6 +558,7 @@ impl Config {
                 .io_threads
                 .or(file.io_threads)
                 .unwrap_or(defaults.io_threads),
+            memory,
         };
         config.validate()?;
         Ok(config)
@@ -544,6 +689,67 @@ mod tests {
         assert_eq!(config.raft_port, 17100);
         assert_eq!(config.node_id, 3);
         assert_eq!(config.snapshot_interval, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn memory_options_take_redis_units_and_prefix_rules() {
+        let file = Config::parse_file(
+            "maxmemory = \"64mb\"\nmaxmemory-policy = \"volatile-ttl\"\n\
+             [[eviction]]\nprefix = \"cache:\"\npolicy = \"allkeys-lru\"\n\
+             [[eviction]]\nprefix = \"celery\"\npolicy = \"noeviction\"\n",
+        )
+        .expect("toml");
+        let config = Config::merge(Flags::default(), file).expect("valid");
+        assert_eq!(config.memory.maxmemory, 64 * 1024 * 1024);
+        assert_eq!(config.memory.policy, Policy::VolatileTtl);
+        assert_eq!(config.memory.policy_for(b"cache:x"), Policy::AllKeysLru);
+        assert_eq!(config.memory.policy_for(b"celery"), Policy::NoEviction);
+        // Flags replace the file's rules as a whole.
+        let file = Config::parse_file(
+            "maxmemory = 1000\n[[eviction]]\nprefix = \"a\"\npolicy = \"allkeys-lfu\"\n",
+        )
+        .expect("toml");
+        let flags = Flags {
+            eviction: vec!["rag:=allkeys-lfu".into()],
+            ..Flags::default()
+        };
+        let config = Config::merge(flags, file).expect("valid");
+        assert_eq!(config.memory.maxmemory, 1000);
+        assert_eq!(config.memory.rules.len(), 1);
+        assert_eq!(config.memory.policy_for(b"a"), Policy::NoEviction);
+        for (flags, option) in [
+            (
+                Flags {
+                    maxmemory: Some("12qb".into()),
+                    ..Flags::default()
+                },
+                "maxmemory",
+            ),
+            (
+                Flags {
+                    maxmemory_policy: Some("lru".into()),
+                    ..Flags::default()
+                },
+                "maxmemory-policy",
+            ),
+            (
+                Flags {
+                    eviction: vec!["a=allkeys-lru".into(), "a=noeviction".into()],
+                    ..Flags::default()
+                },
+                "eviction",
+            ),
+            (
+                Flags {
+                    maxmemory_samples: Some(0),
+                    ..Flags::default()
+                },
+                "maxmemory-samples",
+            ),
+        ] {
+            let error = Config::merge(flags, FileConfig::default()).expect_err("refused");
+            assert!(error.to_string().contains(option), "{error}");
+        }
     }
 
     #[test]

@@ -181,6 +181,75 @@ impl MemorySettings {
         self.maxmemory > 0 && used > self.maxmemory
     }
 
+    /// The replicated option names and their values as `CONFIG GET` shows them.
+    pub fn config_values(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("maxmemory", self.maxmemory.to_string()),
+            ("maxmemory-policy", self.policy.name().to_string()),
+            ("maxmemory-samples", self.samples.to_string()),
+            ("lfu-log-factor", self.lfu_log_factor.to_string()),
+            ("lfu-decay-time", self.lfu_decay_time.to_string()),
+            (
+                "eviction",
+                self.rules
+                    .iter()
+                    .map(|r| format!("{}={}", String::from_utf8_lossy(&r.prefix), r.policy.name()))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+        ]
+    }
+
+    /// Whether `name` is one of the options [`MemorySettings::set`] takes.
+    pub fn is_option(name: &str) -> bool {
+        MemorySettings::default()
+            .config_values()
+            .iter()
+            .any(|(n, _)| *n == name)
+    }
+
+    /// Sets one option from its `CONFIG SET` text; the error says why a value is refused.
+    /// `eviction` takes space-separated `PREFIX=POLICY` rules and replaces them all.
+    pub fn set(&mut self, name: &[u8], value: &[u8]) -> Result<(), String> {
+        let text = std::str::from_utf8(value).map_err(|_| "argument is not UTF-8".to_string())?;
+        let number = |min: u64, max: u64| -> Result<u64, String> {
+            text.trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (min..=max).contains(n))
+                .ok_or_else(|| format!("argument must be between {min} and {max} inclusive"))
+        };
+        match name.to_ascii_lowercase().as_slice() {
+            b"maxmemory" => {
+                self.maxmemory = parse_memory(text)
+                    .ok_or_else(|| "argument must be a memory value".to_string())?;
+            }
+            b"maxmemory-policy" => {
+                self.policy =
+                    Policy::parse(text.trim()).ok_or_else(|| "argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction".to_string())?;
+            }
+            b"maxmemory-samples" => self.samples = number(1, 64)? as u32,
+            b"lfu-log-factor" => self.lfu_log_factor = number(0, i32::MAX as u64)? as u32,
+            b"lfu-decay-time" => self.lfu_decay_time = number(0, i32::MAX as u64)? as u32,
+            b"eviction" => {
+                let rules = text
+                    .split_whitespace()
+                    .map(PrefixRule::parse)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut seen = std::collections::BTreeSet::new();
+                if let Some(twice) = rules.iter().find(|r| !seen.insert(r.prefix.clone())) {
+                    return Err(format!(
+                        "prefix '{}' has two rules",
+                        String::from_utf8_lossy(&twice.prefix)
+                    ));
+                }
+                self.rules = rules;
+            }
+            _ => return Err("unknown option".to_string()),
+        }
+        Ok(())
+    }
+
     /// A fingerprint of everything but `origin`, to tell configurations apart.
     pub fn fingerprint(&self) -> u64 {
         let plain = MemorySettings {
@@ -466,9 +535,13 @@ mod tests {
         );
         let settings = MemorySettings {
             maxmemory: ks.used_memory() - 1,
+            origin: 1,
             ..MemorySettings::default()
         };
-        assert_eq!(apply_op(&mut ks, 2, Op::Memory(settings)), Frame::ok());
+        assert_eq!(
+            apply_op(&mut ks, 2, Op::MemoryAtStart(settings)),
+            Frame::ok()
+        );
         assert_eq!(
             must_apply(&mut ks, 3, "set other 1"),
             Frame::error(OOM),
@@ -510,9 +583,10 @@ mod tests {
                 PrefixRule::parse("cache:=allkeys-lru").expect("rule"),
                 PrefixRule::parse("celery=noeviction").expect("rule"),
             ],
+            origin: 1,
             ..MemorySettings::default()
         };
-        apply_op(&mut ks, 1, Op::Memory(settings));
+        apply_op(&mut ks, 1, Op::MemoryAtStart(settings));
         for line in [
             "set cache:a 1",
             "rpush celery x",
@@ -547,7 +621,7 @@ mod tests {
             origin: 7,
             ..MemorySettings::default()
         };
-        apply_op(&mut ks, 1, Op::Memory(settings.clone()));
+        apply_op(&mut ks, 1, Op::MemoryAtStart(settings.clone()));
         must_apply(&mut ks, 2, "set k v");
         apply_op(
             &mut ks,
@@ -603,6 +677,61 @@ mod tests {
         // A prefix may itself contain '='.
         let odd = PrefixRule::parse("a=b=allkeys-random").expect("rule");
         assert_eq!(odd.prefix, Bytes::from("a=b"));
+    }
+
+    #[test]
+    fn config_set_changes_one_option_and_refuses_bad_values() {
+        let mut settings = MemorySettings::default();
+        settings.set(b"maxmemory", b"2mb").expect("maxmemory");
+        settings
+            .set(b"MAXMEMORY-POLICY", b"allkeys-lfu")
+            .expect("policy");
+        settings
+            .set(b"eviction", b"cache:=allkeys-lru celery=noeviction")
+            .expect("rules");
+        assert_eq!(settings.maxmemory, 2 * 1024 * 1024);
+        assert_eq!(settings.policy_for(b"cache:1"), Policy::AllKeysLru);
+        assert_eq!(settings.policy_for(b"x"), Policy::AllKeysLfu);
+        let values = settings.config_values();
+        assert!(values.contains(&("eviction", "cache:=allkeys-lru celery=noeviction".into())));
+        let before = settings.clone();
+        assert!(settings.set(b"maxmemory", b"lots").is_err());
+        assert!(settings.set(b"maxmemory-samples", b"0").is_err());
+        assert!(settings.set(b"maxmemory-policy", b"lru").is_err());
+        assert!(settings
+            .set(b"eviction", b"a=noeviction a=allkeys-lru")
+            .is_err());
+        assert!(settings.set(b"port", b"1").is_err());
+        assert_eq!(settings, before);
+        assert!(MemorySettings::is_option("lfu-decay-time"));
+        assert!(!MemorySettings::is_option("port"));
+    }
+
+    #[test]
+    fn a_leaders_start_settings_apply_only_from_a_new_configuration() {
+        let mut ks = Keyspace::new();
+        let configured = MemorySettings {
+            maxmemory: 100,
+            origin: 9,
+            ..MemorySettings::default()
+        };
+        apply_op(&mut ks, 1, Op::MemoryAtStart(configured.clone()));
+        let set = Op::ConfigSet {
+            pairs: vec![(Bytes::from("maxmemory"), Bytes::from("200"))],
+        };
+        assert_eq!(apply_op(&mut ks, 2, set), Frame::ok());
+        assert_eq!(ks.memory().maxmemory, 200);
+        // Another leader with the same configuration keeps the CONFIG SET.
+        apply_op(&mut ks, 3, Op::MemoryAtStart(configured.clone()));
+        assert_eq!(ks.memory().maxmemory, 200);
+        // A leader started from a changed configuration brings its own.
+        let changed = MemorySettings {
+            maxmemory: 300,
+            origin: 10,
+            ..configured
+        };
+        apply_op(&mut ks, 4, Op::MemoryAtStart(changed));
+        assert_eq!(ks.memory().maxmemory, 300);
     }
 
     #[test]

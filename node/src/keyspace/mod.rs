@@ -327,8 +327,20 @@ impl Keyspace {
                 }
                 Frame::Integer(deleted)
             }
-            Op::Memory(settings) => {
-                self.memory = settings.clone();
+            Op::MemoryAtStart(settings) => {
+                if self.memory.origin != settings.origin {
+                    self.memory = settings.clone();
+                }
+                Frame::ok()
+            }
+            Op::ConfigSet { pairs } => {
+                let mut next = self.memory.clone();
+                for (name, value) in pairs {
+                    if let Err(reason) = next.set(name, value) {
+                        return Frame::error(format!("ERR CONFIG SET failed: {reason}"));
+                    }
+                }
+                self.memory = next;
                 Frame::ok()
             }
             Op::Evict { db, keys } => {

@@ -57,9 +57,16 @@ pub enum Op {
         /// Candidate keys.
         keys: Vec<Bytes>,
     },
-    /// New `maxmemory` settings for every replica (`CONFIG SET`, or a leader's configuration
-    /// at start).
-    Memory(MemorySettings),
+    /// A leader's configured `maxmemory` settings, proposed when it takes office: applied
+    /// only if the settings in force came from a different configuration (`origin`), so a
+    /// `CONFIG SET` made since survives leaders that start with the same configuration.
+    MemoryAtStart(MemorySettings),
+    /// `CONFIG SET` of replicated options (`maxmemory`, `maxmemory-policy`, ...), as
+    /// (name, value) pairs already validated by the node that took the command.
+    ConfigSet {
+        /// Option names (lower case) and values.
+        pairs: Vec<(Bytes, Bytes)>,
+    },
     /// Keys the leader chose to free memory (`maxmemory-policy`); apply deletes each only if
     /// its policy still allows it.
     Evict {

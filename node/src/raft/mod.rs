@@ -125,12 +125,22 @@ impl fmt::Display for Request {
                 keys.len(),
                 self.time_ms
             ),
-            Op::Memory(settings) => write!(
+            Op::MemoryAtStart(settings) => write!(
                 f,
                 "MEMORY(maxmemory={}, policy={}, {} prefix rules, t={})",
                 settings.maxmemory,
                 settings.policy.name(),
                 settings.rules.len(),
+                self.time_ms
+            ),
+            Op::ConfigSet { pairs } => write!(
+                f,
+                "CONFIG-SET({}, t={})",
+                pairs
+                    .iter()
+                    .map(|(name, _)| String::from_utf8_lossy(name))
+                    .collect::<Vec<_>>()
+                    .join(","),
                 self.time_ms
             ),
             Op::Evict { db, keys } => {
