@@ -407,6 +407,28 @@ pub fn object_idletime(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
     Frame::Integer((ctx.now_ms.saturating_sub(entry.access.time_ms()) / 1000) as i64)
 }
 
+/// MEMORY USAGE key [SAMPLES count]: the key's estimated bytes, with collections larger
+/// than `count` (default 5, 0 = all) extrapolated from their first `count` elements.
+pub fn memory_usage(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
+    let mut samples = 5usize;
+    let mut options = args[3..].iter();
+    while let Some(option) = options.next() {
+        if !option.eq_ignore_ascii_case(b"samples") {
+            return Frame::error(err::SYNTAX);
+        }
+        match options.next().map(|n| parse_i64(n)) {
+            Some(Some(n)) if n >= 0 => samples = n as usize,
+            Some(Some(_)) => return Frame::error(err::SYNTAX),
+            Some(None) => return Frame::error(err::NOT_INTEGER),
+            None => return Frame::error(err::SYNTAX),
+        }
+    }
+    match ctx.peek(&args[2]) {
+        None => Frame::Null,
+        Some(entry) => Frame::Integer(super::memory::entry_size(&args[2], entry, samples) as i64),
+    }
+}
+
 /// OBJECT REFCOUNT key: values are never shared between keys here.
 pub fn object_refcount(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
     match ctx.get(&args[2]) {

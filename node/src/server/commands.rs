@@ -11,7 +11,8 @@ use super::pubsub::OutputLimit;
 use super::{clock, Session};
 use crate::command::errors as err;
 use crate::command::parse_i64;
-use crate::keyspace::{encoding, glob, help_lines, DATABASES};
+use crate::keyspace::memory::{human_bytes, MemorySettings};
+use crate::keyspace::{encoding, glob, help_lines, Op, DATABASES};
 use crate::resp::Frame;
 
 /// The Redis version cellkv answers as: the reference its replies follow.
@@ -396,8 +397,6 @@ fn config_values(session: &Session) -> Vec<(&'static str, String)> {
         ("appendonly", "yes".into()),
         ("appendfsync", "always".into()),
         ("save", String::new()),
-        ("maxmemory", "0".into()),
-        ("maxmemory-policy", "noeviction".into()),
         ("timeout", "0".into()),
         ("protected-mode", "yes".into()),
         (
@@ -406,6 +405,8 @@ fn config_values(session: &Session) -> Vec<(&'static str, String)> {
         ),
     ];
     values.extend(runtime.encoding.config_values());
+    // Replicated: the cell's values, whichever node answers.
+    values.extend(node.keyspace.read().memory().config_values());
     values
 }
 
@@ -432,6 +433,8 @@ pub fn config_set(session: &mut Session, args: &[Bytes]) -> Frame {
     let known: Vec<&str> = config_values(session).into_iter().map(|(n, _)| n).collect();
     let mut next = session.node.runtime.read().clone();
     let mut pubsub_limit = None;
+    let mut memory = session.node.keyspace.read().memory().clone();
+    let mut replicated: Vec<(Bytes, Bytes)> = Vec::new();
     let mut seen: Vec<String> = Vec::new();
     for pair in args[2..].chunks_exact(2) {
         let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
@@ -450,6 +453,13 @@ pub fn config_set(session: &mut Session, args: &[Bytes]) -> Frame {
                 Ok(()) => continue,
                 Err(reason) => return fail(&reason),
             }
+        }
+        if MemorySettings::is_option(&name) {
+            match memory.set(name.as_bytes(), &pair[1]) {
+                Ok(()) => replicated.push((Bytes::from(name.clone()), pair[1].clone())),
+                Err(reason) => return fail(&reason),
+            }
+            continue;
         }
         match name.as_str() {
             "proto-max-bulk-len" => match number {
@@ -485,6 +495,11 @@ pub fn config_set(session: &mut Session, args: &[Bytes]) -> Frame {
     if let Some(limit) = pubsub_limit {
         session.node.pubsub.set_limit(limit);
     }
+    // The memory options belong to the whole cell: the connection proposes them once this
+    // reply is decided, and answers with the entry's reply.
+    if !replicated.is_empty() {
+        session.then_propose = Some(Op::ConfigSet { pairs: replicated });
+    }
     Frame::ok()
 }
 
@@ -514,6 +529,159 @@ pub fn config_help(_session: &mut Session, _args: &[Bytes]) -> Frame {
             "    Set the configuration <directive> to <value>.",
             "RESETSTAT",
             "    Reset statistics reported by the INFO command.",
+        ],
+    )
+}
+
+/// The memory figures `INFO memory` and `MEMORY STATS` report.
+struct MemoryFigures {
+    /// The data set's estimated bytes: what `maxmemory` limits (the same on every replica).
+    used: u64,
+    /// Highest `used` this process has reported.
+    peak: u64,
+    rss: u64,
+    keys: u64,
+    evicted_keys: u64,
+    settings: MemorySettings,
+}
+
+impl MemoryFigures {
+    fn now(node: &super::Node) -> MemoryFigures {
+        let (used, keys, evicted_keys, settings) = {
+            let keyspace = node.keyspace.read();
+            (
+                keyspace.used_memory(),
+                keyspace.total_keys() as u64,
+                keyspace.evicted_keys(),
+                keyspace.memory().clone(),
+            )
+        };
+        let peak = node
+            .stats
+            .used_memory_peak
+            .fetch_max(used, Ordering::Relaxed)
+            .max(used);
+        MemoryFigures {
+            used,
+            peak,
+            rss: rss_bytes(),
+            keys,
+            evicted_keys,
+            settings,
+        }
+    }
+
+    fn fragmentation(&self) -> f64 {
+        if self.used == 0 {
+            0.0
+        } else {
+            self.rss as f64 / self.used as f64
+        }
+    }
+
+    fn info_section(&self) -> String {
+        format!(
+            "used_memory:{used}\r\nused_memory_human:{used_h}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{rss_h}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{peak_h}\r\nused_memory_dataset:{used}\r\nmaxmemory:{max}\r\nmaxmemory_human:{max_h}\r\nmaxmemory_policy:{policy}\r\nmaxmemory_eviction_rules:{rules}\r\nmem_fragmentation_ratio:{frag:.2}\r\nmem_allocator:mimalloc\r\n",
+            used = self.used,
+            used_h = human_bytes(self.used),
+            rss = self.rss,
+            rss_h = human_bytes(self.rss),
+            peak = self.peak,
+            peak_h = human_bytes(self.peak),
+            max = self.settings.maxmemory,
+            max_h = human_bytes(self.settings.maxmemory),
+            policy = self.settings.policy.name(),
+            rules = self.settings.rules.len(),
+            frag = self.fragmentation(),
+        )
+    }
+}
+
+/// MEMORY STATS: Redis's field names, from the data set's estimate and the process's RSS.
+pub fn memory_stats(session: &mut Session, _args: &[Bytes]) -> Frame {
+    let figures = MemoryFigures::now(&session.node);
+    let int = |n: u64| Frame::Integer(n as i64);
+    let per_key = figures.used.checked_div(figures.keys).unwrap_or(0);
+    let peak_percentage = if figures.peak == 0 {
+        0.0
+    } else {
+        figures.used as f64 * 100.0 / figures.peak as f64
+    };
+    let overhead = figures.rss.saturating_sub(figures.used);
+    let fields = [
+        ("peak.allocated", int(figures.peak)),
+        ("total.allocated", int(figures.rss)),
+        ("startup.allocated", int(0)),
+        ("replication.backlog", int(0)),
+        ("clients.slaves", int(0)),
+        ("clients.normal", int(0)),
+        ("overhead.total", int(overhead)),
+        ("keys.count", int(figures.keys)),
+        ("keys.bytes-per-key", int(per_key)),
+        ("dataset.bytes", int(figures.used)),
+        (
+            "dataset.percentage",
+            Frame::Double(if figures.rss == 0 {
+                0.0
+            } else {
+                figures.used as f64 * 100.0 / figures.rss as f64
+            }),
+        ),
+        ("peak.percentage", Frame::Double(peak_percentage)),
+        ("fragmentation", Frame::Double(figures.fragmentation())),
+    ];
+    Frame::Map(
+        fields
+            .into_iter()
+            .map(|(name, value)| (Frame::bulk(name), value))
+            .collect(),
+    )
+}
+
+/// MEMORY DOCTOR: the one report cellkv can make: how close the data set is to its limit.
+pub fn memory_doctor(session: &mut Session, _args: &[Bytes]) -> Frame {
+    let figures = MemoryFigures::now(&session.node);
+    let text = if figures.settings.maxmemory > 0 && figures.used > figures.settings.maxmemory {
+        format!(
+            "The data set ({}) is over maxmemory ({}): growing commands get -OOM for keys that nothing can evict.",
+            human_bytes(figures.used),
+            human_bytes(figures.settings.maxmemory)
+        )
+    } else {
+        "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.".to_string()
+    };
+    Frame::Verbatim("txt".into(), Bytes::from(text))
+}
+
+/// MEMORY MALLOC-STATS: the system allocator keeps no report to show.
+pub fn memory_malloc_stats(_session: &mut Session, _args: &[Bytes]) -> Frame {
+    Frame::Verbatim(
+        "txt".into(),
+        Bytes::from("Stats not supported for the current allocator"),
+    )
+}
+
+/// MEMORY PURGE: nothing to ask of the system allocator.
+pub fn memory_purge(_session: &mut Session, _args: &[Bytes]) -> Frame {
+    Frame::ok()
+}
+
+/// MEMORY HELP
+pub fn memory_help(_session: &mut Session, _args: &[Bytes]) -> Frame {
+    help_lines(
+        "MEMORY",
+        &[
+            "DOCTOR",
+            "    Return memory problems reports.",
+            "MALLOC-STATS",
+            "    Return internal statistics report from the memory allocator.",
+            "PURGE",
+            "    Attempt to purge dirty pages for reclamation by the allocator.",
+            "STATS",
+            "    Return information about the memory usage of the server.",
+            "USAGE <key> [SAMPLES <count>]",
+            "    Return memory in bytes used by <key> and its value. Nested values are",
+            "    sampled up to <count> times (default: 5, 0 means sample all).",
         ],
     )
 }
@@ -573,13 +741,8 @@ pub fn info(session: &mut Session, args: &[Bytes]) -> Frame {
             node.blocked.blocked_count()
         ),
     );
-    let rss = rss_bytes();
-    section(
-        "Memory",
-        format!(
-            "used_memory:{rss}\r\nused_memory_rss:{rss}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n"
-        ),
-    );
+    let memory = MemoryFigures::now(node);
+    section("Memory", memory.info_section());
     let snapshots = node.raft.snapshot_stats();
     let metrics = node.raft.metrics();
     section(
@@ -597,11 +760,12 @@ pub fn info(session: &mut Session, args: &[Bytes]) -> Frame {
     section(
         "Stats",
         format!(
-            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\ntotal_error_replies:0\r\nprotocol_errors:{}\r\n",
+            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\ntotal_error_replies:0\r\nprotocol_errors:{}\r\n",
             stats.connections_received.load(Ordering::Relaxed),
             stats.commands_processed.load(Ordering::Relaxed),
             stats.rejected_connections.load(Ordering::Relaxed),
             stats.expired_keys.load(Ordering::Relaxed),
+            memory.evicted_keys,
             stats.protocol_errors.load(Ordering::Relaxed),
         ),
     );

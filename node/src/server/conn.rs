@@ -352,7 +352,8 @@ impl Batch {
                         Frame::Bulk(args.get(1).cloned().unwrap_or_default()),
                     ])
                 } else {
-                    run(session, &args)
+                    let reply = run(session, &args);
+                    then_propose(session, reply).await
                 };
                 if !session.skip_reply {
                     self.push(session, reply, output);
@@ -506,7 +507,10 @@ impl Batch {
         for (position, args) in local {
             let reply = match command::resolve(&args) {
                 Resolved::Command(spec) => match spec.handler {
-                    Handler::Session(run) => run(session, &args),
+                    Handler::Session(run) => {
+                        let reply = run(session, &args);
+                        then_propose(session, reply).await
+                    }
                     Handler::Replies(run) => {
                         let mut frames = run(session, &args);
                         if frames.len() == 1 {
@@ -526,6 +530,19 @@ impl Batch {
         }
         replies.sort_by_key(|(position, _)| *position);
         Frame::Array(replies.into_iter().map(|(_, r)| r).collect())
+    }
+}
+
+/// Proposes the entry a connection command left in [`Session::then_propose`]; the command's
+/// reply stands unless the entry fails.
+async fn then_propose(session: &mut Session, reply: Frame) -> Frame {
+    let Some(op) = session.then_propose.take() else {
+        return reply;
+    };
+    let node = session.node.clone();
+    match node.write(&mut session.writer, op).await {
+        failed if failed.is_error() => failed,
+        _ => reply,
     }
 }
 

@@ -8,6 +8,7 @@ pub mod blocking;
 pub mod clock;
 pub mod commands;
 mod conn;
+mod eviction;
 mod expiry;
 pub mod fanout;
 pub mod peers;
@@ -74,6 +75,8 @@ pub struct Stats {
     pub expired_keys: AtomicU64,
     /// Connections closed for protocol errors.
     pub protocol_errors: AtomicU64,
+    /// Highest `used_memory` reported.
+    pub used_memory_peak: AtomicU64,
 }
 
 /// Settings that `CONFIG SET` may change while running.
@@ -110,6 +113,8 @@ pub struct Node {
     pub pubsub: Arc<pubsub::Hub>,
     /// Links to the other members: leader routing, forwarding, status probes.
     pub peers: Arc<peers::Peers>,
+    /// The leader's evictions and growth in flight (`maxmemory`).
+    evictor: eviction::Evictor,
     clients: Mutex<BTreeMap<u64, Arc<ClientState>>>,
     connected: AtomicUsize,
     next_client_id: AtomicU64,
@@ -196,25 +201,42 @@ impl Node {
     pub async fn propose_local(&self, ops: &[Op], wait: Duration) -> Proposal {
         use futures_util::StreamExt;
         let time_ms = clock::now_ms();
+        // Room under `maxmemory` is made in the same message, ahead of the writes.
+        let reservation = {
+            let keyspace = self.keyspace.read();
+            self.evictor.reserve(&keyspace, ops)
+        };
+        let evictions = reservation.evictions.len();
         // Collected first: a borrowing iterator held across the await would make the future
         // not `Send`.
-        let requests: Vec<Request> = ops
+        let requests: Vec<Request> = reservation
+            .evictions
             .iter()
+            .chain(ops)
             .map(|op| Request {
                 time_ms,
                 op: op.clone(),
             })
             .collect();
+        let total = requests.len();
         let mut stream = match self.raft.raft.client_write_many(requests).await {
             Ok(stream) => stream,
-            Err(fatal) => return Proposal::Failed(format!("ERR raft stopped: {fatal}")),
+            Err(fatal) => {
+                self.evictor.release(reservation);
+                return Proposal::Failed(format!("ERR raft stopped: {fatal}"));
+            }
         };
         let collect = async {
             let mut frames = Vec::with_capacity(ops.len());
             let mut refused = 0;
             let mut lost = None;
-            for _ in ops {
+            for position in 0..total {
                 match stream.next().await {
+                    Some(Ok(Ok(response))) if position < evictions => {
+                        if let Frame::Integer(evicted) = response.response {
+                            tracing::debug!(evicted, "evicted under maxmemory");
+                        }
+                    }
                     Some(Ok(Ok(response))) => frames.push(response.response),
                     Some(Ok(Err(openraft::error::ClientWriteError::ForwardToLeader(_)))) => {
                         refused += 1;
@@ -225,7 +247,7 @@ impl Node {
                     Some(Err(_)) | None => lost = Some("the node is shutting down".to_string()),
                 }
             }
-            if refused == ops.len() {
+            if refused == total {
                 return Proposal::NotProposed("this node does not lead".to_string());
             }
             // Refused next to accepted (leadership moved mid-batch) is as unknown as lost.
@@ -237,10 +259,12 @@ impl Node {
         };
         // A leader cut off from the majority may not learn for a while that it no longer
         // leads; its writes must not wait on it for ever.
-        match tokio::time::timeout(wait, collect).await {
+        let proposal = match tokio::time::timeout(wait, collect).await {
             Ok(proposal) => proposal,
             Err(_) => Proposal::Lost(format!("not committed within {} ms", wait.as_millis())),
-        }
+        };
+        self.evictor.release(reservation);
+        proposal
     }
 
     /// Proposes one entry and waits for its reply.
@@ -483,6 +507,7 @@ impl Server {
             blocked,
             pubsub,
             peers,
+            evictor: eviction::Evictor::default(),
             clients: Mutex::new(BTreeMap::new()),
             connected: AtomicUsize::new(0),
             next_client_id: AtomicU64::new(0),
@@ -498,6 +523,7 @@ impl Server {
         let tasks = vec![
             tokio::spawn(conn::accept_loop(node.clone(), listener)),
             tokio::spawn(expiry::run(node.clone())),
+            tokio::spawn(eviction::run(node.clone())),
             tokio::spawn(watch_leadership(node.clone())),
             tokio::spawn(peers::serve(node.clone(), raft_listener)),
             tokio::spawn(peers::probe_loop(node.clone())),

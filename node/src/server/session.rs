@@ -156,6 +156,9 @@ pub struct Session {
     pub writer: Writer,
     /// `CLIENT NO-TOUCH ON`: reads leave keys' access stamps alone.
     pub no_touch: bool,
+    /// A log entry a connection command asked for (`CONFIG SET maxmemory`): proposed by the
+    /// connection after the command, whose reply becomes the entry's when that fails.
+    pub then_propose: Option<crate::keyspace::Op>,
 }
 
 /// A transaction being queued.
@@ -185,6 +188,7 @@ impl Session {
             mailbox: Mailbox::new(),
             writer,
             no_touch: false,
+            then_propose: None,
         }
     }
 

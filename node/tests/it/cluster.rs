@@ -21,7 +21,7 @@ use crate::harness::{
 const ELECTION: Duration = Duration::from_secs(20);
 
 /// A cell of real processes; every process is killed when the cell is dropped.
-struct Cell {
+pub(crate) struct Cell {
     tmp: tempfile::TempDir,
     raft_ports: BTreeMap<u64, u16>,
     peers: String,
@@ -32,12 +32,12 @@ struct Cell {
 
 impl Cell {
     /// Starts members `1..=size`, highest id first, so the former (node 1) comes last.
-    fn must_start(size: u64) -> Cell {
+    pub(crate) fn must_start(size: u64) -> Cell {
         Cell::must_start_with(size, &[])
     }
 
     /// As [`Cell::must_start`], every node also getting `extra` flags.
-    fn must_start_with(size: u64, extra: &[&str]) -> Cell {
+    pub(crate) fn must_start_with(size: u64, extra: &[&str]) -> Cell {
         let (raft_ports, peers) = crate::harness::loopback_cell(size);
         let mut cell = Cell {
             tmp: tempfile::tempdir().expect("tempdir"),
@@ -83,11 +83,11 @@ impl Cell {
         }
     }
 
-    fn con(&self, id: u64) -> redis::Connection {
+    pub(crate) fn con(&self, id: u64) -> redis::Connection {
         self.nodes[&id].must_connect()
     }
 
-    fn log(&self, id: u64) -> String {
+    pub(crate) fn log(&self, id: u64) -> String {
         std::fs::read_to_string(self.tmp.path().join(format!("n{id}")).join("cellkv.log"))
             .unwrap_or_default()
     }
@@ -95,7 +95,7 @@ impl Cell {
     /// Waits until every running node names the same leader, which says it is the master
     /// and sees every other running node online, while each follower reports it as its
     /// master with the link up. Returns its id.
-    fn must_leader(&self) -> u64 {
+    pub(crate) fn must_leader(&self) -> u64 {
         let deadline = Instant::now() + ELECTION;
         let mut last_seen = String::new();
         while Instant::now() < deadline {
@@ -135,7 +135,7 @@ impl Cell {
         crate::harness::agreed_leader(&views, true)
     }
 
-    fn follower_of(&self, leader: u64) -> u64 {
+    pub(crate) fn follower_of(&self, leader: u64) -> u64 {
         *self
             .nodes
             .keys()

@@ -14,6 +14,7 @@ mod harness;
 mod hashes;
 mod keys;
 mod lists;
+mod memory;
 mod protocol;
 mod pubsub;
 mod redis_cli;

@@ -224,6 +224,75 @@ static COMMAND_SUBS: &[CommandSpec] = &[
     ),
 ];
 
+static MEMORY_SUBS: &[CommandSpec] = &[
+    spec!(
+        "doctor",
+        2,
+        0,
+        NO_KEYS,
+        ["slow"],
+        "server",
+        "4.0.0",
+        S(srv::memory_doctor),
+        "Outputs a memory problems report."
+    ),
+    spec!(
+        "help",
+        2,
+        LOADING | STALE,
+        NO_KEYS,
+        ["slow"],
+        "server",
+        "4.0.0",
+        S(srv::memory_help),
+        "Returns helpful text about the different subcommands."
+    ),
+    spec!(
+        "malloc-stats",
+        2,
+        0,
+        NO_KEYS,
+        ["slow"],
+        "server",
+        "4.0.0",
+        S(srv::memory_malloc_stats),
+        "Returns the allocator statistics."
+    ),
+    spec!(
+        "purge",
+        2,
+        0,
+        NO_KEYS,
+        ["slow"],
+        "server",
+        "4.0.0",
+        S(srv::memory_purge),
+        "Asks the allocator to release memory."
+    ),
+    spec!(
+        "stats",
+        2,
+        0,
+        NO_KEYS,
+        ["slow"],
+        "server",
+        "4.0.0",
+        S(srv::memory_stats),
+        "Returns details about memory usage."
+    ),
+    spec!(
+        "usage",
+        -3,
+        READONLY,
+        keys(2, 2, 1),
+        ["read", "slow"],
+        "server",
+        "4.0.0",
+        R(ks::memory_usage),
+        "Estimates the memory usage of a key."
+    ),
+];
+
 static OBJECT_SUBS: &[CommandSpec] = &[
     spec!(
         "encoding",
@@ -346,5 +415,6 @@ pub(super) static BASE: &[CommandSpec] = &[
     spec!("role", 1, NOSCRIPT | LOADING | STALE | FAST, NO_KEYS, ["admin", "fast", "dangerous"], "server", "2.8.12", S(srv::role), "Returns the replication role."),
     spec!("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, NO_KEYS, ["admin", "slow", "dangerous"], "server", "1.0.0", S(srv::shutdown), "Synchronously saves the database(s) to disk and shuts down the Redis server."),
     container!("config", -2, 0, ["slow"], "server", "2.0.0", Handler::Container, "A container for server configuration commands.", CONFIG_SUBS),
+    container!("memory", -2, 0, ["slow"], "server", "4.0.0", Handler::Container, "A container for memory diagnostics commands.", MEMORY_SUBS),
     container!("command", -1, LOADING | STALE, ["slow", "connection"], "server", "2.8.13", S(crate::command::introspect::command_all), "Returns detailed information about all commands.", COMMAND_SUBS),
 ];
