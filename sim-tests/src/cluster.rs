@@ -40,6 +40,8 @@ pub struct CellOptions {
     pub read_consistency: String,
     /// Test-only fault: disks acknowledge appends before syncing them.
     pub ack_before_sync: bool,
+    /// Run under the cache workload's `maxmemory` and eviction rules (`cache::LIMIT`).
+    pub maxmemory: bool,
 }
 
 impl Default for CellOptions {
@@ -50,6 +52,7 @@ impl Default for CellOptions {
             fsync: Duration::from_millis(2),
             read_consistency: "linearizable".into(),
             ack_before_sync: false,
+            maxmemory: true,
         }
     }
 }
@@ -112,7 +115,7 @@ impl Cell {
         let members = (1..=options.members)
             .map(|id| {
                 let ip = member_ip(id);
-                let args = [
+                let mut args = vec![
                     "cellkv".to_string(),
                     format!("--node-id={id}"),
                     format!("--bind={ip}"),
@@ -124,6 +127,14 @@ impl Cell {
                     format!("--read-consistency={}", options.read_consistency),
                     "--cluster-wait-timeout=2s".to_string(),
                 ];
+                if options.maxmemory {
+                    args.push(format!("--maxmemory={}", crate::cache::LIMIT));
+                    args.extend(
+                        crate::cache::RULES
+                            .iter()
+                            .map(|r| format!("--eviction={r}")),
+                    );
+                }
                 let flags = Flags::try_parse_from(args).expect("flags");
                 let config = Config::load(flags).expect("config");
                 let disk = MemLogStore::disk(options.fsync);

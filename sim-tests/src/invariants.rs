@@ -9,7 +9,9 @@
 //!   that index, now and later, crashes included;
 //! - **applied ≤ committed** on every member;
 //! - **identical state for the same index**: two keyspaces that applied the same index have
-//!   the same contents (compared by a hash of their snapshot bytes).
+//!   the same contents (compared by a hash of their snapshot bytes);
+//! - **memory stays bounded**: with a `maxmemory`, no member's data set ever exceeds it by
+//!   more than one write's growth ([`MEMORY_SLACK`]).
 
 use std::collections::BTreeMap;
 
@@ -35,6 +37,11 @@ pub struct Monitor {
     /// Samples taken.
     pub samples: u64,
 }
+
+/// How far past `maxmemory` one growing write may take the data set: apply refuses growth
+/// only once memory is over the limit, so the last write admitted may overshoot by its own
+/// size (a 400-byte cache value, a queue push, an unacked receipt, with their overheads).
+pub const MEMORY_SLACK: u64 = 2048;
 
 /// A hash of a keyspace's full contents.
 pub fn keyspace_digest(keyspace: &cellkv_node::keyspace::Keyspace) -> u64 {
@@ -108,6 +115,13 @@ impl Monitor {
             self.checked.insert(id, applied);
             let (index, digest) = {
                 let keyspace = node.keyspace.read();
+                let limit = keyspace.memory().maxmemory;
+                let used = keyspace.used_memory();
+                if limit > 0 && used > limit + MEMORY_SLACK {
+                    self.violation(format!(
+                        "t={now_ms}ms: n{id} holds {used} bytes, over maxmemory {limit} by more than one write"
+                    ));
+                }
                 let index = keyspace.applied_index();
                 if self.hashed.get(&id) == Some(&index) {
                     continue;

@@ -9,6 +9,8 @@
 //! - `faults`: the faults drawn from the seed.
 //! - `workload`: the kill-switch clients and their history.
 //! - `queue`: Celery-style queues (LPUSH, BRPOP, kombu's unacked bookkeeping) and their checks.
+//! - `cache`: caches under a small `maxmemory`, evicted while queues and the kill switch
+//!   never are.
 //! - `invariants`: Raft invariants sampled during the run.
 //! - `run`: one seed from start to verdict.
 //! - `scenarios`: pinned scripted scenarios for known failure shapes.
@@ -19,6 +21,8 @@
 
 pub mod linearizability;
 
+#[cfg(madsim)]
+pub mod cache;
 #[cfg(madsim)]
 pub mod client;
 #[cfg(madsim)]

@@ -117,7 +117,8 @@ fn kind(result: &Result<Frame, CallError>) -> String {
 }
 
 fn not_applied(result: &Result<Frame, CallError>) -> bool {
-    matches!(result, Ok(Frame::Error(e)) if e.starts_with("CLUSTERDOWN") || e.starts_with("TRYAGAIN"))
+    // -OOM is decided by apply, the same on every replica: the write did not happen.
+    matches!(result, Ok(Frame::Error(e)) if e.starts_with("CLUSTERDOWN") || e.starts_with("TRYAGAIN") || e.starts_with("OOM"))
 }
 
 /// A producer or consumer: its connections to the members.

@@ -10,6 +10,7 @@ use madsim::runtime::{Handle, Runtime};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
+use crate::cache::{CacheClient, SharedCacheLog};
 use crate::cluster::{Cell, CellOptions};
 use crate::invariants::{keyspace_digest, Monitor};
 use crate::linearizability::{self, Operation};
@@ -27,6 +28,8 @@ pub struct RunOptions {
     pub producers: u32,
     /// Number of queue consumers.
     pub consumers: u32,
+    /// Number of cache clients (workload 3; needs `cell.maxmemory`).
+    pub cache_clients: u32,
     /// Length of the chaos phase.
     pub chaos: Duration,
     /// Whether faults are injected at all.
@@ -44,6 +47,7 @@ impl Default for RunOptions {
             clients: 4,
             producers: 2,
             consumers: 2,
+            cache_clients: 2,
             chaos: Duration::from_secs(20),
             faults: true,
             healed: Duration::from_secs(5),
@@ -75,6 +79,8 @@ pub struct RunReport {
     pub failures: Vec<String>,
     /// The queue workload's counts.
     pub queue: String,
+    /// The cache workload's counts.
+    pub cache: String,
     /// A hash of everything the run produced (every operation with its times, the fault
     /// log, the reply counts, the final states): two runs of one seed must print the same.
     pub fingerprint: u64,
@@ -159,6 +165,26 @@ pub async fn simulate(seed: u64, options: RunOptions) -> RunReport {
         }));
     }
 
+    // Cache clients (workload 3).
+    let cache_log: SharedCacheLog = Arc::default();
+    let cache_clients = if options.cell.maxmemory {
+        options.cache_clients
+    } else {
+        0
+    };
+    for c in 0..cache_clients {
+        let node = handle
+            .create_node()
+            .name(format!("cache{c}"))
+            .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 5, (c + 1) as u8)))
+            .build();
+        let mut client = CacheClient::new(c + 1, targets.clone(), cache_log.clone());
+        client_tasks.push(node.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            client.run_until(clients_end).await;
+        }));
+    }
+
     if options.faults {
         report.faults = crate::faults::chaos(&cell, origin, chaos_end, &mut report.fault_log).await;
     } else {
@@ -216,6 +242,22 @@ pub async fn simulate(seed: u64, options: RunOptions) -> RunReport {
     // Every member must reach the same applied state.
     if let Err(e) = converge(&cell).await {
         report.failures.push(e);
+    }
+    if cache_clients > 0 {
+        let evicted = cell
+            .lock()
+            .members
+            .iter()
+            .filter_map(|m| m.node())
+            .map(|n| n.keyspace.read().evicted_keys())
+            .max()
+            .unwrap_or(0);
+        let log = cache_log.lock();
+        report.failures.extend(log.verify(evicted));
+        report.cache = format!(
+            "written={} hits={} misses={} oom={} evicted={evicted}",
+            log.written, log.hits, log.misses, log.oom
+        );
     }
     stop_monitor.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = monitor_task.await;

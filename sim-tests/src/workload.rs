@@ -53,7 +53,8 @@ fn error_kind(text: &str) -> String {
 
 /// Whether an error reply means the write was certainly not applied.
 fn not_applied(text: &str) -> bool {
-    text.starts_with("CLUSTERDOWN") || text.starts_with("TRYAGAIN")
+    // -OOM is decided by apply, the same on every replica: the write did not happen.
+    text.starts_with("CLUSTERDOWN") || text.starts_with("TRYAGAIN") || text.starts_with("OOM")
 }
 
 /// One client: its id, the members' RESP addresses, and its open connections.

@@ -41,6 +41,7 @@ struct Record {
     key: Bytes,
     value: Value,
     expires_at: Option<u64>,
+    /// The access time a restored key starts with (the snapshot's replicated clock).
     written_at: u64,
     version: u64,
 }
@@ -102,7 +103,9 @@ impl Keyspace {
                     key: key.clone(),
                     value: entry.value.clone(),
                     expires_at: entry.expires_at,
-                    written_at: entry.access.time_ms(),
+                    // Access stamps are each node's own: a snapshot holds the replicated
+                    // clock instead, so every replica writes the same bytes for one index.
+                    written_at: self.clock_ms,
                     version: entry.version,
                 };
                 buf.clear();

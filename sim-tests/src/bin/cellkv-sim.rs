@@ -49,6 +49,12 @@ mod sim {
         /// Queue consumers.
         #[arg(long, default_value_t = 2)]
         consumers: u32,
+        /// Cache clients (workload 3, under a small maxmemory).
+        #[arg(long, default_value_t = 2)]
+        cache_clients: u32,
+        /// Run the cell without maxmemory (and so without the cache workload).
+        #[arg(long)]
+        no_maxmemory: bool,
         /// Run without faults.
         #[arg(long)]
         no_faults: bool,
@@ -84,6 +90,7 @@ mod sim {
                 clients: self.clients,
                 producers: self.producers,
                 consumers: self.consumers,
+                cache_clients: self.cache_clients,
                 chaos: Duration::from_secs(self.chaos),
                 healed: Duration::from_secs(self.healed),
                 faults: !self.no_faults,
@@ -92,6 +99,7 @@ mod sim {
             options.cell.read_consistency = self.read_consistency.clone();
             options.cell.ack_before_sync = self.ack_before_sync;
             options.cell.fsync = Duration::from_millis(self.fsync_ms);
+            options.cell.maxmemory = !self.no_maxmemory;
             options
         }
 
@@ -113,6 +121,12 @@ mod sim {
             }
             if self.consumers != defaults.consumers {
                 flags += &format!(" --consumers {}", self.consumers);
+            }
+            if self.cache_clients != defaults.cache_clients {
+                flags += &format!(" --cache-clients {}", self.cache_clients);
+            }
+            if self.no_maxmemory {
+                flags += " --no-maxmemory";
             }
             if self.no_faults {
                 flags += " --no-faults";
@@ -176,6 +190,7 @@ mod sim {
                 .collect();
             println!("    replies {}", outcomes.join(" "));
             println!("    queue   {}", report.queue);
+            println!("    cache   {}", report.cache);
         }
         for failure in &report.failures {
             for line in failure.lines() {
