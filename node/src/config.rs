@@ -99,6 +99,13 @@ pub struct Flags {
     /// Worker threads serving connections and Raft; 0 = one per core [default: 0].
     #[arg(long, env = "CELLKV_IO_THREADS")]
     pub io_threads: Option<usize>,
+    /// Password of the default user; clients must AUTH before anything else [default: none].
+    #[arg(long, env = "CELLKV_REQUIREPASS", hide_env_values = true)]
+    pub requirepass: Option<String>,
+    /// File of ACL users (`user <name> <rules...>` per line), loaded into the cell at start
+    /// [default: none].
+    #[arg(long, env = "CELLKV_ACLFILE")]
+    pub aclfile: Option<PathBuf>,
 }
 
 /// The TOML file: the same options, kebab-case.
@@ -121,6 +128,8 @@ pub struct FileConfig {
     proto_max_bulk_len: Option<usize>,
     maxclients: Option<usize>,
     io_threads: Option<usize>,
+    requirepass: Option<String>,
+    aclfile: Option<PathBuf>,
 }
 
 /// `peers` in the TOML file: one string as on the command line, or a list of `ID@HOST:PORT`.
@@ -236,6 +245,33 @@ pub struct Config {
     pub maxclients: usize,
     /// `io-threads`: Tokio worker threads, 0 = one per core.
     pub io_threads: usize,
+    /// `requirepass`: the default user's password at start.
+    pub requirepass: Option<Secret>,
+    /// `aclfile`: ACL users loaded into the cell at start.
+    pub aclfile: Option<PathBuf>,
+}
+
+/// A configured secret: compared and hashed, never printed (its `Debug` is `(redacted)`),
+/// so logging a whole [`Config`] cannot leak it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for hashing.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("(redacted)")
+    }
 }
 
 impl Default for Config {
@@ -258,6 +294,8 @@ impl Default for Config {
             proto_max_bulk_len: 512 * 1024 * 1024,
             maxclients: 10_000,
             io_threads: 0,
+            requirepass: None,
+            aclfile: None,
         }
     }
 }
@@ -414,6 +452,12 @@ impl Config {
                 .io_threads
                 .or(file.io_threads)
                 .unwrap_or(defaults.io_threads),
+            requirepass: flags
+                .requirepass
+                .or(file.requirepass)
+                .filter(|p| !p.is_empty())
+                .map(Secret::new),
+            aclfile: flags.aclfile.or(file.aclfile),
         };
         config.validate()?;
         Ok(config)

@@ -30,7 +30,7 @@ mod zsets;
 
 pub use db::{slot_of, Db};
 pub use events::{Event, EventSink, BLOCKED};
-pub use request::{Args, Op, Request, Watch};
+pub use request::{AclOp, Args, Op, Request, Watch};
 pub use snapshot::SnapshotError;
 pub use sorted_set::{Score, SortedSet};
 
@@ -147,6 +147,8 @@ pub struct Keyspace {
     libraries: imbl::OrdMap<String, Library>,
     /// Each client's last applied batch, so a batch proposed twice applies once.
     sessions: sessions::Sessions,
+    /// The ACL users: replicated state, changed only by `Op::Acl` entries.
+    acl: crate::acl::Users,
     /// What apply produced besides replies, for the node to act on (not replicated state).
     events: Vec<Event>,
 }
@@ -160,6 +162,7 @@ impl Default for Keyspace {
             scripts: imbl::OrdMap::new(),
             libraries: imbl::OrdMap::new(),
             sessions: sessions::Sessions::default(),
+            acl: crate::acl::Users::default(),
             events: Vec::new(),
         }
     }
@@ -230,6 +233,35 @@ impl Keyspace {
         }
     }
 
+    /// The ACL users as applied so far.
+    pub fn acl(&self) -> &crate::acl::Users {
+        &self.acl
+    }
+
+    fn apply_acl(&mut self, op: &AclOp) -> Frame {
+        let reply = match op {
+            AclOp::SetUser { name, rules } => match self.acl.set_user(name, rules) {
+                Ok(()) => Frame::ok(),
+                Err((i, e)) => Frame::error(format!(
+                    "ERR Error in ACL SETUSER modifier '{}': {e}",
+                    rules
+                        .get(i)
+                        .map(|r| String::from_utf8_lossy(r).into_owned())
+                        .unwrap_or_default()
+                )),
+            },
+            AclOp::DelUser { names } => Frame::Integer(self.acl.del_users(names) as i64),
+            AclOp::Load { digest, users } => match self.acl.load(digest, users) {
+                Ok(_) => Frame::ok(),
+                Err(text) => Frame::error(format!("ERR {text}")),
+            },
+        };
+        if !reply.is_error() {
+            self.events.push(Event::AclChanged);
+        }
+        reply
+    }
+
     /// Clients whose last batch is remembered (`INFO`).
     pub fn client_sessions(&self) -> usize {
         self.sessions.len()
@@ -270,6 +302,7 @@ impl Keyspace {
                 }
                 Frame::Integer(deleted)
             }
+            Op::Acl(acl) => self.apply_acl(acl),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The keyspace's snapshot stream: a header, one length-prefixed record per key, a trailer
 //! with the record count (so a truncated or corrupt file is refused on load), and then each
 //! database's `WATCH` state (deletion horizon and tombstones), then the script cache, the function libraries and the
-//! client sessions (`sessions`).
+//! client sessions (`sessions`), then the ACL users (`acl`, from `CELLKV06`).
 
 use std::io::{Read, Write};
 
@@ -11,7 +11,10 @@ use serde::{Deserialize, Serialize};
 use super::sessions::Sessions;
 use super::{Db, Entry, Keyspace, Library, Value, DATABASES};
 
-const MAGIC: &[u8; 8] = b"CELLKV05";
+const MAGIC: &[u8; 8] = b"CELLKV06";
+/// The format before the ACL users joined it (read still: such a snapshot has the default
+/// user only).
+const MAGIC_BEFORE_ACL: &[u8; 8] = b"CELLKV05";
 /// The format before client sessions joined it (read still).
 const MAGIC_BEFORE_SESSIONS: &[u8; 8] = b"CELLKV04";
 /// The format before function libraries joined it: read still, so an upgraded node can
@@ -39,6 +42,14 @@ struct Record {
     expires_at: Option<u64>,
     written_at: u64,
     version: u64,
+}
+
+/// The ACL section: each user as the rules that rebuild it (hashed passwords only), and the
+/// digest of the startup configuration last loaded.
+#[derive(Serialize, Deserialize)]
+struct AclState {
+    loaded_digest: Option<String>,
+    users: Vec<crate::acl::UserRules>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -118,6 +129,15 @@ impl Keyspace {
         let libraries: Vec<&Library> = self.libraries.values().collect();
         write_section(out, &mut buf, &libraries)?;
         write_section(out, &mut buf, &self.sessions.to_list())?;
+        let (loaded_digest, users) = self.acl.to_rules();
+        write_section(
+            out,
+            &mut buf,
+            &AclState {
+                loaded_digest,
+                users,
+            },
+        )?;
         Ok(())
     }
 
@@ -125,7 +145,13 @@ impl Keyspace {
     pub fn read_snapshot(input: &mut dyn Read) -> Result<Keyspace, SnapshotError> {
         let mut magic = [0u8; 8];
         input.read_exact(&mut magic)?;
-        if &magic != MAGIC && &magic != MAGIC_BEFORE_SESSIONS && &magic != MAGIC_BEFORE_FUNCTIONS {
+        let known = [
+            MAGIC,
+            MAGIC_BEFORE_ACL,
+            MAGIC_BEFORE_SESSIONS,
+            MAGIC_BEFORE_FUNCTIONS,
+        ];
+        if !known.contains(&&magic) {
             return Err(SnapshotError::Corrupt("bad magic".into()));
         }
         let mut word = [0u8; 8];
@@ -185,9 +211,13 @@ impl Keyspace {
                 .map(|library| (library.name.clone(), library))
                 .collect();
         }
-        if &magic == MAGIC {
+        if &magic == MAGIC || &magic == MAGIC_BEFORE_ACL {
             keyspace.sessions =
                 Sessions::from_list(read_section(input, &mut buf, "client sessions")?);
+        }
+        if &magic == MAGIC {
+            let acl: AclState = read_section(input, &mut buf, "acl users")?;
+            keyspace.acl = crate::acl::Users::from_rules(acl.loaded_digest, acl.users);
         }
         Ok(keyspace)
     }
@@ -260,6 +290,59 @@ mod tests {
         assert!(back
             .db(0)
             .is_some_and(|d| d.changed_since(b"gone", 0, 0, 0)));
+    }
+
+    #[test]
+    fn snapshot_keeps_the_acl_users_and_reads_the_format_before_them() {
+        let mut ks = Keyspace::new();
+        let rules: Vec<Bytes> = "on #5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8 ~celery* +@all -@dangerous"
+            .split(' ')
+            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+            .collect();
+        let reply = ks.apply(
+            1,
+            &crate::keyspace::Request {
+                time_ms: 1,
+                op: crate::keyspace::Op::Acl(crate::keyspace::AclOp::SetUser {
+                    name: "celery".into(),
+                    rules,
+                }),
+            },
+        );
+        assert_eq!(reply, crate::resp::Frame::ok());
+        must_apply(&mut ks, 1, "set a 1");
+        let mut bytes = Vec::new();
+        ks.write_snapshot(&mut bytes).expect("write");
+        let back = Keyspace::read_snapshot(&mut bytes.as_slice()).expect("read");
+        assert_eq!(back.acl(), ks.acl());
+        let celery = back.acl().get("celery").expect("celery survives");
+        assert!(celery.authenticates(b"password"));
+        // A CELLKV05 snapshot is this one without the ACL section at its end.
+        let mut old = Keyspace::new();
+        must_apply(&mut old, 1, "set a 1");
+        let mut bytes = Vec::new();
+        old.write_snapshot(&mut bytes).expect("write");
+        let mut section = Vec::new();
+        let acl_len = {
+            // The last section is the ACL one: find its length by re-encoding it.
+            let (loaded_digest, users) = old.acl.to_rules();
+            write_section(
+                &mut section,
+                &mut Vec::new(),
+                &AclState {
+                    loaded_digest,
+                    users,
+                },
+            )
+            .expect("encode");
+            section.len()
+        };
+        bytes.truncate(bytes.len() - acl_len);
+        bytes[..8].copy_from_slice(MAGIC_BEFORE_ACL);
+        let back = Keyspace::read_snapshot(&mut bytes.as_slice()).expect("read a v05 snapshot");
+        assert_eq!(back.total_keys(), 1);
+        assert!(!back.acl().auth_required());
+        assert_eq!(back.acl().iter().count(), 1);
     }
 
     #[test]

@@ -31,28 +31,9 @@ pub fn echo(_session: &mut Session, args: &[Bytes]) -> Frame {
     Frame::Bulk(args[1].clone())
 }
 
-/// Whether `user`/`pass` would authenticate: with no password configured the default user
-/// accepts any password, as Redis's `nopass` default user does.
-fn check_credentials(user: &[u8], _pass: &[u8]) -> Result<(), Frame> {
-    if user == b"default" {
-        Ok(())
-    } else {
-        Err(Frame::error(
-            "WRONGPASS invalid username-password pair or user is disabled.",
-        ))
-    }
-}
-
 /// AUTH [username] password
-pub fn auth(_session: &mut Session, args: &[Bytes]) -> Frame {
-    match args.len() {
-        2 => Frame::error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"),
-        3 => match check_credentials(&args[1], &args[2]) {
-            Ok(()) => Frame::ok(),
-            Err(e) => e,
-        },
-        _ => Frame::error(err::SYNTAX),
-    }
+pub fn auth(session: &mut Session, args: &[Bytes]) -> Frame {
+    super::security::auth(session, args)
 }
 
 /// HELLO [protover [AUTH username password] [SETNAME clientname]]
@@ -67,13 +48,12 @@ pub fn hello(session: &mut Session, args: &[Bytes]) -> Frame {
         }
     }
     let mut name = None;
+    let mut credentials = None;
     let mut i = 2;
     while i < args.len() {
         let word = &args[i];
         if word.eq_ignore_ascii_case(b"auth") && i + 2 < args.len() {
-            if let Err(e) = check_credentials(&args[i + 1], &args[i + 2]) {
-                return e;
-            }
+            credentials = Some((args[i + 1].clone(), args[i + 2].clone()));
             i += 3;
         } else if word.eq_ignore_ascii_case(b"setname") && i + 1 < args.len() {
             if let Err(e) = valid_name(&args[i + 1], "Client names") {
@@ -87,6 +67,14 @@ pub fn hello(session: &mut Session, args: &[Bytes]) -> Frame {
                 String::from_utf8_lossy(word)
             ));
         }
+    }
+    if let Some((user, pass)) = credentials {
+        if let Err(e) = super::security::hello_auth(session, &user, &pass) {
+            return e;
+        }
+    }
+    if !session.acl.authenticated {
+        return super::security::hello_noauth();
     }
     if let Some(name) = name {
         *session.client.name.lock() = (!name.is_empty()).then_some(name);
@@ -139,6 +127,7 @@ pub fn reset(session: &mut Session, _args: &[Bytes]) -> Frame {
     session.multi = None;
     session.watches.clear();
     session.unsubscribe_all();
+    super::security::reset(session);
     Frame::Simple("RESET".into())
 }
 
@@ -398,6 +387,15 @@ fn config_values(session: &Session) -> Vec<(&'static str, String)> {
         ("maxmemory-policy", "noeviction".into()),
         ("timeout", "0".into()),
         ("protected-mode", "yes".into()),
+        ("requirepass", super::security::requirepass_value(node)),
+        (
+            "aclfile",
+            config
+                .aclfile
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        ),
         (
             "client-output-buffer-limit",
             session.node.pubsub.limit().config_value(),
@@ -495,6 +493,10 @@ pub fn config_resetstat(session: &mut Session, _args: &[Bytes]) -> Frame {
         &stats.commands_processed,
         &stats.expired_keys,
         &stats.protocol_errors,
+        &stats.acl_denied_auth,
+        &stats.acl_denied_cmd,
+        &stats.acl_denied_key,
+        &stats.acl_denied_channel,
     ] {
         counter.store(0, Ordering::Relaxed);
     }
@@ -595,12 +597,16 @@ pub fn info(session: &mut Session, args: &[Bytes]) -> Frame {
     section(
         "Stats",
         format!(
-            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\ntotal_error_replies:0\r\nprotocol_errors:{}\r\n",
+            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\ntotal_error_replies:0\r\nprotocol_errors:{}\r\nacl_access_denied_auth:{}\r\nacl_access_denied_cmd:{}\r\nacl_access_denied_key:{}\r\nacl_access_denied_channel:{}\r\n",
             stats.connections_received.load(Ordering::Relaxed),
             stats.commands_processed.load(Ordering::Relaxed),
             stats.rejected_connections.load(Ordering::Relaxed),
             stats.expired_keys.load(Ordering::Relaxed),
             stats.protocol_errors.load(Ordering::Relaxed),
+            stats.acl_denied_auth.load(Ordering::Relaxed),
+            stats.acl_denied_cmd.load(Ordering::Relaxed),
+            stats.acl_denied_key.load(Ordering::Relaxed),
+            stats.acl_denied_channel.load(Ordering::Relaxed),
         ),
     );
     section(

@@ -18,6 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::pubsub::Delivery;
+use super::security;
 use super::subscribe::{self as sub};
 use super::{clock, Node, Session};
 use crate::command::{self, flag, CommandSpec, Handler, Resolved};
@@ -301,6 +302,15 @@ impl Batch {
             }
             Resolved::Command(spec) => spec,
         };
+        if let Err(reply) = self.admit(session, spec, &args, output).await {
+            if let Some(multi) = session.multi.as_mut() {
+                multi.failed = true;
+            }
+            return self.push(session, reply, output);
+        }
+        if self.gone {
+            return;
+        }
         if session.in_subscriber_mode() && !sub::allowed_in_subscriber_mode(spec.name) {
             return self.push(session, sub::not_in_subscriber_mode(spec.name), output);
         }
@@ -369,9 +379,12 @@ impl Batch {
             }
             Handler::Connection => {
                 self.finish(session, output).await;
-                let reply = match spec.name {
+                let reply = match crate::acl::full_name(spec, &args).as_str() {
                     "exec" => self.exec(session).await,
                     "watch" => self.watch(session, &args).await,
+                    "acl|setuser" => security::acl_setuser(session, &args).await,
+                    "acl|deluser" => security::acl_deluser(session, &args).await,
+                    "config|set" => security::config_set(session, &args).await,
                     other => Frame::error(format!("ERR '{other}' has no connection handler")),
                 };
                 self.push(session, reply, output);
@@ -385,6 +398,33 @@ impl Batch {
                 );
             }
         }
+    }
+
+    /// Whether the connection may run `spec` now: waits until the node has loaded the users
+    /// it was started with, re-reads the connection's user if the users changed (a deleted
+    /// user's connection is closed), then checks authentication and the user's ACL.
+    async fn admit(
+        &mut self,
+        session: &mut Session,
+        spec: &'static CommandSpec,
+        args: &[Bytes],
+        output: &mut BytesMut,
+    ) -> Result<(), Frame> {
+        if !*session.node.acl_ready.borrow() {
+            self.finish(session, output).await;
+            if !security::wait_ready(&session.node).await {
+                return Err(Frame::error(security::LOADING));
+            }
+        }
+        if !security::refresh(session) {
+            tracing::info!(
+                client = session.client.id,
+                "closing connection of a deleted ACL user"
+            );
+            self.gone = true;
+            return Ok(());
+        }
+        security::check(session, spec, args)
     }
 
     /// One read confirmation per batch serves every read in it.
