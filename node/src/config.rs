@@ -106,6 +106,21 @@ pub struct Flags {
     /// [default: none].
     #[arg(long, env = "CELLKV_ACLFILE")]
     pub aclfile: Option<PathBuf>,
+    /// Commands slower than this many microseconds go to SLOWLOG; negative = off
+    /// [default: 10000].
+    #[arg(
+        long,
+        env = "CELLKV_SLOWLOG_LOG_SLOWER_THAN",
+        allow_hyphen_values = true
+    )]
+    pub slowlog_log_slower_than: Option<i64>,
+    /// Most SLOWLOG entries kept [default: 128].
+    #[arg(long, env = "CELLKV_SLOWLOG_MAX_LEN")]
+    pub slowlog_max_len: Option<usize>,
+    /// Key prefixes whose values are secrets, never shown in MONITOR or SLOWLOG,
+    /// comma-separated [default: bff:session:,m2m:tokens:].
+    #[arg(long, env = "CELLKV_SECRET_PREFIXES")]
+    pub secret_prefixes: Option<String>,
 }
 
 /// The TOML file: the same options, kebab-case.
@@ -130,6 +145,9 @@ pub struct FileConfig {
     io_threads: Option<usize>,
     requirepass: Option<String>,
     aclfile: Option<PathBuf>,
+    slowlog_log_slower_than: Option<i64>,
+    slowlog_max_len: Option<usize>,
+    secret_prefixes: Option<Vec<String>>,
 }
 
 /// `peers` in the TOML file: one string as on the command line, or a list of `ID@HOST:PORT`.
@@ -249,6 +267,12 @@ pub struct Config {
     pub requirepass: Option<Secret>,
     /// `aclfile`: ACL users loaded into the cell at start.
     pub aclfile: Option<PathBuf>,
+    /// `slowlog-log-slower-than`, microseconds; negative = off.
+    pub slowlog_log_slower_than: i64,
+    /// `slowlog-max-len`.
+    pub slowlog_max_len: usize,
+    /// `secret-prefixes`: values under these key prefixes are never shown.
+    pub secret_prefixes: Vec<String>,
 }
 
 /// A configured secret: compared and hashed, never printed (its `Debug` is `(redacted)`),
@@ -296,6 +320,9 @@ impl Default for Config {
             io_threads: 0,
             requirepass: None,
             aclfile: None,
+            slowlog_log_slower_than: 10_000,
+            slowlog_max_len: 128,
+            secret_prefixes: vec!["bff:session:".into(), "m2m:tokens:".into()],
         }
     }
 }
@@ -332,6 +359,15 @@ impl ReadConsistency {
             ReadConsistency::Local => "local",
         }
     }
+}
+
+/// Splits a comma-separated `secret-prefixes` value, dropping empty entries.
+pub fn split_prefixes(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// Parses `300`, `300s`, `5m`, `1h`, `250ms` into a duration.
@@ -458,6 +494,18 @@ impl Config {
                 .filter(|p| !p.is_empty())
                 .map(Secret::new),
             aclfile: flags.aclfile.or(file.aclfile),
+            slowlog_log_slower_than: flags
+                .slowlog_log_slower_than
+                .or(file.slowlog_log_slower_than)
+                .unwrap_or(defaults.slowlog_log_slower_than),
+            slowlog_max_len: flags
+                .slowlog_max_len
+                .or(file.slowlog_max_len)
+                .unwrap_or(defaults.slowlog_max_len),
+            secret_prefixes: match flags.secret_prefixes {
+                Some(text) => split_prefixes(&text),
+                None => file.secret_prefixes.unwrap_or(defaults.secret_prefixes),
+            },
         };
         config.validate()?;
         Ok(config)

@@ -99,6 +99,14 @@ pub fn hello(session: &mut Session, args: &[Bytes]) -> Frame {
     ])
 }
 
+/// MONITOR: from now on this connection receives every command the node runs.
+pub fn monitor(session: &mut Session, _args: &[Bytes]) -> Frame {
+    if session.monitor.is_none() {
+        session.monitor = Some(session.node.monitors.subscribe(session.client.id));
+    }
+    Frame::ok()
+}
+
 /// SELECT index
 pub fn select(session: &mut Session, args: &[Bytes]) -> Frame {
     match parse_i64(&args[1]) {
@@ -378,6 +386,12 @@ fn config_values(session: &Session) -> Vec<(&'static str, String)> {
         ("loglevel", config.log_level.clone()),
         ("proto-max-bulk-len", runtime.proto_max_bulk_len.to_string()),
         ("maxclients", runtime.maxclients.to_string()),
+        (
+            "slowlog-log-slower-than",
+            runtime.slowlog_log_slower_than.to_string(),
+        ),
+        ("slowlog-max-len", runtime.slowlog_max_len.to_string()),
+        ("secret-prefixes", runtime.secret_prefixes.join(",")),
         ("io-threads", config.io_threads.to_string()),
         // Every write is in the Raft log, fsynced before it is acknowledged.
         ("appendonly", "yes".into()),
@@ -456,6 +470,18 @@ pub fn config_set(session: &mut Session, args: &[Bytes]) -> Frame {
                 Some(n) => next.maxclients = n,
                 None => return fail("argument couldn't be parsed into an integer"),
             },
+            "slowlog-log-slower-than" => match parse_i64(&pair[1]) {
+                Some(n) => next.slowlog_log_slower_than = n,
+                None => return fail("argument couldn't be parsed into an integer"),
+            },
+            "slowlog-max-len" => match parse_i64(&pair[1]) {
+                Some(n) if n >= 0 => next.slowlog_max_len = n as usize,
+                _ => return fail("argument couldn't be parsed into an integer"),
+            },
+            "secret-prefixes" => {
+                let text = String::from_utf8_lossy(&pair[1]);
+                next.secret_prefixes = std::sync::Arc::new(crate::config::split_prefixes(&text));
+            }
             "client-output-buffer-limit" => {
                 let hub = &session.node.pubsub;
                 match OutputLimit::parse_config(&pair[1], hub.limit()) {

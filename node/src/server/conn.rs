@@ -117,6 +117,16 @@ async fn serve(node: Arc<Node>, stream: TcpStream, peer: String) {
                 tracing::info!(client = client_id, peer = %peer, "closing subscriber over client-output-buffer-limit pubsub");
                 break;
             }
+            line = monitor_line(&mut session.monitor) => {
+                let Some(first) = line else {
+                    tracing::info!(client = client_id, peer = %peer, "closing monitor over its backlog");
+                    break;
+                };
+                if write_monitor_lines(&mut session, first, &mut io).await.is_err() {
+                    break;
+                }
+                continue;
+            }
             delivery = session.mailbox.recv() => {
                 let Some(first) = delivery else { continue };
                 if write_deliveries(&mut session, first, &mut io, &cut_off).await.is_err() {
@@ -186,7 +196,62 @@ async fn serve(node: Arc<Node>, stream: TcpStream, peer: String) {
         }
     }
     session.unsubscribe_all();
+    if session.monitor.is_some() {
+        node.monitors.unsubscribe(client_id);
+    }
     node.unregister(client_id);
+}
+
+/// The next line for a monitor, or never for any other connection.
+async fn monitor_line(monitor: &mut Option<tokio::sync::mpsc::Receiver<Bytes>>) -> Option<Bytes> {
+    match monitor {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes `first` and every monitor line already waiting.
+async fn write_monitor_lines(
+    session: &mut Session,
+    first: Bytes,
+    io: &mut Io,
+) -> std::io::Result<()> {
+    let mut out = BytesMut::from(&first[..]);
+    if let Some(rx) = session.monitor.as_mut() {
+        while out.len() < 64 * 1024 {
+            match rx.try_recv() {
+                Ok(line) => out.extend_from_slice(&line),
+                Err(_) => break,
+            }
+        }
+    }
+    write_flush(&mut io.writer, &out).await
+}
+
+/// Puts a command that took long enough in the node's slow log, its arguments redacted.
+fn observe_slow(session: &Session, args: &[Bytes], started: tokio::time::Instant) {
+    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let (slower_than, max_len, prefixes) = {
+        let runtime = session.node.runtime.read();
+        (
+            runtime.slowlog_log_slower_than,
+            runtime.slowlog_max_len,
+            runtime.secret_prefixes.clone(),
+        )
+    };
+    if slower_than < 0 || micros < slower_than as u64 {
+        return;
+    }
+    let name = session.client.name.lock().clone();
+    session.node.slowlog.lock().observe(
+        args,
+        micros,
+        slower_than,
+        max_len,
+        &prefixes,
+        &session.client.addr,
+        name,
+    );
 }
 
 /// Writes `first` and whatever else is waiting in the mailbox, then gives the bytes back to
@@ -255,6 +320,8 @@ struct Batch {
     commands: u64,
     /// The client went away while a command waited for it (a blocked pop).
     gone: bool,
+    /// Writes of this batch to put in the slow log once their replies arrive.
+    slow: Vec<(Vec<Bytes>, tokio::time::Instant)>,
 }
 
 impl Batch {
@@ -282,9 +349,40 @@ impl Batch {
             };
             encode(&frame, session.resp3, output);
         }
+        for (args, started) in std::mem::take(&mut self.slow) {
+            observe_slow(session, &args, started);
+        }
     }
 
+    /// Runs one command, timing it for the slow log: a write when its reply arrives,
+    /// anything else at once. A blocking command's wait is not its run time.
     async fn run(
+        &mut self,
+        session: &mut Session,
+        args: Vec<Bytes>,
+        output: &mut BytesMut,
+        io: &mut Io,
+    ) {
+        let started = tokio::time::Instant::now();
+        let timed = session.node.runtime.read().slowlog_log_slower_than >= 0
+            && args
+                .first()
+                .and_then(|name| command::lookup(name))
+                .is_some_and(|spec| spec.flags & (flag::BLOCKING | flag::SKIP_SLOWLOG) == 0);
+        let kept = timed.then(|| args.clone());
+        let writes_before = self.writes.len();
+        self.run_command(session, args, output, io).await;
+        let Some(args) = kept else {
+            return;
+        };
+        if self.writes.len() > writes_before {
+            self.slow.push((args, started));
+        } else {
+            observe_slow(session, &args, started);
+        }
+    }
+
+    async fn run_command(
         &mut self,
         session: &mut Session,
         args: Vec<Bytes>,
@@ -310,6 +408,11 @@ impl Batch {
         }
         if self.gone {
             return;
+        }
+        if node.monitors.is_active() {
+            let prefixes = node.runtime.read().secret_prefixes.clone();
+            node.monitors
+                .feed(session.db, &session.client.addr, &args, &prefixes);
         }
         if session.in_subscriber_mode() && !sub::allowed_in_subscriber_mode(spec.name) {
             return self.push(session, sub::not_in_subscriber_mode(spec.name), output);

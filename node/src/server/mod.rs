@@ -10,11 +10,14 @@ pub mod commands;
 mod conn;
 mod expiry;
 pub mod fanout;
+mod monitor;
 pub mod peers;
 pub mod pubsub;
 mod read_barrier;
+mod redact;
 pub mod security;
 mod session;
+pub mod slowlog;
 pub mod subscribe;
 
 use std::collections::BTreeMap;
@@ -100,6 +103,12 @@ pub struct RuntimeSettings {
     pub proto_max_bulk_len: usize,
     /// `maxclients`.
     pub maxclients: usize,
+    /// `slowlog-log-slower-than`, microseconds; negative = off.
+    pub slowlog_log_slower_than: i64,
+    /// `slowlog-max-len`.
+    pub slowlog_max_len: usize,
+    /// `secret-prefixes`.
+    pub secret_prefixes: Arc<Vec<String>>,
     /// The encoding thresholds (`hash-max-listpack-entries` and friends); every change is
     /// also published to the table `OBJECT ENCODING` reads.
     pub encoding: EncodingLimits,
@@ -133,6 +142,10 @@ pub struct Node {
     pub acl_ready: watch::Sender<bool>,
     /// This node's `ACL LOG`.
     pub acl_log: Mutex<security::AclLog>,
+    /// This node's `SLOWLOG`.
+    pub slowlog: Mutex<slowlog::SlowLog>,
+    /// Connections in `MONITOR` mode.
+    pub monitors: monitor::Monitors,
     clients: Mutex<BTreeMap<u64, Arc<ClientState>>>,
     connected: AtomicUsize,
     next_client_id: AtomicU64,
@@ -493,6 +506,9 @@ impl Server {
         let runtime = RuntimeSettings {
             proto_max_bulk_len: config.proto_max_bulk_len,
             maxclients: config.maxclients,
+            slowlog_log_slower_than: config.slowlog_log_slower_than,
+            slowlog_max_len: config.slowlog_max_len,
+            secret_prefixes: Arc::new(config.secret_prefixes.clone()),
             encoding: EncodingLimits::default(),
         };
         // A node restarted inside a long-lived process (the simulator) starts from the
@@ -512,6 +528,8 @@ impl Server {
             acl_epoch,
             acl_ready: watch::channel(false).0,
             acl_log: Mutex::new(security::AclLog::default()),
+            slowlog: Mutex::new(slowlog::SlowLog::default()),
+            monitors: monitor::Monitors::default(),
             clients: Mutex::new(BTreeMap::new()),
             connected: AtomicUsize::new(0),
             next_client_id: AtomicU64::new(0),

@@ -160,6 +160,8 @@ pub struct Session {
     pub writer: Writer,
     /// Its user and whether it authenticated.
     pub acl: super::security::AclSession,
+    /// The commands the node runs, once this connection sent `MONITOR`.
+    pub monitor: Option<tokio::sync::mpsc::Receiver<Bytes>>,
 }
 
 /// A transaction being queued.
@@ -189,6 +191,7 @@ impl Session {
             mailbox: Mailbox::new(),
             writer,
             acl: super::security::AclSession::default(),
+            monitor: None,
         }
     }
 

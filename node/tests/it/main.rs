@@ -18,6 +18,7 @@ mod protocol;
 mod pubsub;
 mod redis_cli;
 mod scripting;
+mod secrets;
 mod security;
 mod sets;
 mod strings;

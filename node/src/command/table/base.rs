@@ -283,6 +283,53 @@ static ACL_SUBS: &[CommandSpec] = &[
     ),
 ];
 
+static SLOWLOG_SUBS: &[CommandSpec] = &[
+    spec!(
+        "get",
+        -2,
+        ADMIN | LOADING | STALE,
+        NO_KEYS,
+        ["admin", "slow", "dangerous"],
+        "server",
+        "2.2.12",
+        S(crate::server::slowlog::slowlog_get),
+        "Returns the slow log's entries."
+    ),
+    spec!(
+        "help",
+        2,
+        LOADING | STALE,
+        NO_KEYS,
+        ["slow"],
+        "server",
+        "6.2.0",
+        S(crate::server::slowlog::slowlog_help),
+        "Show helpful text about the different subcommands"
+    ),
+    spec!(
+        "len",
+        2,
+        ADMIN | LOADING | STALE,
+        NO_KEYS,
+        ["admin", "slow", "dangerous"],
+        "server",
+        "2.2.12",
+        S(crate::server::slowlog::slowlog_len),
+        "Returns the number of entries in the slow log."
+    ),
+    spec!(
+        "reset",
+        2,
+        ADMIN | LOADING | STALE,
+        NO_KEYS,
+        ["admin", "slow", "dangerous"],
+        "server",
+        "2.2.12",
+        S(crate::server::slowlog::slowlog_reset),
+        "Clears all entries from the slow log."
+    ),
+];
+
 static COMMAND_SUBS: &[CommandSpec] = &[
     spec!(
         "count",
@@ -474,6 +521,8 @@ pub(super) static BASE: &[CommandSpec] = &[
     spec!("role", 1, NOSCRIPT | LOADING | STALE | FAST, NO_KEYS, ["admin", "fast", "dangerous"], "server", "2.8.12", S(srv::role), "Returns the replication role."),
     spec!("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, NO_KEYS, ["admin", "slow", "dangerous"], "server", "1.0.0", S(srv::shutdown), "Synchronously saves the database(s) to disk and shuts down the Redis server."),
     container!("config", -2, 0, ["slow"], "server", "2.0.0", Handler::Container, "A container for server configuration commands.", CONFIG_SUBS),
+    container!("slowlog", -2, 0, ["slow"], "server", "2.2.12", Handler::Container, "A container for slow log commands.", SLOWLOG_SUBS),
+    spec!("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI, NO_KEYS, ["admin", "slow", "dangerous"], "server", "1.0.0", S(srv::monitor), "Listens for all requests received by the server in real-time."),
     container!("acl", -2, 0, ["slow"], "server", "6.0.0", Handler::Container, "A container for Access List Control commands.", ACL_SUBS),
     container!("command", -1, LOADING | STALE, ["slow", "connection"], "server", "2.8.13", S(crate::command::introspect::command_all), "Returns detailed information about all commands.", COMMAND_SUBS),
 ];
