@@ -13,6 +13,7 @@ mod failover;
 mod harness;
 mod hashes;
 mod keys;
+mod limits;
 mod lists;
 mod protocol;
 mod pubsub;
