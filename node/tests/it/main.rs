@@ -12,6 +12,7 @@ mod durability;
 mod failover;
 mod harness;
 mod hashes;
+mod hostile;
 mod keys;
 mod limits;
 mod lists;
