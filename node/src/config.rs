@@ -121,6 +121,12 @@ pub struct Flags {
     /// comma-separated [default: bff:session:,m2m:tokens:].
     #[arg(long, env = "CELLKV_SECRET_PREFIXES")]
     pub secret_prefixes: Option<String>,
+    /// Close a client idle for this many seconds; 0 = never [default: 0].
+    #[arg(long, env = "CELLKV_TIMEOUT")]
+    pub timeout: Option<u64>,
+    /// Close a client whose unparsed input grows past this many bytes [default: 1073741824].
+    #[arg(long, env = "CELLKV_CLIENT_QUERY_BUFFER_LIMIT")]
+    pub client_query_buffer_limit: Option<usize>,
 }
 
 /// The TOML file: the same options, kebab-case.
@@ -148,6 +154,8 @@ pub struct FileConfig {
     slowlog_log_slower_than: Option<i64>,
     slowlog_max_len: Option<usize>,
     secret_prefixes: Option<Vec<String>>,
+    timeout: Option<u64>,
+    client_query_buffer_limit: Option<usize>,
 }
 
 /// `peers` in the TOML file: one string as on the command line, or a list of `ID@HOST:PORT`.
@@ -273,6 +281,10 @@ pub struct Config {
     pub slowlog_max_len: usize,
     /// `secret-prefixes`: values under these key prefixes are never shown.
     pub secret_prefixes: Vec<String>,
+    /// `timeout`: seconds a client may stay idle; 0 = forever.
+    pub timeout: u64,
+    /// `client-query-buffer-limit`: most unparsed input bytes per client.
+    pub client_query_buffer_limit: usize,
 }
 
 /// A configured secret: compared and hashed, never printed (its `Debug` is `(redacted)`),
@@ -323,6 +335,8 @@ impl Default for Config {
             slowlog_log_slower_than: 10_000,
             slowlog_max_len: 128,
             secret_prefixes: vec!["bff:session:".into(), "m2m:tokens:".into()],
+            timeout: 0,
+            client_query_buffer_limit: 1024 * 1024 * 1024,
         }
     }
 }
@@ -506,6 +520,11 @@ impl Config {
                 Some(text) => split_prefixes(&text),
                 None => file.secret_prefixes.unwrap_or(defaults.secret_prefixes),
             },
+            timeout: flags.timeout.or(file.timeout).unwrap_or(defaults.timeout),
+            client_query_buffer_limit: flags
+                .client_query_buffer_limit
+                .or(file.client_query_buffer_limit)
+                .unwrap_or(defaults.client_query_buffer_limit),
         };
         config.validate()?;
         Ok(config)

@@ -399,7 +399,11 @@ fn config_values(session: &Session) -> Vec<(&'static str, String)> {
         ("save", String::new()),
         ("maxmemory", "0".into()),
         ("maxmemory-policy", "noeviction".into()),
-        ("timeout", "0".into()),
+        ("timeout", runtime.timeout.to_string()),
+        (
+            "client-query-buffer-limit",
+            runtime.client_query_buffer_limit.to_string(),
+        ),
         ("protected-mode", "yes".into()),
         ("requirepass", super::security::requirepass_value(node)),
         (
@@ -474,6 +478,16 @@ pub fn config_set(session: &mut Session, args: &[Bytes]) -> Frame {
                 Some(n) => next.slowlog_log_slower_than = n,
                 None => return fail("argument couldn't be parsed into an integer"),
             },
+            "timeout" => match parse_i64(&pair[1]) {
+                Some(n) if n >= 0 => next.timeout = n as u64,
+                _ => return fail("argument couldn't be parsed into an integer"),
+            },
+            "client-query-buffer-limit" => {
+                match super::pubsub::parse_memory(&String::from_utf8_lossy(&pair[1])) {
+                    Some(n) if n >= 1024 * 1024 => next.client_query_buffer_limit = n,
+                    _ => return fail("argument must be a memory value of at least 1mb"),
+                }
+            }
             "slowlog-max-len" => match parse_i64(&pair[1]) {
                 Some(n) if n >= 0 => next.slowlog_max_len = n as usize,
                 _ => return fail("argument couldn't be parsed into an integer"),

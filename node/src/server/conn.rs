@@ -110,9 +110,19 @@ async fn serve(node: Arc<Node>, stream: TcpStream, peer: String) {
         if let Some(needed) = parser.bytes_needed() {
             io.input.reserve(needed.saturating_sub(io.input.len()));
         }
+        let idle_limit = {
+            let timeout = node.runtime.read().timeout;
+            // Subscribers and monitors wait for the server, not the other way round.
+            let exempt = session.subscriptions() > 0 || session.monitor.is_some();
+            (timeout > 0 && !exempt).then(|| std::time::Duration::from_secs(timeout))
+        };
         let read = tokio::select! {
             biased;
             _ = shutdown.changed() => break,
+            _ = idle(idle_limit) => {
+                tracing::info!(client = client_id, peer = %peer, "closing client idle past timeout");
+                break;
+            }
             _ = cut_off.wait() => {
                 tracing::info!(client = client_id, peer = %peer, "closing subscriber over client-output-buffer-limit pubsub");
                 break;
@@ -138,6 +148,10 @@ async fn serve(node: Arc<Node>, stream: TcpStream, peer: String) {
         };
         match read {
             Ok(0) => break,
+            Ok(_) if io.input.len() > node.runtime.read().client_query_buffer_limit => {
+                tracing::info!(client = client_id, peer = %peer, bytes = io.input.len(), "closing client over client-query-buffer-limit");
+                break;
+            }
             Ok(_) => {}
             Err(e) => {
                 tracing::debug!(client = client_id, error = %e, "read failed");
@@ -200,6 +214,14 @@ async fn serve(node: Arc<Node>, stream: TcpStream, peer: String) {
         node.monitors.unsubscribe(client_id);
     }
     node.unregister(client_id);
+}
+
+/// Ends after `limit` of silence, or never without one.
+async fn idle(limit: Option<std::time::Duration>) {
+    match limit {
+        Some(limit) => tokio::time::sleep(limit).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The next line for a monitor, or never for any other connection.

@@ -109,6 +109,10 @@ pub struct RuntimeSettings {
     pub slowlog_max_len: usize,
     /// `secret-prefixes`.
     pub secret_prefixes: Arc<Vec<String>>,
+    /// `timeout`: idle seconds before a client is closed; 0 = never.
+    pub timeout: u64,
+    /// `client-query-buffer-limit`.
+    pub client_query_buffer_limit: usize,
     /// The encoding thresholds (`hash-max-listpack-entries` and friends); every change is
     /// also published to the table `OBJECT ENCODING` reads.
     pub encoding: EncodingLimits,
@@ -509,6 +513,8 @@ impl Server {
             slowlog_log_slower_than: config.slowlog_log_slower_than,
             slowlog_max_len: config.slowlog_max_len,
             secret_prefixes: Arc::new(config.secret_prefixes.clone()),
+            timeout: config.timeout,
+            client_query_buffer_limit: config.client_query_buffer_limit,
             encoding: EncodingLimits::default(),
         };
         // A node restarted inside a long-lived process (the simulator) starts from the

@@ -57,3 +57,48 @@ fn ten_thousand_connections_beyond_maxclients_are_refused_and_service_goes_on() 
         Value::BulkString(b"v".to_vec())
     );
 }
+
+/// `timeout 1`: a client that sends nothing is closed with a log line, while a client
+/// that keeps talking (every 300 ms, for longer than the timeout) is not.
+#[test]
+fn an_idle_client_is_closed_after_timeout() {
+    let (node, _dir) = must_start(&["--timeout", "1"]);
+    let mut idle = node.must_tcp();
+    let mut busy = node.must_tcp();
+    for _ in 0..8 {
+        assert_eq!(
+            crate::harness::must_exchange(&mut busy, b"PING\r\n", 7),
+            b"+PONG\r\n"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let closed = crate::harness::read_to_close(&mut idle);
+    assert!(closed.is_empty(), "{closed:?}");
+    assert!(node.log().contains("closing client idle past timeout"));
+    let mut fresh = node.must_tcp();
+    assert_eq!(
+        crate::harness::must_exchange(&mut fresh, b"PING\r\n", 7),
+        b"+PONG\r\n"
+    );
+}
+
+/// `client-query-buffer-limit 1mb`: a client whose unparsed input passes it is cut off with
+/// a log line; another client is served throughout.
+#[test]
+fn a_client_over_the_query_buffer_limit_is_cut_off() {
+    let (node, _dir) = must_start(&["--client-query-buffer-limit", "1048576"]);
+    let mut other = node.must_tcp();
+    let mut big = node.must_tcp();
+    let mut request = b"*2\r\n$3\r\nGET\r\n$2000000\r\n".to_vec();
+    request.extend(std::iter::repeat_n(b'x', 1_200_000));
+    // The node may close before everything is written.
+    let _ = big.write_all(&request);
+    let _ = crate::harness::read_to_close(&mut big);
+    assert_eq!(
+        crate::harness::must_exchange(&mut other, b"PING\r\n", 7),
+        b"+PONG\r\n"
+    );
+    assert!(node
+        .log()
+        .contains("closing client over client-query-buffer-limit"));
+}
