@@ -124,6 +124,34 @@ pub struct Flags {
     /// longest matching prefix governs a key.
     #[arg(long = "eviction", env = "CELLKV_EVICTION", value_delimiter = ',')]
     pub eviction: Vec<String>,
+    /// Password of the default user; clients must AUTH before anything else [default: none].
+    #[arg(long, env = "CELLKV_REQUIREPASS", hide_env_values = true)]
+    pub requirepass: Option<String>,
+    /// File of ACL users (`user <name> <rules...>` per line), loaded into the cell at start
+    /// [default: none].
+    #[arg(long, env = "CELLKV_ACLFILE")]
+    pub aclfile: Option<PathBuf>,
+    /// Commands slower than this many microseconds go to SLOWLOG; negative = off
+    /// [default: 10000].
+    #[arg(
+        long,
+        env = "CELLKV_SLOWLOG_LOG_SLOWER_THAN",
+        allow_hyphen_values = true
+    )]
+    pub slowlog_log_slower_than: Option<i64>,
+    /// Most SLOWLOG entries kept [default: 128].
+    #[arg(long, env = "CELLKV_SLOWLOG_MAX_LEN")]
+    pub slowlog_max_len: Option<usize>,
+    /// Key prefixes whose values are secrets, never shown in MONITOR or SLOWLOG,
+    /// comma-separated [default: bff:session:,m2m:tokens:].
+    #[arg(long, env = "CELLKV_SECRET_PREFIXES")]
+    pub secret_prefixes: Option<String>,
+    /// Close a client idle for this many seconds; 0 = never [default: 0].
+    #[arg(long, env = "CELLKV_TIMEOUT")]
+    pub timeout: Option<u64>,
+    /// Close a client whose unparsed input grows past this many bytes [default: 1073741824].
+    #[arg(long, env = "CELLKV_CLIENT_QUERY_BUFFER_LIMIT")]
+    pub client_query_buffer_limit: Option<usize>,
 }
 
 /// The TOML file: the same options, kebab-case.
@@ -146,6 +174,13 @@ pub struct FileConfig {
     proto_max_bulk_len: Option<usize>,
     maxclients: Option<usize>,
     io_threads: Option<usize>,
+    requirepass: Option<String>,
+    aclfile: Option<PathBuf>,
+    slowlog_log_slower_than: Option<i64>,
+    slowlog_max_len: Option<usize>,
+    secret_prefixes: Option<Vec<String>>,
+    timeout: Option<u64>,
+    client_query_buffer_limit: Option<usize>,
     maxmemory: Option<MemoryValue>,
     maxmemory_policy: Option<String>,
     maxmemory_samples: Option<u32>,
@@ -287,6 +322,43 @@ pub struct Config {
     /// `maxmemory`, `maxmemory-policy`, `maxmemory-samples`, the LFU tuning and the
     /// per-prefix eviction rules, as this node proposes them to its cell.
     pub memory: MemorySettings,
+    /// `requirepass`: the default user's password at start.
+    pub requirepass: Option<Secret>,
+    /// `aclfile`: ACL users loaded into the cell at start.
+    pub aclfile: Option<PathBuf>,
+    /// `slowlog-log-slower-than`, microseconds; negative = off.
+    pub slowlog_log_slower_than: i64,
+    /// `slowlog-max-len`.
+    pub slowlog_max_len: usize,
+    /// `secret-prefixes`: values under these key prefixes are never shown.
+    pub secret_prefixes: Vec<String>,
+    /// `timeout`: seconds a client may stay idle; 0 = forever.
+    pub timeout: u64,
+    /// `client-query-buffer-limit`: most unparsed input bytes per client.
+    pub client_query_buffer_limit: usize,
+}
+
+/// A configured secret: compared and hashed, never printed (its `Debug` is `(redacted)`),
+/// so logging a whole [`Config`] cannot leak it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for hashing.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("(redacted)")
+    }
 }
 
 impl Default for Config {
@@ -310,6 +382,13 @@ impl Default for Config {
             maxclients: 10_000,
             io_threads: 0,
             memory: MemorySettings::default(),
+            requirepass: None,
+            aclfile: None,
+            slowlog_log_slower_than: 10_000,
+            slowlog_max_len: 128,
+            secret_prefixes: vec!["bff:session:".into(), "m2m:tokens:".into()],
+            timeout: 0,
+            client_query_buffer_limit: 1024 * 1024 * 1024,
         }
     }
 }
@@ -439,6 +518,15 @@ fn memory_settings(flags: &Flags, file: &FileConfig) -> Result<MemorySettings, C
     })
 }
 
+/// Splits a comma-separated `secret-prefixes` value, dropping empty entries.
+pub fn split_prefixes(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// Parses `300`, `300s`, `5m`, `1h`, `250ms` into a duration.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
@@ -559,6 +647,29 @@ impl Config {
                 .or(file.io_threads)
                 .unwrap_or(defaults.io_threads),
             memory,
+            requirepass: flags
+                .requirepass
+                .or(file.requirepass)
+                .filter(|p| !p.is_empty())
+                .map(Secret::new),
+            aclfile: flags.aclfile.or(file.aclfile),
+            slowlog_log_slower_than: flags
+                .slowlog_log_slower_than
+                .or(file.slowlog_log_slower_than)
+                .unwrap_or(defaults.slowlog_log_slower_than),
+            slowlog_max_len: flags
+                .slowlog_max_len
+                .or(file.slowlog_max_len)
+                .unwrap_or(defaults.slowlog_max_len),
+            secret_prefixes: match flags.secret_prefixes {
+                Some(text) => split_prefixes(&text),
+                None => file.secret_prefixes.unwrap_or(defaults.secret_prefixes),
+            },
+            timeout: flags.timeout.or(file.timeout).unwrap_or(defaults.timeout),
+            client_query_buffer_limit: flags
+                .client_query_buffer_limit
+                .or(file.client_query_buffer_limit)
+                .unwrap_or(defaults.client_query_buffer_limit),
         };
         config.validate()?;
         Ok(config)

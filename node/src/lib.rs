@@ -1,6 +1,7 @@
 //! cellkv-node: the server library behind the `cellkv` binary.
 //!
 //! Map of the crate, one module per concern:
+//! - [`acl`]: users, passwords and permissions (`ACL SETUSER` rules), checked per command.
 //! - [`resp`]: RESP2/RESP3 frames, the request parser and the reply encoder.
 //! - [`command`]: the command table (arity, flags, key positions) and Redis's error texts.
 //! - [`keyspace`]: the deterministic state machine: databases, value types, expiry.
@@ -10,6 +11,7 @@
 //! - [`config`]: flags, environment and TOML file, validated into one struct.
 //! - [`fault`]: test-only partition switch (feature `fault-injection`).
 
+pub mod acl;
 pub mod command;
 pub mod config;
 pub mod fault;

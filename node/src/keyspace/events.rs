@@ -22,6 +22,8 @@ pub enum Event {
         /// The key.
         key: Bytes,
     },
+    /// The ACL users changed: connections re-read their user before the next command.
+    AclChanged,
     /// `PUBLISH` ran inside a log entry (`MULTI`/`EXEC`, a script).
     Publish {
         /// The channel.

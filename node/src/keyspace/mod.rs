@@ -31,7 +31,7 @@ mod zsets;
 
 pub use db::{slot_of, Db};
 pub use events::{Event, EventSink, BLOCKED};
-pub use request::{Args, Op, Request, Watch};
+pub use request::{AclOp, Args, Op, Request, Watch};
 pub use snapshot::SnapshotError;
 pub use sorted_set::{Score, SortedSet};
 
@@ -163,6 +163,8 @@ pub struct Keyspace {
     memory: memory::MemorySettings,
     /// Keys deleted by eviction entries (`evicted_keys`): the same count on every replica.
     evicted_keys: u64,
+    /// The ACL users: replicated state, changed only by `Op::Acl` entries.
+    acl: crate::acl::Users,
     /// What apply produced besides replies, for the node to act on (not replicated state).
     events: Vec<Event>,
 }
@@ -178,6 +180,7 @@ impl Default for Keyspace {
             sessions: sessions::Sessions::default(),
             memory: memory::MemorySettings::default(),
             evicted_keys: 0,
+            acl: crate::acl::Users::default(),
             events: Vec::new(),
         }
     }
@@ -246,6 +249,35 @@ impl Keyspace {
             },
             op => self.apply_op(index, now_ms, op),
         }
+    }
+
+    /// The ACL users as applied so far.
+    pub fn acl(&self) -> &crate::acl::Users {
+        &self.acl
+    }
+
+    fn apply_acl(&mut self, op: &AclOp) -> Frame {
+        let reply = match op {
+            AclOp::SetUser { name, rules } => match self.acl.set_user(name, rules) {
+                Ok(()) => Frame::ok(),
+                Err((i, e)) => Frame::error(format!(
+                    "ERR Error in ACL SETUSER modifier '{}': {e}",
+                    rules
+                        .get(i)
+                        .map(|r| String::from_utf8_lossy(r).into_owned())
+                        .unwrap_or_default()
+                )),
+            },
+            AclOp::DelUser { names } => Frame::Integer(self.acl.del_users(names) as i64),
+            AclOp::Load { digest, users } => match self.acl.load(digest, users) {
+                Ok(_) => Frame::ok(),
+                Err(text) => Frame::error(format!("ERR {text}")),
+            },
+        };
+        if !reply.is_error() {
+            self.events.push(Event::AclChanged);
+        }
+        reply
     }
 
     /// Clients whose last batch is remembered (`INFO`).
@@ -362,6 +394,7 @@ impl Keyspace {
                 self.evicted_keys += evicted;
                 Frame::Integer(evicted as i64)
             }
+            Op::Acl(acl) => self.apply_acl(acl),
         }
     }
 }

@@ -75,6 +75,34 @@ pub enum Op {
         /// The victims.
         keys: Vec<Bytes>,
     },
+    /// A change to the replicated ACL users (appended last, so older logs still decode).
+    Acl(AclOp),
+}
+
+/// A change to the ACL users. Passwords are already hashed (`#<sha256>`) by the node that
+/// proposed it: no plaintext password is ever in the log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum AclOp {
+    /// `ACL SETUSER name rules...` (and `CONFIG SET requirepass`, on the default user).
+    SetUser {
+        /// The user.
+        name: String,
+        /// Its rules, in order; all apply or none.
+        rules: Vec<Bytes>,
+    },
+    /// `ACL DELUSER names...`.
+    DelUser {
+        /// The users.
+        names: Vec<String>,
+    },
+    /// The `aclfile` and `requirepass` a node started with: replaces every user, unless the
+    /// same digest was loaded last (so a restart keeps runtime changes).
+    Load {
+        /// SHA-256 over the users' rules.
+        digest: String,
+        /// Each user's rules from nothing.
+        users: Vec<(String, Vec<Bytes>)>,
+    },
 }
 
 /// One watched key: the transaction aborts if it changed after `since_index`.

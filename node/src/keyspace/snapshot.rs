@@ -1,8 +1,8 @@
 //! The keyspace's snapshot stream: a header, one length-prefixed record per key, a trailer
 //! with the record count (so a truncated or corrupt file is refused on load), and then each
 //! database's `WATCH` state (deletion horizon and tombstones), then the script cache, the
-//! function libraries, the client sessions (`sessions`) and the memory settings with the
-//! eviction count (`memory`).
+//! function libraries, the client sessions (`sessions`), the memory settings with the
+//! eviction count (`memory`, from `CELLKV06`) and the ACL users (`acl`, from `CELLKV07`).
 
 use std::io::{Read, Write};
 
@@ -13,7 +13,10 @@ use super::memory::MemorySettings;
 use super::sessions::Sessions;
 use super::{Db, Entry, Keyspace, Library, Value, DATABASES};
 
-const MAGIC: &[u8; 8] = b"CELLKV06";
+const MAGIC: &[u8; 8] = b"CELLKV07";
+/// The format before the ACL users joined it (read still: such a snapshot has the default
+/// user only).
+const MAGIC_BEFORE_ACL: &[u8; 8] = b"CELLKV06";
 /// The format before the memory settings joined it (read still).
 const MAGIC_BEFORE_MEMORY: &[u8; 8] = b"CELLKV05";
 /// The format before client sessions joined it (read still).
@@ -44,6 +47,14 @@ struct Record {
     /// The access time a restored key starts with (the snapshot's replicated clock).
     written_at: u64,
     version: u64,
+}
+
+/// The ACL section: each user as the rules that rebuild it (hashed passwords only), and the
+/// digest of the startup configuration last loaded.
+#[derive(Serialize, Deserialize)]
+struct AclState {
+    loaded_digest: Option<String>,
+    users: Vec<crate::acl::UserRules>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -136,6 +147,15 @@ impl Keyspace {
             evicted_keys: self.evicted_keys,
         };
         write_section(out, &mut buf, &memory)?;
+        let (loaded_digest, users) = self.acl.to_rules();
+        write_section(
+            out,
+            &mut buf,
+            &AclState {
+                loaded_digest,
+                users,
+            },
+        )?;
         Ok(())
     }
 
@@ -145,6 +165,7 @@ impl Keyspace {
         input.read_exact(&mut magic)?;
         let known = [
             MAGIC,
+            MAGIC_BEFORE_ACL,
             MAGIC_BEFORE_MEMORY,
             MAGIC_BEFORE_SESSIONS,
             MAGIC_BEFORE_FUNCTIONS,
@@ -209,14 +230,18 @@ impl Keyspace {
                 .map(|library| (library.name.clone(), library))
                 .collect();
         }
-        if &magic == MAGIC || &magic == MAGIC_BEFORE_MEMORY {
+        if [MAGIC, MAGIC_BEFORE_ACL, MAGIC_BEFORE_MEMORY].contains(&&magic) {
             keyspace.sessions =
                 Sessions::from_list(read_section(input, &mut buf, "client sessions")?);
         }
-        if &magic == MAGIC {
+        if &magic == MAGIC || &magic == MAGIC_BEFORE_ACL {
             let memory: MemoryState = read_section(input, &mut buf, "memory settings")?;
             keyspace.memory = memory.settings;
             keyspace.evicted_keys = memory.evicted_keys;
+        }
+        if &magic == MAGIC {
+            let acl: AclState = read_section(input, &mut buf, "acl users")?;
+            keyspace.acl = crate::acl::Users::from_rules(acl.loaded_digest, acl.users);
         }
         Ok(keyspace)
     }
@@ -284,6 +309,59 @@ mod tests {
         assert!(back
             .db(0)
             .is_some_and(|d| d.changed_since(b"gone", 0, 0, 0)));
+    }
+
+    #[test]
+    fn snapshot_keeps_the_acl_users_and_reads_the_format_before_them() {
+        let mut ks = Keyspace::new();
+        let rules: Vec<Bytes> = "on #5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8 ~celery* +@all -@dangerous"
+            .split(' ')
+            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+            .collect();
+        let reply = ks.apply(
+            1,
+            &crate::keyspace::Request {
+                time_ms: 1,
+                op: crate::keyspace::Op::Acl(crate::keyspace::AclOp::SetUser {
+                    name: "celery".into(),
+                    rules,
+                }),
+            },
+        );
+        assert_eq!(reply, crate::resp::Frame::ok());
+        must_apply(&mut ks, 1, "set a 1");
+        let mut bytes = Vec::new();
+        ks.write_snapshot(&mut bytes).expect("write");
+        let back = Keyspace::read_snapshot(&mut bytes.as_slice()).expect("read");
+        assert_eq!(back.acl(), ks.acl());
+        let celery = back.acl().get("celery").expect("celery survives");
+        assert!(celery.authenticates(b"password"));
+        // A CELLKV06 snapshot is this one without the ACL section at its end.
+        let mut old = Keyspace::new();
+        must_apply(&mut old, 1, "set a 1");
+        let mut bytes = Vec::new();
+        old.write_snapshot(&mut bytes).expect("write");
+        let mut section = Vec::new();
+        let acl_len = {
+            // The last section is the ACL one: find its length by re-encoding it.
+            let (loaded_digest, users) = old.acl.to_rules();
+            write_section(
+                &mut section,
+                &mut Vec::new(),
+                &AclState {
+                    loaded_digest,
+                    users,
+                },
+            )
+            .expect("encode");
+            section.len()
+        };
+        bytes.truncate(bytes.len() - acl_len);
+        bytes[..8].copy_from_slice(MAGIC_BEFORE_ACL);
+        let back = Keyspace::read_snapshot(&mut bytes.as_slice()).expect("read a v06 snapshot");
+        assert_eq!(back.total_keys(), 1);
+        assert!(!back.acl().auth_required());
+        assert_eq!(back.acl().iter().count(), 1);
     }
 
     #[test]

@@ -119,6 +119,15 @@ impl fmt::Display for Request {
                 watches.len(),
                 self.time_ms
             ),
+            // Never the rules: they hold password hashes.
+            Op::Acl(acl) => {
+                let what = match acl {
+                    crate::keyspace::AclOp::SetUser { .. } => "SETUSER",
+                    crate::keyspace::AclOp::DelUser { .. } => "DELUSER",
+                    crate::keyspace::AclOp::Load { .. } => "LOAD",
+                };
+                write!(f, "ACL {what}(t={})", self.time_ms)
+            }
             Op::Expire { db, keys } => write!(
                 f,
                 "EXPIRE(db={db}, {} keys, t={})",

@@ -249,6 +249,10 @@ impl RaftStateMachine<TypeConfig> for KeyspaceStateMachine {
         self.ever_members.lock().extend(ever);
 
         *self.keyspace.write() = keyspace;
+        // The users may differ in the installed state: connections must re-read theirs.
+        if let Some(sink) = &self.events {
+            sink.deliver(vec![crate::keyspace::Event::AclChanged]);
+        }
         self.last_applied = meta.last_log_id;
         self.last_membership = meta.last_membership.clone();
         self.stats.record_current(meta.last_log_id, size);

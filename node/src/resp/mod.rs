@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 mod decode;
 mod encode;
 mod inline;
+#[cfg(test)]
+mod proptests;
 mod reply;
 
 pub use decode::{

@@ -32,28 +32,9 @@ pub fn echo(_session: &mut Session, args: &[Bytes]) -> Frame {
     Frame::Bulk(args[1].clone())
 }
 
-/// Whether `user`/`pass` would authenticate: with no password configured the default user
-/// accepts any password, as Redis's `nopass` default user does.
-fn check_credentials(user: &[u8], _pass: &[u8]) -> Result<(), Frame> {
-    if user == b"default" {
-        Ok(())
-    } else {
-        Err(Frame::error(
-            "WRONGPASS invalid username-password pair or user is disabled.",
-        ))
-    }
-}
-
 /// AUTH [username] password
-pub fn auth(_session: &mut Session, args: &[Bytes]) -> Frame {
-    match args.len() {
-        2 => Frame::error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"),
-        3 => match check_credentials(&args[1], &args[2]) {
-            Ok(()) => Frame::ok(),
-            Err(e) => e,
-        },
-        _ => Frame::error(err::SYNTAX),
-    }
+pub fn auth(session: &mut Session, args: &[Bytes]) -> Frame {
+    super::security::auth(session, args)
 }
 
 /// HELLO [protover [AUTH username password] [SETNAME clientname]]
@@ -68,13 +49,12 @@ pub fn hello(session: &mut Session, args: &[Bytes]) -> Frame {
         }
     }
     let mut name = None;
+    let mut credentials = None;
     let mut i = 2;
     while i < args.len() {
         let word = &args[i];
         if word.eq_ignore_ascii_case(b"auth") && i + 2 < args.len() {
-            if let Err(e) = check_credentials(&args[i + 1], &args[i + 2]) {
-                return e;
-            }
+            credentials = Some((args[i + 1].clone(), args[i + 2].clone()));
             i += 3;
         } else if word.eq_ignore_ascii_case(b"setname") && i + 1 < args.len() {
             if let Err(e) = valid_name(&args[i + 1], "Client names") {
@@ -88,6 +68,14 @@ pub fn hello(session: &mut Session, args: &[Bytes]) -> Frame {
                 String::from_utf8_lossy(word)
             ));
         }
+    }
+    if let Some((user, pass)) = credentials {
+        if let Err(e) = super::security::hello_auth(session, &user, &pass) {
+            return e;
+        }
+    }
+    if !session.acl.authenticated {
+        return super::security::hello_noauth();
     }
     if let Some(name) = name {
         *session.client.name.lock() = (!name.is_empty()).then_some(name);
@@ -110,6 +98,14 @@ pub fn hello(session: &mut Session, args: &[Bytes]) -> Frame {
         (Frame::bulk("role"), Frame::bulk(role)),
         (Frame::bulk("modules"), Frame::Array(Vec::new())),
     ])
+}
+
+/// MONITOR: from now on this connection receives every command the node runs.
+pub fn monitor(session: &mut Session, _args: &[Bytes]) -> Frame {
+    if session.monitor.is_none() {
+        session.monitor = Some(session.node.monitors.subscribe(session.client.id));
+    }
+    Frame::ok()
 }
 
 /// SELECT index
@@ -140,6 +136,7 @@ pub fn reset(session: &mut Session, _args: &[Bytes]) -> Frame {
     session.multi = None;
     session.watches.clear();
     session.unsubscribe_all();
+    super::security::reset(session);
     Frame::Simple("RESET".into())
 }
 
@@ -392,13 +389,32 @@ fn config_values(session: &Session) -> Vec<(&'static str, String)> {
         ("loglevel", config.log_level.clone()),
         ("proto-max-bulk-len", runtime.proto_max_bulk_len.to_string()),
         ("maxclients", runtime.maxclients.to_string()),
+        (
+            "slowlog-log-slower-than",
+            runtime.slowlog_log_slower_than.to_string(),
+        ),
+        ("slowlog-max-len", runtime.slowlog_max_len.to_string()),
+        ("secret-prefixes", runtime.secret_prefixes.join(",")),
         ("io-threads", config.io_threads.to_string()),
         // Every write is in the Raft log, fsynced before it is acknowledged.
         ("appendonly", "yes".into()),
         ("appendfsync", "always".into()),
         ("save", String::new()),
-        ("timeout", "0".into()),
+        ("timeout", runtime.timeout.to_string()),
+        (
+            "client-query-buffer-limit",
+            runtime.client_query_buffer_limit.to_string(),
+        ),
         ("protected-mode", "yes".into()),
+        ("requirepass", super::security::requirepass_value(node)),
+        (
+            "aclfile",
+            config
+                .aclfile
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        ),
         (
             "client-output-buffer-limit",
             session.node.pubsub.limit().config_value(),
@@ -425,10 +441,12 @@ pub fn config_get(session: &mut Session, args: &[Bytes]) -> Frame {
     Frame::Map(out)
 }
 
-/// CONFIG SET parameter value [parameter value ...]
-pub fn config_set(session: &mut Session, args: &[Bytes]) -> Frame {
+/// CONFIG SET parameter value [parameter value ...] of this node's options, at once; the
+/// options that belong to the cell (`maxmemory` and friends) are validated and returned as
+/// the entry the caller must propose. Nothing changes unless every pair is valid.
+pub fn config_set(session: &mut Session, args: &[Bytes]) -> Result<Option<Op>, Frame> {
     if !args.len().is_multiple_of(2) {
-        return Frame::error(err::wrong_arity("config|set"));
+        return Err(Frame::error(err::wrong_arity("config|set")));
     }
     let known: Vec<&str> = config_values(session).into_iter().map(|(n, _)| n).collect();
     let mut next = session.node.runtime.read().clone();
@@ -444,46 +462,70 @@ pub fn config_set(session: &mut Session, args: &[Bytes]) -> Frame {
             ))
         };
         if seen.contains(&name) && known.contains(&name.as_str()) {
-            return fail("duplicate parameter");
+            return Err(fail("duplicate parameter"));
         }
         seen.push(name.clone());
         let number = parse_i64(&pair[1]).filter(|n| *n > 0).map(|n| n as usize);
         if let Some(result) = next.encoding.config_set(&name, &pair[1]) {
             match result {
                 Ok(()) => continue,
-                Err(reason) => return fail(&reason),
+                Err(reason) => return Err(fail(&reason)),
             }
         }
         if MemorySettings::is_option(&name) {
             match memory.set(name.as_bytes(), &pair[1]) {
                 Ok(()) => replicated.push((Bytes::from(name.clone()), pair[1].clone())),
-                Err(reason) => return fail(&reason),
+                Err(reason) => return Err(fail(&reason)),
             }
             continue;
         }
         match name.as_str() {
             "proto-max-bulk-len" => match number {
                 Some(n) if n >= 1024 => next.proto_max_bulk_len = n,
-                _ => return fail("argument must be a memory value of at least 1024"),
+                _ => return Err(fail("argument must be a memory value of at least 1024")),
             },
             "maxclients" => match number {
                 Some(n) => next.maxclients = n,
-                None => return fail("argument couldn't be parsed into an integer"),
+                None => return Err(fail("argument couldn't be parsed into an integer")),
             },
+            "slowlog-log-slower-than" => match parse_i64(&pair[1]) {
+                Some(n) => next.slowlog_log_slower_than = n,
+                None => return Err(fail("argument couldn't be parsed into an integer")),
+            },
+            "timeout" => match parse_i64(&pair[1]) {
+                Some(n) if n >= 0 => next.timeout = n as u64,
+                _ => return Err(fail("argument couldn't be parsed into an integer")),
+            },
+            "client-query-buffer-limit" => {
+                match super::pubsub::parse_memory(&String::from_utf8_lossy(&pair[1])) {
+                    Some(n) if n >= 1024 * 1024 => next.client_query_buffer_limit = n,
+                    _ => return Err(fail("argument must be a memory value of at least 1mb")),
+                }
+            }
+            "slowlog-max-len" => match parse_i64(&pair[1]) {
+                Some(n) if n >= 0 => next.slowlog_max_len = n as usize,
+                _ => return Err(fail("argument couldn't be parsed into an integer")),
+            },
+            "secret-prefixes" => {
+                let text = String::from_utf8_lossy(&pair[1]);
+                next.secret_prefixes = std::sync::Arc::new(crate::config::split_prefixes(&text));
+            }
             "client-output-buffer-limit" => {
                 let hub = &session.node.pubsub;
                 match OutputLimit::parse_config(&pair[1], hub.limit()) {
                     Some(limit) => pubsub_limit = Some(limit),
                     None => {
-                        return fail("Wrong number of arguments in buffer limit configuration.")
+                        return Err(fail(
+                            "Wrong number of arguments in buffer limit configuration.",
+                        ))
                     }
                 }
             }
-            other if known.contains(&other) => return fail("can't set immutable config"),
+            other if known.contains(&other) => return Err(fail("can't set immutable config")),
             _ => {
-                return Frame::error(format!(
+                return Err(Frame::error(format!(
                     "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
-                ))
+                )))
             }
         }
     }
@@ -495,12 +537,7 @@ pub fn config_set(session: &mut Session, args: &[Bytes]) -> Frame {
     if let Some(limit) = pubsub_limit {
         session.node.pubsub.set_limit(limit);
     }
-    // The memory options belong to the whole cell: the connection proposes them once this
-    // reply is decided, and answers with the entry's reply.
-    if !replicated.is_empty() {
-        session.then_propose = Some(Op::ConfigSet { pairs: replicated });
-    }
-    Frame::ok()
+    Ok((!replicated.is_empty()).then_some(Op::ConfigSet { pairs: replicated }))
 }
 
 /// CONFIG RESETSTAT
@@ -512,6 +549,10 @@ pub fn config_resetstat(session: &mut Session, _args: &[Bytes]) -> Frame {
         &stats.commands_processed,
         &stats.expired_keys,
         &stats.protocol_errors,
+        &stats.acl_denied_auth,
+        &stats.acl_denied_cmd,
+        &stats.acl_denied_key,
+        &stats.acl_denied_channel,
     ] {
         counter.store(0, Ordering::Relaxed);
     }
@@ -760,13 +801,17 @@ pub fn info(session: &mut Session, args: &[Bytes]) -> Frame {
     section(
         "Stats",
         format!(
-            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\ntotal_error_replies:0\r\nprotocol_errors:{}\r\n",
+            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\ntotal_error_replies:0\r\nprotocol_errors:{}\r\nacl_access_denied_auth:{}\r\nacl_access_denied_cmd:{}\r\nacl_access_denied_key:{}\r\nacl_access_denied_channel:{}\r\n",
             stats.connections_received.load(Ordering::Relaxed),
             stats.commands_processed.load(Ordering::Relaxed),
             stats.rejected_connections.load(Ordering::Relaxed),
             stats.expired_keys.load(Ordering::Relaxed),
             memory.evicted_keys,
             stats.protocol_errors.load(Ordering::Relaxed),
+            stats.acl_denied_auth.load(Ordering::Relaxed),
+            stats.acl_denied_cmd.load(Ordering::Relaxed),
+            stats.acl_denied_key.load(Ordering::Relaxed),
+            stats.acl_denied_channel.load(Ordering::Relaxed),
         ),
     );
     section(

@@ -18,6 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::pubsub::Delivery;
+use super::security;
 use super::subscribe::{self as sub};
 use super::{clock, Node, Session};
 use crate::command::{self, flag, CommandSpec, Handler, Resolved};
@@ -109,12 +110,32 @@ async fn serve(node: Arc<Node>, stream: TcpStream, peer: String) {
         if let Some(needed) = parser.bytes_needed() {
             io.input.reserve(needed.saturating_sub(io.input.len()));
         }
+        let idle_limit = {
+            let timeout = node.runtime.read().timeout;
+            // Subscribers and monitors wait for the server, not the other way round.
+            let exempt = session.subscriptions() > 0 || session.monitor.is_some();
+            (timeout > 0 && !exempt).then(|| std::time::Duration::from_secs(timeout))
+        };
         let read = tokio::select! {
             biased;
             _ = shutdown.changed() => break,
+            _ = idle(idle_limit) => {
+                tracing::info!(client = client_id, peer = %peer, "closing client idle past timeout");
+                break;
+            }
             _ = cut_off.wait() => {
                 tracing::info!(client = client_id, peer = %peer, "closing subscriber over client-output-buffer-limit pubsub");
                 break;
+            }
+            line = monitor_line(&mut session.monitor) => {
+                let Some(first) = line else {
+                    tracing::info!(client = client_id, peer = %peer, "closing monitor over its backlog");
+                    break;
+                };
+                if write_monitor_lines(&mut session, first, &mut io).await.is_err() {
+                    break;
+                }
+                continue;
             }
             delivery = session.mailbox.recv() => {
                 let Some(first) = delivery else { continue };
@@ -127,6 +148,10 @@ async fn serve(node: Arc<Node>, stream: TcpStream, peer: String) {
         };
         match read {
             Ok(0) => break,
+            Ok(_) if io.input.len() > node.runtime.read().client_query_buffer_limit => {
+                tracing::info!(client = client_id, peer = %peer, bytes = io.input.len(), "closing client over client-query-buffer-limit");
+                break;
+            }
             Ok(_) => {}
             Err(e) => {
                 tracing::debug!(client = client_id, error = %e, "read failed");
@@ -185,7 +210,70 @@ async fn serve(node: Arc<Node>, stream: TcpStream, peer: String) {
         }
     }
     session.unsubscribe_all();
+    if session.monitor.is_some() {
+        node.monitors.unsubscribe(client_id);
+    }
     node.unregister(client_id);
+}
+
+/// Ends after `limit` of silence, or never without one.
+async fn idle(limit: Option<std::time::Duration>) {
+    match limit {
+        Some(limit) => tokio::time::sleep(limit).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next line for a monitor, or never for any other connection.
+async fn monitor_line(monitor: &mut Option<tokio::sync::mpsc::Receiver<Bytes>>) -> Option<Bytes> {
+    match monitor {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes `first` and every monitor line already waiting.
+async fn write_monitor_lines(
+    session: &mut Session,
+    first: Bytes,
+    io: &mut Io,
+) -> std::io::Result<()> {
+    let mut out = BytesMut::from(&first[..]);
+    if let Some(rx) = session.monitor.as_mut() {
+        while out.len() < 64 * 1024 {
+            match rx.try_recv() {
+                Ok(line) => out.extend_from_slice(&line),
+                Err(_) => break,
+            }
+        }
+    }
+    write_flush(&mut io.writer, &out).await
+}
+
+/// Puts a command that took long enough in the node's slow log, its arguments redacted.
+fn observe_slow(session: &Session, args: &[Bytes], started: tokio::time::Instant) {
+    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let (slower_than, max_len, prefixes) = {
+        let runtime = session.node.runtime.read();
+        (
+            runtime.slowlog_log_slower_than,
+            runtime.slowlog_max_len,
+            runtime.secret_prefixes.clone(),
+        )
+    };
+    if slower_than < 0 || micros < slower_than as u64 {
+        return;
+    }
+    let name = session.client.name.lock().clone();
+    session.node.slowlog.lock().observe(
+        args,
+        micros,
+        slower_than,
+        max_len,
+        &prefixes,
+        &session.client.addr,
+        name,
+    );
 }
 
 /// Writes `first` and whatever else is waiting in the mailbox, then gives the bytes back to
@@ -254,6 +342,8 @@ struct Batch {
     commands: u64,
     /// The client went away while a command waited for it (a blocked pop).
     gone: bool,
+    /// Writes of this batch to put in the slow log once their replies arrive.
+    slow: Vec<(Vec<Bytes>, tokio::time::Instant)>,
 }
 
 impl Batch {
@@ -281,9 +371,40 @@ impl Batch {
             };
             encode(&frame, session.resp3, output);
         }
+        for (args, started) in std::mem::take(&mut self.slow) {
+            observe_slow(session, &args, started);
+        }
     }
 
+    /// Runs one command, timing it for the slow log: a write when its reply arrives,
+    /// anything else at once. A blocking command's wait is not its run time.
     async fn run(
+        &mut self,
+        session: &mut Session,
+        args: Vec<Bytes>,
+        output: &mut BytesMut,
+        io: &mut Io,
+    ) {
+        let started = tokio::time::Instant::now();
+        let timed = session.node.runtime.read().slowlog_log_slower_than >= 0
+            && args
+                .first()
+                .and_then(|name| command::lookup(name))
+                .is_some_and(|spec| spec.flags & (flag::BLOCKING | flag::SKIP_SLOWLOG) == 0);
+        let kept = timed.then(|| args.clone());
+        let writes_before = self.writes.len();
+        self.run_command(session, args, output, io).await;
+        let Some(args) = kept else {
+            return;
+        };
+        if self.writes.len() > writes_before {
+            self.slow.push((args, started));
+        } else {
+            observe_slow(session, &args, started);
+        }
+    }
+
+    async fn run_command(
         &mut self,
         session: &mut Session,
         args: Vec<Bytes>,
@@ -301,6 +422,20 @@ impl Batch {
             }
             Resolved::Command(spec) => spec,
         };
+        if let Err(reply) = self.admit(session, spec, &args, output).await {
+            if let Some(multi) = session.multi.as_mut() {
+                multi.failed = true;
+            }
+            return self.push(session, reply, output);
+        }
+        if self.gone {
+            return;
+        }
+        if node.monitors.is_active() {
+            let prefixes = node.runtime.read().secret_prefixes.clone();
+            node.monitors
+                .feed(session.db, &session.client.addr, &args, &prefixes);
+        }
         if session.in_subscriber_mode() && !sub::allowed_in_subscriber_mode(spec.name) {
             return self.push(session, sub::not_in_subscriber_mode(spec.name), output);
         }
@@ -352,8 +487,7 @@ impl Batch {
                         Frame::Bulk(args.get(1).cloned().unwrap_or_default()),
                     ])
                 } else {
-                    let reply = run(session, &args);
-                    then_propose(session, reply).await
+                    run(session, &args)
                 };
                 if !session.skip_reply {
                     self.push(session, reply, output);
@@ -371,9 +505,12 @@ impl Batch {
             }
             Handler::Connection => {
                 self.finish(session, output).await;
-                let reply = match spec.name {
+                let reply = match crate::acl::full_name(spec, &args).as_str() {
                     "exec" => self.exec(session).await,
                     "watch" => self.watch(session, &args).await,
+                    "acl|setuser" => security::acl_setuser(session, &args).await,
+                    "acl|deluser" => security::acl_deluser(session, &args).await,
+                    "config|set" => security::config_set(session, &args).await,
                     other => Frame::error(format!("ERR '{other}' has no connection handler")),
                 };
                 self.push(session, reply, output);
@@ -387,6 +524,33 @@ impl Batch {
                 );
             }
         }
+    }
+
+    /// Whether the connection may run `spec` now: waits until the node has loaded the users
+    /// it was started with, re-reads the connection's user if the users changed (a deleted
+    /// user's connection is closed), then checks authentication and the user's ACL.
+    async fn admit(
+        &mut self,
+        session: &mut Session,
+        spec: &'static CommandSpec,
+        args: &[Bytes],
+        output: &mut BytesMut,
+    ) -> Result<(), Frame> {
+        if !*session.node.acl_ready.borrow() {
+            self.finish(session, output).await;
+            if !security::wait_ready(&session.node).await {
+                return Err(Frame::error(security::LOADING));
+            }
+        }
+        if !security::refresh(session) {
+            tracing::info!(
+                client = session.client.id,
+                "closing connection of a deleted ACL user"
+            );
+            self.gone = true;
+            return Ok(());
+        }
+        security::check(session, spec, args)
     }
 
     /// One read confirmation per batch serves every read in it.
@@ -507,10 +671,7 @@ impl Batch {
         for (position, args) in local {
             let reply = match command::resolve(&args) {
                 Resolved::Command(spec) => match spec.handler {
-                    Handler::Session(run) => {
-                        let reply = run(session, &args);
-                        then_propose(session, reply).await
-                    }
+                    Handler::Session(run) => run(session, &args),
                     Handler::Replies(run) => {
                         let mut frames = run(session, &args);
                         if frames.len() == 1 {
@@ -530,19 +691,6 @@ impl Batch {
         }
         replies.sort_by_key(|(position, _)| *position);
         Frame::Array(replies.into_iter().map(|(_, r)| r).collect())
-    }
-}
-
-/// Proposes the entry a connection command left in [`Session::then_propose`]; the command's
-/// reply stands unless the entry fails.
-async fn then_propose(session: &mut Session, reply: Frame) -> Frame {
-    let Some(op) = session.then_propose.take() else {
-        return reply;
-    };
-    let node = session.node.clone();
-    match node.write(&mut session.writer, op).await {
-        failed if failed.is_error() => failed,
-        _ => reply,
     }
 }
 

@@ -11,10 +11,14 @@ mod conn;
 mod eviction;
 mod expiry;
 pub mod fanout;
+mod monitor;
 pub mod peers;
 pub mod pubsub;
 mod read_barrier;
+mod redact;
+pub mod security;
 mod session;
+pub mod slowlog;
 pub mod subscribe;
 
 use std::collections::BTreeMap;
@@ -52,6 +56,14 @@ pub enum StartError {
     /// Raft (log store, state machine, initialization) failed to start.
     #[error("raft: {0}")]
     Raft(#[from] raft::RaftError),
+    /// The `aclfile` could not be read or holds an invalid rule.
+    #[error("aclfile {path}: {reason}")]
+    AclFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why (never a rule's text, which may hold a password).
+        reason: String,
+    },
     /// The RESP or node-to-node port could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -77,6 +89,14 @@ pub struct Stats {
     pub protocol_errors: AtomicU64,
     /// Highest `used_memory` reported.
     pub used_memory_peak: AtomicU64,
+    /// Failed `AUTH`s (`acl_access_denied_auth`).
+    pub acl_denied_auth: AtomicU64,
+    /// Commands refused by ACL (`acl_access_denied_cmd`).
+    pub acl_denied_cmd: AtomicU64,
+    /// Keys refused by ACL (`acl_access_denied_key`).
+    pub acl_denied_key: AtomicU64,
+    /// Channels refused by ACL (`acl_access_denied_channel`).
+    pub acl_denied_channel: AtomicU64,
 }
 
 /// Settings that `CONFIG SET` may change while running.
@@ -86,6 +106,16 @@ pub struct RuntimeSettings {
     pub proto_max_bulk_len: usize,
     /// `maxclients`.
     pub maxclients: usize,
+    /// `slowlog-log-slower-than`, microseconds; negative = off.
+    pub slowlog_log_slower_than: i64,
+    /// `slowlog-max-len`.
+    pub slowlog_max_len: usize,
+    /// `secret-prefixes`.
+    pub secret_prefixes: Arc<Vec<String>>,
+    /// `timeout`: idle seconds before a client is closed; 0 = never.
+    pub timeout: u64,
+    /// `client-query-buffer-limit`.
+    pub client_query_buffer_limit: usize,
     /// The encoding thresholds (`hash-max-listpack-entries` and friends); every change is
     /// also published to the table `OBJECT ENCODING` reads.
     pub encoding: EncodingLimits,
@@ -115,6 +145,16 @@ pub struct Node {
     pub peers: Arc<peers::Peers>,
     /// The leader's evictions and growth in flight (`maxmemory`).
     evictor: eviction::Evictor,
+    /// Bumped whenever applied entries change the ACL users, so connections re-read theirs.
+    pub acl_epoch: Arc<AtomicU64>,
+    /// Whether the users of `aclfile`/`requirepass` are loaded; commands wait until then.
+    pub acl_ready: watch::Sender<bool>,
+    /// This node's `ACL LOG`.
+    pub acl_log: Mutex<security::AclLog>,
+    /// This node's `SLOWLOG`.
+    pub slowlog: Mutex<slowlog::SlowLog>,
+    /// Connections in `MONITOR` mode.
+    pub monitors: monitor::Monitors,
     clients: Mutex<BTreeMap<u64, Arc<ClientState>>>,
     connected: AtomicUsize,
     next_client_id: AtomicU64,
@@ -436,7 +476,9 @@ impl Server {
                     addr: raft_bind.clone(),
                     source,
                 })?;
+        let startup_users = read_startup_users(&config)?;
         let keyspace: SharedKeyspace = Arc::new(RwLock::new(Keyspace::new()));
+        let acl_epoch = Arc::new(AtomicU64::new(1));
         let blocked = Arc::new(blocking::BlockedClients::default());
         let pubsub = Arc::new(pubsub::Hub::default());
         let members: BTreeMap<raft::NodeId, String> = config
@@ -460,6 +502,7 @@ impl Server {
                 keyspace.clone(),
                 blocked.clone(),
                 pubsub.clone(),
+                acl_epoch.clone(),
             )),
         };
         let raft = stores.start_raft(settings, keyspace.clone()).await?;
@@ -491,6 +534,11 @@ impl Server {
         let runtime = RuntimeSettings {
             proto_max_bulk_len: config.proto_max_bulk_len,
             maxclients: config.maxclients,
+            slowlog_log_slower_than: config.slowlog_log_slower_than,
+            slowlog_max_len: config.slowlog_max_len,
+            secret_prefixes: Arc::new(config.secret_prefixes.clone()),
+            timeout: config.timeout,
+            client_query_buffer_limit: config.client_query_buffer_limit,
             encoding: EncodingLimits::default(),
         };
         // A node restarted inside a long-lived process (the simulator) starts from the
@@ -508,6 +556,11 @@ impl Server {
             pubsub,
             peers,
             evictor: eviction::Evictor::default(),
+            acl_epoch,
+            acl_ready: watch::channel(false).0,
+            acl_log: Mutex::new(security::AclLog::default()),
+            slowlog: Mutex::new(slowlog::SlowLog::default()),
+            monitors: monitor::Monitors::default(),
             clients: Mutex::new(BTreeMap::new()),
             connected: AtomicUsize::new(0),
             next_client_id: AtomicU64::new(0),
@@ -527,6 +580,7 @@ impl Server {
             tokio::spawn(watch_leadership(node.clone())),
             tokio::spawn(peers::serve(node.clone(), raft_listener)),
             tokio::spawn(peers::probe_loop(node.clone())),
+            tokio::spawn(security::load_at_start(node.clone(), startup_users)),
         ];
         Ok(Server { node, tasks })
     }
@@ -558,6 +612,30 @@ impl Server {
     }
 }
 
+/// The users `aclfile` and `requirepass` configure, read before anything starts so a bad
+/// file stops the node at once, as it stops Redis.
+fn read_startup_users(
+    config: &Config,
+) -> Result<Option<(String, Vec<crate::acl::UserRules>)>, StartError> {
+    let text = match &config.aclfile {
+        None => None,
+        Some(path) => Some(
+            std::fs::read_to_string(path).map_err(|e| StartError::AclFile {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?,
+        ),
+    };
+    crate::acl::startup_users(
+        text.as_deref(),
+        config.requirepass.as_ref().map(|p| p.expose()),
+    )
+    .map_err(|reason| StartError::AclFile {
+        path: config.aclfile.clone().unwrap_or_default(),
+        reason,
+    })
+}
+
 /// Where apply's events go: ready keys wake this node's blocked clients (only when the key
 /// can serve them, so a pop that emptied a list wakes nobody), and messages published inside
 /// transactions reach this node's subscribers.
@@ -565,6 +643,7 @@ fn event_sink(
     keyspace: SharedKeyspace,
     blocked: Arc<blocking::BlockedClients>,
     pubsub: Arc<pubsub::Hub>,
+    acl_epoch: Arc<AtomicU64>,
 ) -> EventSink {
     EventSink::new(move |events| {
         for event in events {
@@ -578,6 +657,9 @@ fn event_sink(
                 }
                 Event::Publish { channel, message } => {
                     pubsub.publish(&channel, &message);
+                }
+                Event::AclChanged => {
+                    acl_epoch.fetch_add(1, Ordering::AcqRel);
                 }
             }
         }

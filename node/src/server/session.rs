@@ -48,6 +48,8 @@ pub struct ClientState {
     pub watched: AtomicU32,
     /// Waiting in a blocking command (flag `b`).
     pub blocked: AtomicBool,
+    /// The ACL user it runs as (`user=`).
+    pub user: Mutex<String>,
 }
 
 impl ClientState {
@@ -71,6 +73,7 @@ impl ClientState {
             queued: AtomicI64::new(-1),
             watched: AtomicU32::new(0),
             blocked: AtomicBool::new(false),
+            user: Mutex::new(crate::acl::DEFAULT_USER.to_string()),
         }
     }
 
@@ -82,7 +85,7 @@ impl ClientState {
             .as_ref()
             .map(|n| String::from_utf8_lossy(n).into_owned());
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} watch={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} watch={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -96,6 +99,7 @@ impl ClientState {
             self.queued.load(Ordering::Relaxed),
             self.watched.load(Ordering::Relaxed),
             self.last_cmd.lock(),
+            self.user.lock(),
             self.resp.load(Ordering::Relaxed),
             self.lib_name.lock().clone().unwrap_or_default(),
             self.lib_ver.lock().clone().unwrap_or_default(),
@@ -156,9 +160,10 @@ pub struct Session {
     pub writer: Writer,
     /// `CLIENT NO-TOUCH ON`: reads leave keys' access stamps alone.
     pub no_touch: bool,
-    /// A log entry a connection command asked for (`CONFIG SET maxmemory`): proposed by the
-    /// connection after the command, whose reply becomes the entry's when that fails.
-    pub then_propose: Option<crate::keyspace::Op>,
+    /// Its user and whether it authenticated.
+    pub acl: super::security::AclSession,
+    /// The commands the node runs, once this connection sent `MONITOR`.
+    pub monitor: Option<tokio::sync::mpsc::Receiver<Bytes>>,
 }
 
 /// A transaction being queued.
@@ -188,7 +193,8 @@ impl Session {
             mailbox: Mailbox::new(),
             writer,
             no_touch: false,
-            then_propose: None,
+            acl: super::security::AclSession::default(),
+            monitor: None,
         }
     }
 

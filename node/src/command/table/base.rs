@@ -3,6 +3,7 @@
 use super::*;
 use crate::keyspace as ks;
 use crate::server::commands as srv;
+use crate::server::security as sec;
 
 const CONN: u32 = NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY;
 
@@ -120,6 +121,7 @@ static CONFIG_SUBS: &[CommandSpec] = &[
         S(srv::config_get),
         "Returns the effective values of configuration parameters."
     ),
+    // Connection: `requirepass` among the pairs is proposed through the log.
     spec!(
         "set",
         -4,
@@ -128,7 +130,7 @@ static CONFIG_SUBS: &[CommandSpec] = &[
         ["admin", "slow", "dangerous"],
         "server",
         "2.0.0",
-        S(srv::config_set),
+        Handler::Connection,
         "Sets configuration parameters in-flight."
     ),
     spec!(
@@ -152,6 +154,179 @@ static CONFIG_SUBS: &[CommandSpec] = &[
         "5.0.0",
         S(srv::config_help),
         "Returns helpful text about the different subcommands."
+    ),
+];
+
+/// `ACL SETUSER` and `ACL DELUSER` are proposed through the log (the connection loop runs
+/// them); the others read this node's applied users or its `ACL LOG`.
+static ACL_SUBS: &[CommandSpec] = &[
+    spec!(
+        "cat",
+        -2,
+        NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["slow"],
+        "server",
+        "6.0.0",
+        S(sec::acl_cat),
+        "Lists the ACL categories, or the commands inside a category."
+    ),
+    spec!(
+        "deluser",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["admin", "slow", "dangerous"],
+        "server",
+        "6.0.0",
+        Handler::Connection,
+        "Deletes ACL users, and terminates their connections."
+    ),
+    spec!(
+        "dryrun",
+        -4,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["admin", "slow", "dangerous"],
+        "server",
+        "7.0.0",
+        S(sec::acl_dryrun),
+        "Simulates the execution of a command by a user, without executing the command."
+    ),
+    spec!(
+        "genpass",
+        -2,
+        NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["slow"],
+        "server",
+        "6.0.0",
+        S(sec::acl_genpass),
+        "Generates a pseudorandom, secure password that can be used to identify ACL users."
+    ),
+    spec!(
+        "getuser",
+        3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["admin", "slow", "dangerous"],
+        "server",
+        "6.0.0",
+        S(sec::acl_getuser),
+        "Lists the ACL rules of a user."
+    ),
+    spec!(
+        "help",
+        2,
+        LOADING | STALE,
+        NO_KEYS,
+        ["slow"],
+        "server",
+        "6.0.0",
+        S(sec::acl_help),
+        "Returns helpful text about the different subcommands."
+    ),
+    spec!(
+        "list",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["admin", "slow", "dangerous"],
+        "server",
+        "6.0.0",
+        S(sec::acl_list),
+        "Dumps the effective rules in ACL file format."
+    ),
+    spec!(
+        "log",
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["admin", "slow", "dangerous"],
+        "server",
+        "6.0.0",
+        S(sec::acl_log),
+        "Lists recent security events generated due to commands rejected by ACL rules."
+    ),
+    spec!(
+        "setuser",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["admin", "slow", "dangerous"],
+        "server",
+        "6.0.0",
+        Handler::Connection,
+        "Creates and modifies an ACL user and its rules."
+    ),
+    spec!(
+        "users",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["admin", "slow", "dangerous"],
+        "server",
+        "6.0.0",
+        S(sec::acl_users),
+        "Lists all ACL users."
+    ),
+    spec!(
+        "whoami",
+        2,
+        NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["slow"],
+        "server",
+        "6.0.0",
+        S(sec::acl_whoami),
+        "Returns the authenticated username of the current connection."
+    ),
+];
+
+static SLOWLOG_SUBS: &[CommandSpec] = &[
+    spec!(
+        "get",
+        -2,
+        ADMIN | LOADING | STALE,
+        NO_KEYS,
+        ["admin", "slow", "dangerous"],
+        "server",
+        "2.2.12",
+        S(crate::server::slowlog::slowlog_get),
+        "Returns the slow log's entries."
+    ),
+    spec!(
+        "help",
+        2,
+        LOADING | STALE,
+        NO_KEYS,
+        ["slow"],
+        "server",
+        "6.2.0",
+        S(crate::server::slowlog::slowlog_help),
+        "Show helpful text about the different subcommands"
+    ),
+    spec!(
+        "len",
+        2,
+        ADMIN | LOADING | STALE,
+        NO_KEYS,
+        ["admin", "slow", "dangerous"],
+        "server",
+        "2.2.12",
+        S(crate::server::slowlog::slowlog_len),
+        "Returns the number of entries in the slow log."
+    ),
+    spec!(
+        "reset",
+        2,
+        ADMIN | LOADING | STALE,
+        NO_KEYS,
+        ["admin", "slow", "dangerous"],
+        "server",
+        "2.2.12",
+        S(crate::server::slowlog::slowlog_reset),
+        "Clears all entries from the slow log."
     ),
 ];
 
@@ -416,5 +591,8 @@ pub(super) static BASE: &[CommandSpec] = &[
     spec!("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, NO_KEYS, ["admin", "slow", "dangerous"], "server", "1.0.0", S(srv::shutdown), "Synchronously saves the database(s) to disk and shuts down the Redis server."),
     container!("config", -2, 0, ["slow"], "server", "2.0.0", Handler::Container, "A container for server configuration commands.", CONFIG_SUBS),
     container!("memory", -2, 0, ["slow"], "server", "4.0.0", Handler::Container, "A container for memory diagnostics commands.", MEMORY_SUBS),
+    container!("slowlog", -2, 0, ["slow"], "server", "2.2.12", Handler::Container, "A container for slow log commands.", SLOWLOG_SUBS),
+    spec!("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI, NO_KEYS, ["admin", "slow", "dangerous"], "server", "1.0.0", S(srv::monitor), "Listens for all requests received by the server in real-time."),
+    container!("acl", -2, 0, ["slow"], "server", "6.0.0", Handler::Container, "A container for Access List Control commands.", ACL_SUBS),
     container!("command", -1, LOADING | STALE, ["slow", "connection"], "server", "2.8.13", S(crate::command::introspect::command_all), "Returns detailed information about all commands.", COMMAND_SUBS),
 ];
