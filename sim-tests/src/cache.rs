@@ -26,7 +26,7 @@ use madsim::rand::{thread_rng, Rng};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
-use crate::client::{CallError, Connection};
+use crate::client::{CallError, Members};
 
 /// The `maxmemory` every member starts with when the workload runs.
 pub const LIMIT: &str = "64kb";
@@ -65,8 +65,7 @@ pub type SharedCacheLog = Arc<Mutex<CacheLog>>;
 /// One cache client.
 pub struct CacheClient {
     id: u32,
-    targets: Vec<SocketAddr>,
-    connections: BTreeMap<usize, Connection>,
+    members: Members,
     log: SharedCacheLog,
     /// Per key number: every value possibly written there (acknowledged or unknown).
     written: BTreeMap<u64, Vec<u64>>,
@@ -84,8 +83,7 @@ impl CacheClient {
     pub fn new(id: u32, targets: Vec<SocketAddr>, log: SharedCacheLog) -> CacheClient {
         CacheClient {
             id,
-            targets,
-            connections: BTreeMap::new(),
+            members: Members::new(targets),
             log,
             written: BTreeMap::new(),
             seq: 0,
@@ -93,18 +91,9 @@ impl CacheClient {
     }
 
     async fn call(&mut self, target: usize, args: &[&[u8]]) -> Option<Result<Frame, CallError>> {
-        if !self.connections.contains_key(&target) {
-            let conn = Connection::connect(self.targets[target], Duration::from_secs(1))
-                .await
-                .ok()?;
-            self.connections.insert(target, conn);
-        }
-        let conn = self.connections.get_mut(&target)?;
-        let result = conn.call(args, Duration::from_secs(4)).await;
-        if result.is_err() {
-            self.connections.remove(&target);
-        }
-        Some(result)
+        self.members
+            .call(target, args, Duration::from_secs(4))
+            .await
     }
 
     fn key(&self, n: u64) -> Vec<u8> {
@@ -122,7 +111,7 @@ impl CacheClient {
         };
         let value = u64::from(self.id) * 1_000_000 + self.seq;
         let key = self.key(n);
-        let target = thread_rng().gen_range(0..self.targets.len());
+        let target = thread_rng().gen_range(0..self.members.count());
         if let Some(result) = self.call(target, &[b"SET", &key, &value_text(value)]).await {
             let mut log = self.log.lock();
             match result {
@@ -135,7 +124,7 @@ impl CacheClient {
         }
         let probe = thread_rng().gen_range(1..=self.seq);
         let key = self.key(probe);
-        let target = thread_rng().gen_range(0..self.targets.len());
+        let target = thread_rng().gen_range(0..self.members.count());
         let Some(Ok(reply)) = self.call(target, &[b"GET", &key]).await else {
             return;
         };

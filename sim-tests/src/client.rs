@@ -5,6 +5,7 @@
 //! late reply could be taken for the next request's), so the caller drops it and connects
 //! again.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -81,5 +82,54 @@ impl Connection {
                 return Err(CallError::Io("connection closed".into()));
             }
         }
+    }
+}
+
+/// One connection per member, opened on first use and dropped after a call that failed, for
+/// the workload clients that spread their commands over the members.
+pub struct Members {
+    targets: Vec<SocketAddr>,
+    connections: BTreeMap<usize, Connection>,
+}
+
+impl Members {
+    /// No connection yet to any of `targets`.
+    pub fn new(targets: Vec<SocketAddr>) -> Members {
+        Members {
+            targets,
+            connections: BTreeMap::new(),
+        }
+    }
+
+    /// Number of members.
+    pub fn count(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// Sends one command to member `target` (connecting first if needed) and waits up to
+    /// `timeout`; `None` when no connection could be made (nothing was sent).
+    pub async fn call(
+        &mut self,
+        target: usize,
+        args: &[&[u8]],
+        timeout: Duration,
+    ) -> Option<Result<Frame, CallError>> {
+        if !self.connections.contains_key(&target) {
+            let conn = Connection::connect(*self.targets.get(target)?, Duration::from_secs(1))
+                .await
+                .ok()?;
+            self.connections.insert(target, conn);
+        }
+        let conn = self.connections.get_mut(&target)?;
+        let result = conn.call(args, timeout).await;
+        if result.is_err() {
+            self.connections.remove(&target);
+        }
+        Some(result)
+    }
+
+    /// Drops the connection to `target` (its next reply could be taken for another's).
+    pub fn forget(&mut self, target: usize) {
+        self.connections.remove(&target);
     }
 }

@@ -22,7 +22,7 @@ use madsim::rand::{thread_rng, Rng};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
-use crate::client::{CallError, Connection};
+use crate::client::{CallError, Members};
 
 /// The queues.
 pub const QUEUES: [&str; 3] = ["default", "backtest", "agents"];
@@ -124,8 +124,7 @@ fn not_applied(result: &Result<Frame, CallError>) -> bool {
 /// A producer or consumer: its connections to the members.
 pub struct QueueClient {
     id: u32,
-    targets: Vec<SocketAddr>,
-    connections: BTreeMap<usize, Connection>,
+    members: Members,
     log: SharedQueueLog,
     seq: u64,
 }
@@ -135,26 +134,16 @@ impl QueueClient {
     pub fn new(id: u32, targets: Vec<SocketAddr>, log: SharedQueueLog) -> QueueClient {
         QueueClient {
             id,
-            targets,
-            connections: BTreeMap::new(),
+            members: Members::new(targets),
             log,
             seq: 0,
         }
     }
 
     async fn call(&mut self, target: usize, args: &[&[u8]]) -> Option<Result<Frame, CallError>> {
-        if !self.connections.contains_key(&target) {
-            let conn = Connection::connect(self.targets[target], Duration::from_secs(1))
-                .await
-                .ok()?;
-            self.connections.insert(target, conn);
-        }
-        let conn = self.connections.get_mut(&target)?;
-        let result = conn.call(args, Duration::from_secs(4)).await;
-        if result.is_err() {
-            self.connections.remove(&target);
-        }
-        Some(result)
+        self.members
+            .call(target, args, Duration::from_secs(4))
+            .await
     }
 
     /// `LPUSH` one new task to a random queue through a random member.
@@ -162,7 +151,7 @@ impl QueueClient {
         self.seq += 1;
         let task = u64::from(self.id) * 1_000_000 + self.seq;
         let queue = QUEUES[thread_rng().gen_range(0..QUEUES.len())];
-        let target = thread_rng().gen_range(0..self.targets.len());
+        let target = thread_rng().gen_range(0..self.members.count());
         let text = task.to_string();
         let Some(result) = self
             .call(target, &[b"LPUSH", queue.as_bytes(), text.as_bytes()])
@@ -187,7 +176,7 @@ impl QueueClient {
     /// with its replies.
     async fn transaction(&mut self, target: usize, commands: &[Vec<Vec<u8>>]) -> bool {
         let Some(Ok(Frame::Simple(_))) = self.call(target, &[b"MULTI"]).await else {
-            self.connections.remove(&target);
+            self.members.forget(target);
             return false;
         };
         for command in commands {
@@ -195,7 +184,7 @@ impl QueueClient {
             match self.call(target, &args).await {
                 Some(Ok(Frame::Simple(_))) => {}
                 _ => {
-                    self.connections.remove(&target);
+                    self.members.forget(target);
                     return false;
                 }
             }
@@ -210,7 +199,7 @@ impl QueueClient {
     /// One `BRPOP` over the three queues through a random member; a delivered task is
     /// recorded in `unacked`, then acknowledged. Returns whether a task was delivered.
     pub async fn consume(&mut self, now_ms: u64) -> bool {
-        let target = thread_rng().gen_range(0..self.targets.len());
+        let target = thread_rng().gen_range(0..self.members.count());
         let Some(result) = self
             .call(
                 target,

@@ -138,23 +138,7 @@ struct Backlog {
 
 /// A size with Redis's units (`1k`, `1kb`, `5mb`, `2gb`; `k` = 1000, `kb` = 1024).
 pub fn parse_memory(text: &str) -> Option<usize> {
-    let lower = text.to_ascii_lowercase();
-    let digits_end = lower
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(lower.len());
-    let (number, unit) = lower.split_at(digits_end);
-    let number: usize = number.parse().ok()?;
-    let scale: usize = match unit {
-        "" | "b" => 1,
-        "k" => 1000,
-        "kb" => 1024,
-        "m" => 1000 * 1000,
-        "mb" => 1024 * 1024,
-        "g" => 1000 * 1000 * 1000,
-        "gb" => 1024 * 1024 * 1024,
-        _ => return None,
-    };
-    number.checked_mul(scale)
+    crate::keyspace::memory::parse_memory(text).and_then(|n| usize::try_from(n).ok())
 }
 
 /// The sending side of a subscriber's mailbox.
