@@ -497,6 +497,12 @@ impl User {
         Ok(())
     }
 
+    /// Whether nothing is taken away: every command, key and channel. Such a user's
+    /// scripts and transactions need no check inside apply.
+    pub fn unrestricted(&self) -> bool {
+        self.all_commands() && self.all_keys && self.all_channels
+    }
+
     /// Whether the command rules allow every command (`+@all` and nothing taken away).
     fn all_commands(&self) -> bool {
         self.command_rules.len() == 1 && self.command_rules[0] == "+@all"

@@ -10,11 +10,14 @@
 //! - [`server`]: listeners, connections, routing of reads and writes, background expiry.
 //! - [`config`]: flags, environment and TOML file, validated into one struct.
 //! - [`fault`]: test-only partition switch (feature `fault-injection`).
+//! - `fuzzing`: the bodies of the `cargo fuzz` targets in `node/fuzz/` (hidden).
 
 pub mod acl;
 pub mod command;
 pub mod config;
 pub mod fault;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keyspace;
 pub mod raft;
 pub mod resp;

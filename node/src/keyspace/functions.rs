@@ -726,6 +726,7 @@ mod tests {
             now_ms: 0,
             seed: 0,
             touch: true,
+            user: None,
         };
         let Frame::Bulk(payload) = function_dump(&ctx, &[]) else {
             panic!("dump is not a bulk string")

@@ -34,6 +34,7 @@ pub use events::{Event, EventSink, BLOCKED};
 pub use request::{AclOp, Args, Op, Request, Watch};
 pub use snapshot::SnapshotError;
 pub use sorted_set::{Score, SortedSet};
+pub(crate) use transaction::rules_changed;
 
 use std::sync::Arc;
 
@@ -167,6 +168,9 @@ pub struct Keyspace {
     acl: crate::acl::Users,
     /// What apply produced besides replies, for the node to act on (not replicated state).
     events: Vec<Event>,
+    /// The user an `Op::AsUser` entry runs for, while it applies: its scripts' calls and
+    /// its transaction's commands are checked against this user's rules.
+    acting_user: Option<Arc<crate::acl::User>>,
 }
 
 impl Default for Keyspace {
@@ -182,6 +186,7 @@ impl Default for Keyspace {
             evicted_keys: 0,
             acl: crate::acl::Users::default(),
             events: Vec::new(),
+            acting_user: None,
         }
     }
 }
@@ -395,8 +400,35 @@ impl Keyspace {
                 Frame::Integer(evicted as i64)
             }
             Op::Acl(acl) => self.apply_acl(acl),
+            Op::AsUser { user, op } => {
+                let acting = self
+                    .acl
+                    .get(user)
+                    .unwrap_or_else(|| Arc::new(crate::acl::User::new(user)));
+                let outer = self.acting_user.replace(acting);
+                let reply = self.apply_op_unsettled(index, now_ms, op);
+                self.acting_user = outer;
+                reply
+            }
         }
     }
+
+    /// The restricted user the entry being applied runs for, if any.
+    pub(crate) fn acting_user(&self) -> Option<&crate::acl::User> {
+        self.acting_user.as_deref()
+    }
+}
+
+/// Checks a command run from inside an entry (a script's call, a transaction's command)
+/// against the user the entry runs for; `None` when it may run.
+pub(crate) fn acl_refusal(
+    user: Option<&crate::acl::User>,
+    spec: &'static command::CommandSpec,
+    args: &[Bytes],
+) -> Option<crate::acl::Denied> {
+    let user = user?;
+    user.check(spec, &crate::acl::full_name(spec, args), args)
+        .err()
 }
 
 /// Runs one command inside apply: writes mutate, reads (inside transactions) see the state
@@ -473,6 +505,9 @@ pub struct ReadCtx<'a> {
     pub seed: u64,
     /// Whether reading a key counts as an access to it (off under `CLIENT NO-TOUCH`).
     pub touch: bool,
+    /// A restricted user whose rules a script's calls must pass; `None` checks nothing
+    /// (the command itself was checked before it ran).
+    pub user: Option<&'a crate::acl::User>,
 }
 
 impl ReadCtx<'_> {
@@ -527,6 +562,7 @@ impl WriteCtx<'_> {
             now_ms: self.now_ms,
             seed: seed_from_index(self.index),
             touch: true,
+            user: self.keyspace.acting_user(),
         }
     }
 
@@ -716,6 +752,121 @@ pub(crate) mod tests {
         }
     }
 
+    fn split(line: &str) -> Args {
+        crate::resp::split_command_line(line).expect("quoting")
+    }
+
+    fn as_user(ks: &mut Keyspace, index: u64, user: &str, op: Op) -> Frame {
+        ks.apply(
+            index,
+            &Request {
+                time_ms: 1000,
+                op: Op::AsUser {
+                    user: user.to_string(),
+                    op: Box::new(op),
+                },
+            },
+        )
+    }
+
+    fn set_user(ks: &mut Keyspace, index: u64, line: &str) {
+        let mut words = split(line);
+        let name = String::from_utf8_lossy(&words.remove(0)).into_owned();
+        let reply = ks.apply(
+            index,
+            &Request {
+                time_ms: 1000,
+                op: Op::Acl(AclOp::SetUser { name, rules: words }),
+            },
+        );
+        assert_eq!(reply, Frame::ok());
+    }
+
+    #[test]
+    fn a_script_run_for_a_restricted_user_is_held_to_its_rules_call_by_call() {
+        let mut ks = Keyspace::new();
+        must_apply(&mut ks, 1000, "set bff:session:x token");
+        must_apply(&mut ks, 1000, "set celery:a 1");
+        set_user(&mut ks, 2, "celery on nopass ~celery:* +@all");
+        let script = |key: &str| Op::Command {
+            db: 0,
+            args: split(&format!(
+                "eval \"return redis.call('get', KEYS[1])\" 1 {key}"
+            )),
+        };
+        assert_eq!(
+            as_user(&mut ks, 3, "celery", script("celery:a")),
+            Frame::bulk("1")
+        );
+        let refused = as_user(&mut ks, 4, "celery", script("bff:session:x"));
+        assert!(
+            matches!(&refused, Frame::Error(e) if e.starts_with("NOPERM No permissions to access a key")),
+            "{refused:?}"
+        );
+        // The key is declared honestly but the script reaches past it: still refused.
+        let sneaky = Op::Command {
+            db: 0,
+            args: split("eval \"return redis.call('get', 'bff:session:x')\" 0"),
+        };
+        assert!(
+            matches!(as_user(&mut ks, 5, "celery", sneaky.clone()), Frame::Error(e) if e.starts_with("NOPERM"))
+        );
+        // Without a user the same entry runs: the check comes from the entry, not the script.
+        assert_eq!(
+            ks.apply(
+                6,
+                &Request {
+                    time_ms: 1000,
+                    op: sneaky.clone()
+                }
+            ),
+            Frame::bulk("token")
+        );
+        // A user deleted before the entry applies may run nothing.
+        ks.apply(
+            7,
+            &Request {
+                time_ms: 1000,
+                op: Op::Acl(AclOp::DelUser {
+                    names: vec!["celery".into()],
+                }),
+            },
+        );
+        assert!(
+            matches!(as_user(&mut ks, 8, "celery", script("celery:a")), Frame::Error(e) if e.starts_with("NOPERM"))
+        );
+    }
+
+    #[test]
+    fn exec_checks_each_queued_command_against_the_rules_in_force_when_it_applies() {
+        let mut ks = Keyspace::new();
+        set_user(&mut ks, 1, "worker on nopass ~q:* +@all -flushall");
+        let exec = Op::Exec {
+            db: 0,
+            watches: Vec::new(),
+            commands: vec![split("set q:1 a"), split("set other b"), split("incr q:n")],
+        };
+        let Frame::Array(replies) = as_user(&mut ks, 2, "worker", exec.clone()) else {
+            panic!("EXEC replies with an array");
+        };
+        assert_eq!(replies[0], Frame::ok());
+        assert!(
+            matches!(&replies[1], Frame::Error(e) if e.contains("ACLs rules changed") && e.ends_with("no permission to touch the specified keys"))
+        );
+        assert_eq!(replies[2], Frame::Integer(1));
+        assert_eq!(must_apply(&mut ks, 1000, "exists other"), Frame::Integer(0));
+        // The user loses INCR between queueing and EXEC: only that command fails.
+        set_user(&mut ks, 3, "worker -incr");
+        let Frame::Array(replies) = as_user(&mut ks, 4, "worker", exec) else {
+            panic!("EXEC replies with an array");
+        };
+        assert_eq!(replies[0], Frame::ok());
+        assert!(
+            matches!(&replies[2], Frame::Error(e) if e.ends_with("no permission to execute the command or subcommand"))
+        );
+        assert_eq!(must_apply(&mut ks, 1000, "get q:n"), Frame::bulk("1"));
+    }
+
     #[test]
     fn a_client_batch_applied_twice_changes_state_once_and_replies_the_same() {
         let mut ks = Keyspace::new();
@@ -773,6 +924,7 @@ pub(crate) mod tests {
                             now_ms: 1000,
                             seed: 42,
                             touch: true,
+                            user: None,
                         },
                         &args,
                     )

@@ -77,6 +77,15 @@ pub enum Op {
     },
     /// A change to the replicated ACL users (appended last, so older logs still decode).
     Acl(AclOp),
+    /// A `Command` or `Exec` run on behalf of a restricted ACL user: every command a script
+    /// calls and every queued command of the transaction is checked against that user's
+    /// rules as they stand when the entry applies (the same on every replica).
+    AsUser {
+        /// The user's name; a user deleted meanwhile may run nothing.
+        user: String,
+        /// What to run.
+        op: Box<Op>,
+    },
 }
 
 /// A change to the ACL users. Passwords are already hashed (`#<sha256>`) by the node that

@@ -73,6 +73,10 @@ impl Caller for ApplyCaller<'_, '_> {
             Ok(spec) => spec,
             Err(reply) => return reply,
         };
+        let user = self.ctx.keyspace.acting_user();
+        if let Some(denied) = super::acl_refusal(user, spec, args) {
+            return Frame::error(denied.reply_text(user.map_or("", |u| u.name())));
+        }
         match spec.handler {
             Handler::Write(_) if self.read_only => Frame::error(WRITE_FROM_READ_ONLY),
             // Judged per call, as Redis judges a script's growing calls under `maxmemory`.
@@ -117,6 +121,10 @@ impl Caller for ReadCaller<'_, '_> {
             Ok(spec) => spec,
             Err(reply) => return reply,
         };
+        if let Some(denied) = super::acl_refusal(self.ctx.user, spec, args) {
+            let name = self.ctx.user.map_or("", |u| u.name());
+            return Frame::error(denied.reply_text(name));
+        }
         match spec.handler {
             Handler::Write(_) => Frame::error(WRITE_FROM_READ_ONLY),
             Handler::Read(run) => run(self.ctx, args),

@@ -3,8 +3,9 @@
 
 use bytes::Bytes;
 
-use super::{run_in_apply, Args, Keyspace, Watch, WriteCtx, DATABASES};
-use crate::command::{errors as err, parse_i64};
+use super::{acl_refusal, run_in_apply, Args, Keyspace, Watch, WriteCtx, DATABASES};
+use crate::acl::Denied;
+use crate::command::{errors as err, parse_i64, Resolved};
 use crate::resp::Frame;
 
 /// Runs a transaction entry; a null reply when a watched key changed.
@@ -33,12 +34,39 @@ pub(super) fn exec(
     };
     let replies = commands
         .iter()
-        .map(|args| match args.first() {
-            Some(name) if name.eq_ignore_ascii_case(b"select") => select(&mut ctx, args),
-            _ => run_in_apply(&mut ctx, args),
+        .map(|args| {
+            if let Some(denied) = refused_since_queued(&ctx, args) {
+                return Frame::error(rules_changed(&denied));
+            }
+            match args.first() {
+                Some(name) if name.eq_ignore_ascii_case(b"select") => select(&mut ctx, args),
+                _ => run_in_apply(&mut ctx, args),
+            }
         })
         .collect();
     Frame::Array(replies)
+}
+
+/// Commands were checked when queued; as in Redis, the user's rules are checked again at
+/// `EXEC`, here as the entry applies, so a rule changed in between is enforced.
+fn refused_since_queued(ctx: &WriteCtx<'_>, args: &[Bytes]) -> Option<Denied> {
+    match crate::command::resolve(args) {
+        Resolved::Command(spec) => acl_refusal(ctx.keyspace.acting_user(), spec, args),
+        Resolved::Error(_) => None,
+    }
+}
+
+/// Redis's reply for a queued command its user may no longer run.
+pub(crate) fn rules_changed(denied: &Denied) -> String {
+    let reason = match denied {
+        Denied::Command(_) => "no permission to execute the command or subcommand",
+        Denied::Key(_) => "no permission to touch the specified keys",
+        Denied::Channel(_) => "no permission to access one of the channels used as arguments",
+    };
+    format!(
+        "NOPERM ACLs rules changed between the moment the transaction was accumulated and \
+         the EXEC call. This command is no longer allowed for the following reason: {reason}"
+    )
 }
 
 /// `SELECT` queued in a transaction moves the rest of it to another database.

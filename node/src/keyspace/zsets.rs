@@ -2488,6 +2488,7 @@ mod tests {
             now_ms: 1000,
             seed,
             touch: true,
+            user: None,
         };
         match crate::command::resolve(&args) {
             crate::command::Resolved::Command(spec) => match spec.handler {

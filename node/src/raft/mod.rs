@@ -96,6 +96,13 @@ impl fmt::Display for Request {
                 ops.len(),
                 self.time_ms
             ),
+            Op::AsUser { user, op } => {
+                let inner = Request {
+                    time_ms: self.time_ms,
+                    op: (**op).clone(),
+                };
+                write!(f, "AS({user}) {inner}")
+            }
             Op::Command { db, args } => {
                 let name = args
                     .first()

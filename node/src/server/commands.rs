@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use super::pubsub::OutputLimit;
+use super::pubsub::OutputLimits;
 use super::{clock, Session};
 use crate::command::errors as err;
 use crate::command::parse_i64;
@@ -417,7 +417,11 @@ fn config_values(session: &Session) -> Vec<(&'static str, String)> {
         ),
         (
             "client-output-buffer-limit",
-            session.node.pubsub.limit().config_value(),
+            OutputLimits {
+                normal: runtime.normal_output_limit,
+                pubsub: session.node.pubsub.limit(),
+            }
+            .config_value(),
         ),
     ];
     values.extend(runtime.encoding.config_values());
@@ -511,9 +515,15 @@ pub fn config_set(session: &mut Session, args: &[Bytes]) -> Result<Option<Op>, F
                 next.secret_prefixes = std::sync::Arc::new(crate::config::split_prefixes(&text));
             }
             "client-output-buffer-limit" => {
-                let hub = &session.node.pubsub;
-                match OutputLimit::parse_config(&pair[1], hub.limit()) {
-                    Some(limit) => pubsub_limit = Some(limit),
+                let current = OutputLimits {
+                    normal: next.normal_output_limit,
+                    pubsub: session.node.pubsub.limit(),
+                };
+                match OutputLimits::parse_config(&pair[1], current) {
+                    Some(limits) => {
+                        next.normal_output_limit = limits.normal;
+                        pubsub_limit = Some(limits.pubsub);
+                    }
                     None => {
                         return Err(fail(
                             "Wrong number of arguments in buffer limit configuration.",

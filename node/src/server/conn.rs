@@ -17,12 +17,12 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::pubsub::Delivery;
+use super::pubsub::{Delivery, OutputLimit};
 use super::security;
 use super::subscribe::{self as sub};
 use super::{clock, Node, Session};
 use crate::command::{self, flag, CommandSpec, Handler, Resolved};
-use crate::keyspace::{owned, Op, ReadCtx, Watch, BLOCKED};
+use crate::keyspace::{owned, rules_changed, Op, ReadCtx, Watch, BLOCKED};
 use crate::resp::{encode, Frame, RequestLimits, RequestParser};
 
 /// Most messages written to a subscriber in one go, so one subscriber cannot hog its thread.
@@ -163,12 +163,23 @@ async fn serve(node: Arc<Node>, stream: TcpStream, peer: String) {
             ..RequestLimits::default()
         };
         let mut batch = Batch::default();
+        // Subscribers' messages answer to the pubsub class, in their mailbox.
+        let output_limit = if session.subscriptions() == 0 {
+            node.runtime.read().normal_output_limit
+        } else {
+            OutputLimit::NONE
+        };
         let mut protocol_error = None;
+        let mut over_output_limit = false;
         loop {
             match parser.parse(&mut io.input, &limits) {
                 Ok(Some(args)) if args.is_empty() => {}
                 Ok(Some(args)) => {
                     batch.run(&mut session, args, &mut output, &mut io).await;
+                    if output_limit.over_hard(output.len() + batch.queued_bytes) {
+                        over_output_limit = true;
+                        break;
+                    }
                     if session.close_after_reply || batch.gone {
                         break;
                     }
@@ -184,6 +195,10 @@ async fn serve(node: Arc<Node>, stream: TcpStream, peer: String) {
             break;
         }
         batch.finish(&mut session, &mut output).await;
+        if over_output_limit || output_limit.over_hard(output.len()) {
+            tracing::info!(client = client_id, peer = %peer, bytes = output.len(), "closing client over client-output-buffer-limit normal");
+            break;
+        }
         if batch.commands > 0 {
             node.stats
                 .commands_processed
@@ -199,7 +214,19 @@ async fn serve(node: Arc<Node>, stream: TcpStream, peer: String) {
             encode(&Frame::Error(e.reply_text()), session.resp3, &mut output);
         }
         if !output.is_empty() {
-            if let Err(e) = write_flush(&mut io.writer, &output).await {
+            let written = match output_limit.soft_grace(output.len()) {
+                None => write_flush(&mut io.writer, &output).await,
+                Some(grace) => {
+                    match tokio::time::timeout(grace, write_flush(&mut io.writer, &output)).await {
+                        Ok(written) => written,
+                        Err(_) => {
+                            tracing::info!(client = client_id, peer = %peer, bytes = output.len(), "closing client over client-output-buffer-limit normal (soft)");
+                            break;
+                        }
+                    }
+                }
+            };
+            if let Err(e) = written {
                 tracing::debug!(client = client_id, error = %e, "write failed");
                 break;
             }
@@ -308,6 +335,60 @@ async fn write_deliveries(
     Ok(())
 }
 
+/// The session's user when its rules restrict anything: scripts it runs on the read path
+/// check each call against them.
+fn restricted(session: &Session) -> Option<&crate::acl::User> {
+    let user = &*session.acl.user;
+    (!user.unrestricted()).then_some(user)
+}
+
+/// A queued connection command its user may no longer run (rules changed since it was
+/// queued; Redis checks again at `EXEC`).
+fn refused_at_exec(
+    session: &Session,
+    spec: &'static CommandSpec,
+    args: &[Bytes],
+) -> Option<crate::acl::Denied> {
+    let user = restricted(session)?;
+    user.check(spec, &crate::acl::full_name(spec, args), args)
+        .err()
+}
+
+/// Wraps an entry whose commands are only known inside apply (a script's calls, a
+/// transaction's queue, rechecked at `EXEC`) so that apply checks them against the user.
+fn as_user(session: &Session, op: Op) -> Op {
+    match restricted(session) {
+        Some(user) => Op::AsUser {
+            user: user.name().to_string(),
+            op: Box::new(op),
+        },
+        None => op,
+    }
+}
+
+/// Roughly the bytes `frame` takes once encoded: payloads plus a few bytes of framing each,
+/// enough to hold held-back replies to the output limit.
+fn frame_size(frame: &Frame) -> usize {
+    const FRAMING: usize = 16;
+    FRAMING
+        + match frame {
+            Frame::Simple(s) | Frame::Error(s) | Frame::BigNumber(s) => s.len(),
+            Frame::Bulk(b) | Frame::Verbatim(_, b) => b.len(),
+            Frame::Array(items) | Frame::Set(items) | Frame::Push(items) => {
+                items.iter().map(frame_size).sum()
+            }
+            Frame::Map(pairs) | Frame::Pairs(pairs) => pairs
+                .iter()
+                .map(|(a, b)| frame_size(a) + frame_size(b))
+                .sum(),
+            Frame::Integer(_)
+            | Frame::Null
+            | Frame::NullArray
+            | Frame::Double(_)
+            | Frame::Boolean(_) => 0,
+        }
+}
+
 fn delivery_frame(delivery: Delivery) -> Frame {
     match delivery {
         Delivery::Message { channel, payload } => Frame::Push(vec![
@@ -344,6 +425,9 @@ struct Batch {
     gone: bool,
     /// Writes of this batch to put in the slow log once their replies arrive.
     slow: Vec<(Vec<Bytes>, tokio::time::Instant)>,
+    /// Bytes of the ready replies held in `replies` (an estimate: their encoded size is
+    /// known only once written), for the output limit.
+    queued_bytes: usize,
 }
 
 impl Batch {
@@ -351,6 +435,7 @@ impl Batch {
         if self.writes.is_empty() {
             encode(&frame, session.resp3, output);
         } else {
+            self.queued_bytes += frame_size(&frame);
             self.replies.push(Some(frame));
         }
     }
@@ -362,6 +447,7 @@ impl Batch {
             return;
         }
         let ops = std::mem::take(&mut self.writes);
+        self.queued_bytes = 0;
         let node = session.node.clone();
         let mut write_replies = node.propose_many(&mut session.writer, ops).await;
         for reply in std::mem::take(&mut self.replies) {
@@ -454,9 +540,14 @@ impl Batch {
                 }
             }
             Handler::Write(_) => {
-                self.writes.push(Op::Command {
+                let op = Op::Command {
                     db: session.db,
                     args,
+                };
+                self.writes.push(if spec.acl.contains(&"scripting") {
+                    as_user(session, op)
+                } else {
+                    op
                 });
                 self.replies.push(None);
             }
@@ -473,6 +564,7 @@ impl Batch {
                         now_ms: clock::now_ms().max(keyspace.clock_ms()),
                         seed: rand::random(),
                         touch: !session.no_touch || spec.name == "touch",
+                        user: restricted(session),
                     };
                     run(&ctx, &args)
                 };
@@ -639,11 +731,14 @@ impl Batch {
         let applied = if in_entry.is_empty() && watches.is_empty() {
             Vec::new()
         } else {
-            let op = Op::Exec {
-                db: session.db,
-                watches,
-                commands: in_entry.iter().map(|(_, a)| a.clone()).collect(),
-            };
+            let op = as_user(
+                session,
+                Op::Exec {
+                    db: session.db,
+                    watches,
+                    commands: in_entry.iter().map(|(_, a)| a.clone()).collect(),
+                },
+            );
             match node.write(&mut session.writer, op).await {
                 Frame::Array(items) => items,
                 // Aborted by WATCH, or the write failed: the reply says which.
@@ -670,20 +765,23 @@ impl Batch {
         }
         for (position, args) in local {
             let reply = match command::resolve(&args) {
-                Resolved::Command(spec) => match spec.handler {
-                    Handler::Session(run) => run(session, &args),
-                    Handler::Replies(run) => {
-                        let mut frames = run(session, &args);
-                        if frames.len() == 1 {
-                            frames.remove(0)
-                        } else {
-                            Frame::Array(frames)
+                Resolved::Command(spec) => match refused_at_exec(session, spec, &args) {
+                    Some(denied) => Frame::error(rules_changed(&denied)),
+                    None => match spec.handler {
+                        Handler::Session(run) => run(session, &args),
+                        Handler::Replies(run) => {
+                            let mut frames = run(session, &args);
+                            if frames.len() == 1 {
+                                frames.remove(0)
+                            } else {
+                                Frame::Array(frames)
+                            }
                         }
-                    }
-                    _ => Frame::error(format!(
-                        "ERR '{}' cannot run inside a transaction",
-                        spec.name
-                    )),
+                        _ => Frame::error(format!(
+                            "ERR '{}' cannot run inside a transaction",
+                            spec.name
+                        )),
+                    },
                 },
                 Resolved::Error(text) => Frame::Error(text),
             };

@@ -145,6 +145,7 @@ fn growth_of(op: &Op) -> u64 {
         Op::Command { args, .. } => command(args),
         Op::Exec { commands, .. } => commands.iter().map(|c| command(c)).sum(),
         Op::Client { ops, .. } => ops.iter().map(growth_of).sum(),
+        Op::AsUser { op, .. } => growth_of(op),
         _ => 0,
     }
 }

@@ -116,6 +116,8 @@ pub struct RuntimeSettings {
     pub timeout: u64,
     /// `client-query-buffer-limit`.
     pub client_query_buffer_limit: usize,
+    /// `client-output-buffer-limit normal`: replies a client has not read yet.
+    pub normal_output_limit: pubsub::OutputLimit,
     /// The encoding thresholds (`hash-max-listpack-entries` and friends); every change is
     /// also published to the table `OBJECT ENCODING` reads.
     pub encoding: EncodingLimits,
@@ -539,6 +541,7 @@ impl Server {
             secret_prefixes: Arc::new(config.secret_prefixes.clone()),
             timeout: config.timeout,
             client_query_buffer_limit: config.client_query_buffer_limit,
+            normal_output_limit: pubsub::OutputLimit::NONE,
             encoding: EncodingLimits::default(),
         };
         // A node restarted inside a long-lived process (the simulator) starts from the

@@ -39,45 +39,83 @@ impl Default for OutputLimit {
     }
 }
 
-impl OutputLimit {
+/// The `client-output-buffer-limit` classes cellkv enforces: `normal` for ordinary
+/// clients' replies, `pubsub` for subscribers' messages. (It has no replica connections, so
+/// the `replica` class is accepted and ignored.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutputLimits {
+    /// Redis's default `normal 0 0 0`: no limit.
+    pub normal: OutputLimit,
+    /// Redis's default `pubsub 32mb 8mb 60`.
+    pub pubsub: OutputLimit,
+}
+
+impl Default for OutputLimits {
+    fn default() -> Self {
+        OutputLimits {
+            normal: OutputLimit::NONE,
+            pubsub: OutputLimit::default(),
+        }
+    }
+}
+
+impl OutputLimits {
     /// Applies a `client-output-buffer-limit` value (`<class> <hard> <soft> <seconds>` ...,
-    /// sizes with Redis's units) to the pubsub limit; other classes are accepted and ignored,
-    /// since cellkv has no replica connections and never limits normal clients.
-    pub fn parse_config(value: &[u8], current: OutputLimit) -> Option<OutputLimit> {
+    /// sizes with Redis's units) to the classes it names; the others keep their limits.
+    pub fn parse_config(value: &[u8], current: OutputLimits) -> Option<OutputLimits> {
         let text = std::str::from_utf8(value).ok()?;
         let words: Vec<&str> = text.split_whitespace().collect();
         if words.is_empty() || !words.len().is_multiple_of(4) {
             return None;
         }
-        let mut limit = current;
+        let mut limits = current;
         for group in words.chunks_exact(4) {
             let [class, hard, soft, seconds] = group else {
                 return None;
             };
-            let hard = parse_memory(hard)?;
-            let soft = parse_memory(soft)?;
-            let seconds: u64 = seconds.parse().ok()?;
+            let limit = OutputLimit {
+                hard: parse_memory(hard)?,
+                soft: parse_memory(soft)?,
+                soft_seconds: seconds.parse().ok()?,
+            };
             match class.to_ascii_lowercase().as_str() {
-                "pubsub" => {
-                    limit = OutputLimit {
-                        hard,
-                        soft,
-                        soft_seconds: seconds,
-                    }
-                }
-                "normal" | "replica" | "slave" => {}
+                "pubsub" => limits.pubsub = limit,
+                "normal" => limits.normal = limit,
+                "replica" | "slave" => {}
                 _ => return None,
             }
         }
-        Some(limit)
+        Some(limits)
     }
 
     /// The `client-output-buffer-limit` value `CONFIG GET` reports.
     pub fn config_value(&self) -> String {
+        let (n, p) = (self.normal, self.pubsub);
         format!(
-            "normal 0 0 0 slave 268435456 67108864 60 pubsub {} {} {}",
-            self.hard, self.soft, self.soft_seconds
+            "normal {} {} {} slave 268435456 67108864 60 pubsub {} {} {}",
+            n.hard, n.soft, n.soft_seconds, p.hard, p.soft, p.soft_seconds
         )
+    }
+}
+
+impl OutputLimit {
+    /// No limit (`0 0 0`).
+    pub const NONE: OutputLimit = OutputLimit {
+        hard: 0,
+        soft: 0,
+        soft_seconds: 0,
+    };
+
+    /// Whether `bytes` of replies waiting at once pass the hard limit.
+    pub fn over_hard(&self, bytes: usize) -> bool {
+        self.hard > 0 && bytes >= self.hard
+    }
+
+    /// How long replies of `bytes` may take to be written before the client is cut off:
+    /// the soft limit's grace when they pass it, no bound otherwise.
+    pub fn soft_grace(&self, bytes: usize) -> Option<std::time::Duration> {
+        (self.soft > 0 && bytes >= self.soft)
+            .then(|| std::time::Duration::from_secs(self.soft_seconds))
     }
 
     /// Whether `queued` bytes, above the soft limit since `soft_since_ms` (0 = not above it),
@@ -462,8 +500,8 @@ mod tests {
 
     #[test]
     fn config_values_parse_like_redis() {
-        let current = OutputLimit::default();
-        let parsed = OutputLimit::parse_config(b"pubsub 1mb 512kb 10", current);
+        let current = OutputLimits::default();
+        let parsed = OutputLimits::parse_config(b"pubsub 1mb 512kb 10", current).map(|l| l.pubsub);
         assert_eq!(
             parsed,
             Some(OutputLimit {
@@ -472,14 +510,44 @@ mod tests {
                 soft_seconds: 10
             })
         );
-        let kept = OutputLimit::parse_config(b"normal 0 0 0 replica 1gb 1gb 0", current);
+        let kept = OutputLimits::parse_config(b"normal 0 0 0 replica 1gb 1gb 0", current);
         assert_eq!(kept, Some(current));
-        assert_eq!(OutputLimit::parse_config(b"pubsub 1mb 1mb", current), None);
-        assert_eq!(OutputLimit::parse_config(b"bogus 1 1 1", current), None);
-        assert_eq!(OutputLimit::parse_config(b"pubsub 1xb 1 1", current), None);
-        assert!(current
-            .config_value()
-            .ends_with("pubsub 33554432 8388608 60"));
+        let normal = OutputLimits::parse_config(b"normal 2mb 1mb 5", current);
+        assert_eq!(
+            normal.map(|l| (l.normal, l.pubsub)),
+            Some((
+                OutputLimit {
+                    hard: 2 * 1024 * 1024,
+                    soft: 1024 * 1024,
+                    soft_seconds: 5
+                },
+                current.pubsub
+            ))
+        );
+        assert_eq!(OutputLimits::parse_config(b"pubsub 1mb 1mb", current), None);
+        assert_eq!(OutputLimits::parse_config(b"bogus 1 1 1", current), None);
+        assert_eq!(OutputLimits::parse_config(b"pubsub 1xb 1 1", current), None);
+        assert_eq!(
+            current.config_value(),
+            "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
+        );
+    }
+
+    #[test]
+    fn the_normal_limits_judge_one_write() {
+        let limit = OutputLimit {
+            hard: 100,
+            soft: 10,
+            soft_seconds: 3,
+        };
+        assert!(limit.over_hard(100) && !limit.over_hard(99));
+        assert!(!OutputLimit::NONE.over_hard(usize::MAX));
+        assert_eq!(limit.soft_grace(9), None);
+        assert_eq!(
+            limit.soft_grace(10),
+            Some(std::time::Duration::from_secs(3))
+        );
+        assert_eq!(OutputLimit::NONE.soft_grace(usize::MAX), None);
     }
 
     #[test]

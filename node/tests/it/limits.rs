@@ -102,3 +102,46 @@ fn a_client_over_the_query_buffer_limit_is_cut_off() {
         .log()
         .contains("closing client over client-query-buffer-limit"));
 }
+
+/// `client-output-buffer-limit normal 1mb 0 0`: a client whose pipelined reads produce
+/// more reply bytes than that at once is cut off with a log line; a client reading the same
+/// value once, and any other client, is served.
+#[test]
+fn a_client_over_the_normal_output_limit_is_cut_off() {
+    let (node, _dir) = must_start(&[]);
+    let mut admin = node.must_connect();
+    let value = "v".repeat(300_000);
+    must_cmd(&mut admin, &["SET", "big", &value]);
+    must_cmd(
+        &mut admin,
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "normal 1mb 0 0",
+        ],
+    );
+    let limits: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("client-output-buffer-limit")
+        .query(&mut admin)
+        .expect("CONFIG GET");
+    assert!(limits[1].starts_with("normal 1048576 0 0 "), "{limits:?}");
+    // One GET of the value fits.
+    let Value::BulkString(one) = must_cmd(&mut admin, &["GET", "big"]) else {
+        panic!("GET big");
+    };
+    assert_eq!(one.len(), 300_000);
+    // Eight in one write do not.
+    let mut greedy = node.must_tcp();
+    greedy.write_all(&b"GET big\r\n".repeat(8)).expect("write");
+    let received = crate::harness::read_to_close(&mut greedy);
+    assert!(received.len() < 1024 * 1024, "got {} bytes", received.len());
+    assert_eq!(
+        must_cmd(&mut admin, &["PING"]),
+        Value::SimpleString("PONG".into())
+    );
+    assert!(node
+        .log()
+        .contains("closing client over client-output-buffer-limit normal"));
+}

@@ -376,3 +376,71 @@ fn must_eventually<T>(mut probe: impl FnMut() -> Option<T>) -> T {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A script run by a restricted user is held to that user's key patterns call by call, on
+/// the write path (EVAL) and the read path (EVAL_RO): declaring an allowed key and then
+/// reaching for another is refused, as in Redis.
+#[test]
+fn a_restricted_users_scripts_are_checked_call_by_call() {
+    let (node, _dir) = must_start(&[]);
+    let mut admin = node.must_connect();
+    must_cmd(&mut admin, &["SET", "bff:session:x", "idp-token"]);
+    must_cmd(&mut admin, &["SET", "celery:x", "task"]);
+    let mut setuser = vec!["ACL", "SETUSER", "celery"];
+    setuser.extend(CELERY_RULES);
+    assert_eq!(must_cmd(&mut admin, &setuser), Value::Okay);
+    let mut celery = must_connect_as(&node, "celery", "celery-pw");
+    let reach = "return redis.call('get', 'bff:session:x')";
+    for eval in ["EVAL", "EVAL_RO"] {
+        let allowed = must_cmd(
+            &mut celery,
+            &[eval, "return redis.call('get', KEYS[1])", "1", "celery:x"],
+        );
+        assert_eq!(allowed, bulk("task"), "{eval}");
+        let refused = must_fail(&mut celery, &[eval, reach, "1", "celery:x"]);
+        assert!(refused.contains("NOPERM"), "{eval}: {refused}");
+        assert!(!refused.contains("idp-token"), "{eval}: {refused}");
+    }
+    // The default user, unrestricted, runs the same script.
+    assert_eq!(
+        must_cmd(&mut admin, &["EVAL", reach, "0"]),
+        bulk("idp-token")
+    );
+}
+
+/// Rules are checked again at EXEC: a command queued while allowed and forbidden before
+/// EXEC fails alone with Redis's error, and the rest of the transaction runs.
+#[test]
+fn exec_rechecks_queued_commands_against_changed_rules() {
+    let (node, _dir) = must_start(&[]);
+    let mut admin = node.must_connect();
+    assert_eq!(
+        must_cmd(
+            &mut admin,
+            &["ACL", "SETUSER", "worker", "on", ">pw", "~q:*", "+@all"]
+        ),
+        Value::Okay
+    );
+    // Raw RESP: the `redis` crate turns an EXEC reply holding errors into one error.
+    let mut worker = node.must_tcp();
+    assert_eq!(
+        must_exchange(&mut worker, b"AUTH worker pw\r\n", 5),
+        b"+OK\r\n"
+    );
+    assert_eq!(must_exchange(&mut worker, b"MULTI\r\n", 5), b"+OK\r\n");
+    for queued in [&b"SET q:a 1\r\n"[..], b"INCR q:n\r\n", b"PING\r\n"] {
+        assert_eq!(must_exchange(&mut worker, queued, 9), b"+QUEUED\r\n");
+    }
+    assert_eq!(
+        must_cmd(&mut admin, &["ACL", "SETUSER", "worker", "-incr", "-ping"]),
+        Value::Okay
+    );
+    let refused = "-NOPERM ACLs rules changed between the moment the transaction was \
+                   accumulated and the EXEC call. This command is no longer allowed for the \
+                   following reason: no permission to execute the command or subcommand\r\n";
+    let expected = format!("*3\r\n+OK\r\n{refused}{refused}");
+    let reply = must_exchange(&mut worker, b"EXEC\r\n", expected.len());
+    assert_eq!(String::from_utf8_lossy(&reply), expected);
+    assert_eq!(must_cmd(&mut admin, &["GET", "q:a"]), bulk("1"));
+    assert_eq!(must_cmd(&mut admin, &["EXISTS", "q:n"]), Value::Int(0));
+}
