@@ -26,6 +26,7 @@ import pytest
 import redis
 
 READY_PREFIX = "cellkv ready on "
+TLS_READY_PREFIX = "cellkv tls ready on "
 START_TIMEOUT = 60.0
 
 
@@ -55,7 +56,7 @@ def _binary() -> Path:
 class CellkvNode:
     """A running cellkv process; ``stop()`` is safe to call more than once."""
 
-    def __init__(self, binary: Path):
+    def __init__(self, binary: Path, extra_args=(), ping=True):
         if not binary.is_file():
             raise RuntimeError(
                 f"cellkv binary not found at {binary}; build it with "
@@ -72,6 +73,7 @@ class CellkvNode:
                 "--bind", "127.0.0.1",
                 "--dir", str(self.dir / "data"),
                 "--log-level", "warn",
+                *extra_args,
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -83,11 +85,13 @@ class CellkvNode:
         )
         atexit.register(self.stop)
         self.host = "127.0.0.1"
+        self.tls_port = None
         self.port = self._wait_ready()
         assert self.port != 6379, "cellkv must not take the default Redis port in tests"
         # Keep draining stdout so the node never blocks on a full pipe.
         threading.Thread(target=self._drain, daemon=True).start()
-        self._wait_ping()
+        if ping:
+            self._wait_ping()
 
     def _wait_ready(self) -> int:
         found = {}
@@ -95,6 +99,8 @@ class CellkvNode:
         def read():
             for raw in self.proc.stdout:
                 line = raw.decode(errors="replace").strip()
+                if line.startswith(TLS_READY_PREFIX):
+                    self.tls_port = int(line.rsplit(":", 1)[1])
                 if line.startswith(READY_PREFIX):
                     found["addr"] = line[len(READY_PREFIX):]
                     return

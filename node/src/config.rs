@@ -1,7 +1,8 @@
 //! Configuration: command-line flags, `CELLKV_*` environment variables and a TOML file
 //! (`--config`), merged in that order of precedence into one validated [`Config`]. Option
 //! names follow Redis where Redis has one (`port`, `bind`, `dir`, `proto-max-bulk-len`,
-//! `maxclients`, `maxmemory`, `maxmemory-policy`).
+//! `maxclients`, `maxmemory`, `maxmemory-policy`, `tls-port`, `tls-cert-file`,
+//! `protected-mode`).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -152,6 +153,31 @@ pub struct Flags {
     /// Close a client whose unparsed input grows past this many bytes [default: 1073741824].
     #[arg(long, env = "CELLKV_CLIENT_QUERY_BUFFER_LIMIT")]
     pub client_query_buffer_limit: Option<usize>,
+    /// RESP port served over TLS; 0 = any free port. With it, `--port 0` turns the plain
+    /// port off (TLS only) [default: none].
+    #[arg(long, env = "CELLKV_TLS_PORT")]
+    pub tls_port: Option<u16>,
+    /// This node's certificate chain (PEM), for the TLS port and node-to-node TLS.
+    #[arg(long, env = "CELLKV_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The private key of `--tls-cert-file` (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "CELLKV_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// CA certificates (PEM) that client and node certificates must be signed by.
+    #[arg(long, env = "CELLKV_TLS_CA_CERT_FILE")]
+    pub tls_ca_cert_file: Option<PathBuf>,
+    /// Whether TLS clients must present a certificate signed by the CA: yes, no or optional
+    /// [default: yes].
+    #[arg(long, env = "CELLKV_TLS_AUTH_CLIENTS")]
+    pub tls_auth_clients: Option<String>,
+    /// Node-to-node gRPC over mutual TLS (yes|no): every node presents `--tls-cert-file` and
+    /// requires a certificate signed by `--tls-ca-cert-file` from its peers [default: no].
+    #[arg(long, env = "CELLKV_TLS_REPLICATION")]
+    pub tls_replication: Option<String>,
+    /// Refuse to start listening on a non-loopback address with no password for the
+    /// default user and no TLS (yes|no) [default: yes].
+    #[arg(long, env = "CELLKV_PROTECTED_MODE")]
+    pub protected_mode: Option<String>,
 }
 
 /// The TOML file: the same options, kebab-case.
@@ -188,6 +214,106 @@ pub struct FileConfig {
     lfu_decay_time: Option<u32>,
     #[serde(default)]
     eviction: Vec<EvictionRule>,
+    tls_port: Option<u16>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
+    tls_ca_cert_file: Option<PathBuf>,
+    tls_auth_clients: Option<YesNoValue>,
+    tls_replication: Option<YesNoValue>,
+    protected_mode: Option<YesNoValue>,
+}
+
+/// A Redis yes/no option in the TOML file: a boolean or the text `yes`/`no` (as in
+/// redis.conf), so either spelling works.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum YesNoValue {
+    Bool(bool),
+    Text(String),
+}
+
+impl YesNoValue {
+    fn into_text(self) -> String {
+        match self {
+            YesNoValue::Bool(true) => "yes".into(),
+            YesNoValue::Bool(false) => "no".into(),
+            YesNoValue::Text(text) => text,
+        }
+    }
+}
+
+/// Parses a Redis yes/no value (any case) for `option`.
+fn parse_yes_no(option: &'static str, text: &str) -> Result<bool, ConfigError> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err(ConfigError::Invalid {
+            option,
+            reason: format!("'{text}' is not yes or no"),
+        }),
+    }
+}
+
+/// `tls-auth-clients`: whether a TLS client must show a certificate signed by the CA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsAuthClients {
+    /// A client without a valid certificate fails the handshake (Redis's default).
+    Yes,
+    /// No certificate is asked for.
+    No,
+    /// A certificate is asked for and checked if given; a client may also come without.
+    Optional,
+}
+
+impl TlsAuthClients {
+    /// Parses the option's value (any case).
+    pub fn parse(text: &str) -> Option<TlsAuthClients> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "yes" => Some(TlsAuthClients::Yes),
+            "no" => Some(TlsAuthClients::No),
+            "optional" => Some(TlsAuthClients::Optional),
+            _ => None,
+        }
+    }
+
+    /// The option's value as `CONFIG GET` shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsAuthClients::Yes => "yes",
+            TlsAuthClients::No => "no",
+            TlsAuthClients::Optional => "optional",
+        }
+    }
+}
+
+/// The TLS settings: files are read when the node starts (see `crate::tls`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TlsConfig {
+    /// `tls-port`: the RESP port served over TLS (0 = any free port); `None` = no TLS port.
+    pub port: Option<u16>,
+    /// `tls-cert-file`.
+    pub cert_file: Option<PathBuf>,
+    /// `tls-key-file`.
+    pub key_file: Option<PathBuf>,
+    /// `tls-ca-cert-file`.
+    pub ca_cert_file: Option<PathBuf>,
+    /// `tls-auth-clients`.
+    pub auth_clients: TlsAuthClients,
+    /// `tls-replication`: mutual TLS between the nodes of the cell.
+    pub replication: bool,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            port: None,
+            cert_file: None,
+            key_file: None,
+            ca_cert_file: None,
+            auth_clients: TlsAuthClients::Yes,
+            replication: false,
+        }
+    }
 }
 
 /// `maxmemory` in the TOML file: a number of bytes or a string with Redis units.
@@ -336,6 +462,18 @@ pub struct Config {
     pub timeout: u64,
     /// `client-query-buffer-limit`: most unparsed input bytes per client.
     pub client_query_buffer_limit: usize,
+    /// `tls-*`: the TLS port and node-to-node TLS.
+    pub tls: TlsConfig,
+    /// `protected-mode`.
+    pub protected_mode: bool,
+}
+
+impl Config {
+    /// Whether clients are served on a plain (non-TLS) RESP port: always, unless `port` is 0
+    /// while a TLS port is set (TLS only, as in Redis).
+    pub fn plain_port_enabled(&self) -> bool {
+        self.port != 0 || self.tls.port.is_none()
+    }
 }
 
 /// A configured secret: compared and hashed, never printed (its `Debug` is `(redacted)`),
@@ -389,6 +527,8 @@ impl Default for Config {
             secret_prefixes: vec!["bff:session:".into(), "m2m:tokens:".into()],
             timeout: 0,
             client_query_buffer_limit: 1024 * 1024 * 1024,
+            tls: TlsConfig::default(),
+            protected_mode: true,
         }
     }
 }
@@ -612,6 +752,36 @@ impl Config {
                     reason: format!("port {port} + 10000 does not fit; set raft-port"),
                 })?,
         };
+        let tls = TlsConfig {
+            port: flags.tls_port.or(file.tls_port),
+            cert_file: flags.tls_cert_file.or(file.tls_cert_file),
+            key_file: flags.tls_key_file.or(file.tls_key_file),
+            ca_cert_file: flags.tls_ca_cert_file.or(file.tls_ca_cert_file),
+            auth_clients: match flags
+                .tls_auth_clients
+                .or(file.tls_auth_clients.map(YesNoValue::into_text))
+            {
+                None => defaults.tls.auth_clients,
+                Some(text) => TlsAuthClients::parse(&text).ok_or_else(|| ConfigError::Invalid {
+                    option: "tls-auth-clients",
+                    reason: format!("'{text}' is not one of yes, no, optional"),
+                })?,
+            },
+            replication: match flags
+                .tls_replication
+                .or(file.tls_replication.map(YesNoValue::into_text))
+            {
+                None => defaults.tls.replication,
+                Some(text) => parse_yes_no("tls-replication", &text)?,
+            },
+        };
+        let protected_mode = match flags
+            .protected_mode
+            .or(file.protected_mode.map(YesNoValue::into_text))
+        {
+            None => defaults.protected_mode,
+            Some(text) => parse_yes_no("protected-mode", &text)?,
+        };
         let config = Config {
             port,
             bind: flags.bind.or(file.bind).unwrap_or(defaults.bind),
@@ -670,6 +840,8 @@ impl Config {
                 .client_query_buffer_limit
                 .or(file.client_query_buffer_limit)
                 .unwrap_or(defaults.client_query_buffer_limit),
+            tls,
+            protected_mode,
         };
         config.validate()?;
         Ok(config)
@@ -738,6 +910,55 @@ impl Config {
         }
         if self.maxclients == 0 {
             return invalid("maxclients", "must be at least 1");
+        }
+        self.validate_tls()
+    }
+
+    /// The TLS options hang together: files for what is switched on, distinct ports.
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        let tls = &self.tls;
+        let invalid = |option, reason: &str| {
+            Err(ConfigError::Invalid {
+                option,
+                reason: reason.into(),
+            })
+        };
+        if tls.port.is_none() && !tls.replication {
+            return Ok(());
+        }
+        if tls.cert_file.is_none() {
+            return invalid(
+                "tls-cert-file",
+                "is required with tls-port or tls-replication",
+            );
+        }
+        if tls.key_file.is_none() {
+            return invalid(
+                "tls-key-file",
+                "is required with tls-port or tls-replication",
+            );
+        }
+        if tls.ca_cert_file.is_none() {
+            if tls.replication {
+                return invalid(
+                    "tls-ca-cert-file",
+                    "is required with tls-replication (peers' certificates are checked against it)",
+                );
+            }
+            if tls.auth_clients != TlsAuthClients::No {
+                return invalid(
+                    "tls-ca-cert-file",
+                    "is required unless tls-auth-clients is no (client certificates are checked against it)",
+                );
+            }
+        }
+        if let Some(tls_port) = tls.port.filter(|p| *p != 0) {
+            if tls_port == self.port {
+                return invalid("tls-port", "must differ from port");
+            }
+            if tls_port == self.raft_port {
+                return invalid("tls-port", "must differ from raft-port");
+            }
         }
         Ok(())
     }
@@ -887,6 +1108,97 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
         assert_eq!(parse_duration("x"), None);
+    }
+
+    #[test]
+    fn tls_and_protected_mode_options_follow_redis() {
+        let config = Config::merge(Flags::default(), FileConfig::default()).expect("defaults");
+        assert_eq!(config.tls, TlsConfig::default());
+        assert_eq!(config.tls.auth_clients, TlsAuthClients::Yes);
+        assert!(config.protected_mode);
+        assert!(config.plain_port_enabled());
+        let file = Config::parse_file(
+            "port = 0\ntls-port = 6380\ntls-cert-file = \"n.crt\"\ntls-key-file = \"n.key\"\n\
+             tls-ca-cert-file = \"ca.crt\"\ntls-auth-clients = \"optional\"\n\
+             tls-replication = true\nprotected-mode = \"no\"\n",
+        )
+        .expect("toml");
+        let config = Config::merge(Flags::default(), file).expect("valid");
+        assert_eq!(config.tls.port, Some(6380));
+        assert_eq!(config.tls.auth_clients, TlsAuthClients::Optional);
+        assert!(config.tls.replication);
+        assert!(!config.protected_mode);
+        assert!(
+            !config.plain_port_enabled(),
+            "port 0 with a TLS port: TLS only"
+        );
+        let flags = Flags {
+            protected_mode: Some("YES".into()),
+            tls_replication: Some("no".into()),
+            ..Flags::default()
+        };
+        let config = Config::merge(flags, FileConfig::default()).expect("valid");
+        assert!(config.protected_mode && !config.tls.replication);
+
+        let refused = |flags: Flags, expected: &str| {
+            let err = Config::merge(flags, FileConfig::default()).expect_err(expected);
+            assert!(err.to_string().contains(expected), "{err}");
+        };
+        let tls = |port: Option<u16>| Flags {
+            tls_port: port,
+            tls_cert_file: Some("n.crt".into()),
+            tls_key_file: Some("n.key".into()),
+            tls_ca_cert_file: Some("ca.crt".into()),
+            ..Flags::default()
+        };
+        refused(
+            Flags {
+                tls_port: Some(6380),
+                ..Flags::default()
+            },
+            "tls-cert-file",
+        );
+        refused(
+            Flags {
+                tls_ca_cert_file: None,
+                ..tls(Some(6380))
+            },
+            "tls-ca-cert-file",
+        );
+        refused(
+            Flags {
+                tls_auth_clients: Some("maybe".into()),
+                ..tls(Some(6380))
+            },
+            "tls-auth-clients",
+        );
+        refused(tls(Some(6379)), "tls-port");
+        refused(
+            Flags {
+                protected_mode: Some("on".into()),
+                ..Flags::default()
+            },
+            "protected-mode",
+        );
+        refused(
+            Flags {
+                tls_replication: Some("yes".into()),
+                tls_ca_cert_file: None,
+                ..tls(None)
+            },
+            "tls-ca-cert-file",
+        );
+        // Without client certificates no CA is needed for the TLS port.
+        let config = Config::merge(
+            Flags {
+                tls_auth_clients: Some("no".into()),
+                tls_ca_cert_file: None,
+                ..tls(Some(6380))
+            },
+            FileConfig::default(),
+        )
+        .expect("valid");
+        assert_eq!(config.tls.auth_clients, TlsAuthClients::No);
     }
 
     const PEERS: &str = "1@127.0.0.1:16379,2@127.0.0.1:16380,3@127.0.0.1:16381";

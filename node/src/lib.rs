@@ -9,6 +9,7 @@
 //! - [`storage`]: the Raft log and vote stores (RocksDB in production, memory in tests).
 //! - [`server`]: listeners, connections, routing of reads and writes, background expiry.
 //! - [`config`]: flags, environment and TOML file, validated into one struct.
+//! - [`tls`]: the TLS files, read at start into the RESP acceptor and node-to-node mTLS.
 //! - [`fault`]: test-only partition switch (feature `fault-injection`).
 //! - `fuzzing`: the bodies of the `cargo fuzz` targets in `node/fuzz/` (hidden).
 
@@ -23,3 +24,4 @@ pub mod raft;
 pub mod resp;
 pub mod server;
 pub mod storage;
+pub mod tls;

@@ -42,6 +42,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         "starting cellkv"
     );
     let server = Server::start(config).await.context("starting the node")?;
+    // The TLS line first: the ready line is the last one a supervisor or test waits for.
+    if let Some(addr) = server.tls_addr() {
+        println!("cellkv tls ready on {addr}");
+    }
     println!("cellkv ready on {}", server.resp_addr());
     wait_for_stop(&server).await;
     tracing::info!("stopping");

@@ -126,6 +126,9 @@ impl Cell {
                     format!("--snapshot-entries={}", options.snapshot_entries),
                     format!("--read-consistency={}", options.read_consistency),
                     "--cluster-wait-timeout=2s".to_string(),
+                    // The simulated clients connect from other (non-loopback) addresses
+                    // without a password.
+                    "--protected-mode=no".to_string(),
                 ];
                 if options.maxmemory {
                     args.push(format!("--maxmemory={}", crate::cache::LIMIT));

@@ -42,6 +42,7 @@ async fn start_member(
         cluster_name: "test-cell".to_string(),
         snapshot_entries: 20,
         snapshot_interval: Duration::ZERO,
+        peer_tls: None,
         events: None,
     };
     let handle = start_with_stores(settings, keyspace.clone(), log, snapshots)

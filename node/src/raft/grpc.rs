@@ -8,6 +8,17 @@
 //! misconfigured `--peers` must not mix two cells' votes), or when its payload does not
 //! decode; the caller reports that to openraft as `Unreachable` and backs off.
 //!
+//! Only members may speak: a call whose sender id is not in this node's current membership
+//! (voters and learners) is refused with `PermissionDenied` and logged with the sender's id
+//! and address ([`sender_refusal`]), so a removed node that campaigns on an old directory,
+//! or a stray process, cannot move this node's term or log. Two exceptions keep the cell
+//! live: a pristine node (no membership yet) accepts the members its `--peers` lists, since
+//! that is how the node forming the cell, or the leader adding it, first reaches it; and an
+//! append or snapshot that brings log entries past this node's last one is accepted from a
+//! leader this node does not know yet (a follower that missed the entries adding that
+//! leader). With `tls-replication` the transport has already checked the caller's
+//! certificate against the CA before any of this runs.
+//!
 //! A snapshot arrives as a client stream: the first chunk carries the leader's vote and the
 //! snapshot's metadata, every chunk its offset, the last one `done`. Chunks must arrive in
 //! order and without gaps; the assembled bytes are installed with
@@ -22,7 +33,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::raft::{NodeId, Raft, Snapshot, SnapshotMeta, Vote};
+use crate::raft::{NodeId, Raft, Snapshot, SnapshotMeta, TypeConfig, Vote};
+
+type AppendEntriesRequest = openraft::raft::AppendEntriesRequest<TypeConfig>;
+type VoteRequest = openraft::raft::VoteRequest<TypeConfig>;
+type TransferLeaderRequest = openraft::raft::TransferLeaderRequest<TypeConfig>;
 
 /// Serializes a payload (an openraft message) for the wire.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, postcard::Error> {
@@ -50,6 +65,67 @@ pub fn refusal(me: NodeId, cluster: &str, request_cluster: &str, to: NodeId) -> 
     None
 }
 
+/// Whether a call from node `from` may be served, from what this node knows: `is_member`
+/// (in the current membership), `pristine` (no membership at all yet), `listed` (in this
+/// node's `--peers`) and `brings_news` (the request carries log entries or a snapshot past
+/// this node's last log index).
+pub fn admits(
+    from: NodeId,
+    is_member: bool,
+    pristine: bool,
+    listed: bool,
+    brings_news: bool,
+) -> bool {
+    from != 0 && (is_member || (pristine && listed) || brings_news)
+}
+
+/// Why a call from node `from` is refused, if it is: see [`admits`]. `brings_news` is only
+/// ever true for appends and snapshots.
+pub fn sender_refusal(
+    raft: &Raft,
+    me: NodeId,
+    configured: &[NodeId],
+    from: NodeId,
+    brings_news: impl FnOnce(Option<u64>) -> bool,
+) -> Option<String> {
+    let (is_member, pristine, last_log) = {
+        let metrics = raft.metrics();
+        let m = openraft_rt::WatchReceiver::borrow_watched(&metrics);
+        let membership = m.membership_config.membership();
+        let is_member = membership.nodes().any(|(id, _)| *id == from);
+        let known = (
+            is_member,
+            membership.nodes().next().is_none(),
+            m.last_log_index,
+        );
+        known
+    };
+    let listed = configured.contains(&from);
+    if admits(from, is_member, pristine, listed, brings_news(last_log)) {
+        return None;
+    }
+    Some(format!(
+        "node {me} refuses node {from}: not a member of its cell"
+    ))
+}
+
+/// Whether a log position lies past this node's last log index.
+fn past(index: Option<u64>, last_log: Option<u64>) -> bool {
+    match (index, last_log) {
+        (Some(index), Some(last)) => index > last,
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
+/// The address a call came from, for the refusal log line.
+fn caller<T>(request: &Request<T>) -> String {
+    request
+        .remote_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
 /// The tonic server wrapper of [`RaftService`] (the simulated flavour names its interceptor).
 #[cfg(not(madsim))]
 pub type RaftServer = raft_server::RaftServer<RaftService>;
@@ -62,15 +138,36 @@ pub struct RaftService {
     raft: Raft,
     me: NodeId,
     cluster: String,
+    /// The members `--peers` lists, admitted while this node is pristine.
+    configured: Vec<NodeId>,
 }
 
 impl RaftService {
-    /// The service for node `me` of cell `cluster`, driving `raft`.
-    pub fn new(raft: Raft, me: NodeId, cluster: &str) -> RaftService {
+    /// The service for node `me` of cell `cluster`, driving `raft`; `configured` are the
+    /// ids `--peers` lists.
+    pub fn new(raft: Raft, me: NodeId, cluster: &str, configured: Vec<NodeId>) -> RaftService {
         RaftService {
             raft,
             me,
             cluster: cluster.to_string(),
+            configured,
+        }
+    }
+
+    /// Refuses (`PermissionDenied`) a call from a non-member, logging who it was.
+    fn check_sender(
+        &self,
+        rpc: &'static str,
+        from: NodeId,
+        addr: &str,
+        brings_news: impl FnOnce(Option<u64>) -> bool,
+    ) -> Result<(), Status> {
+        match sender_refusal(&self.raft, self.me, &self.configured, from, brings_news) {
+            None => Ok(()),
+            Some(reason) => {
+                tracing::warn!(from, %addr, rpc, "refused raft traffic from a non-member");
+                Err(Status::permission_denied(reason))
+            }
         }
     }
 
@@ -84,22 +181,43 @@ impl RaftService {
     /// Checks and decodes a unary request, runs `handle`, encodes its answer.
     async fn answer<Req, Resp, Fut>(
         &self,
-        request: RaftRequest,
+        name: &'static str,
+        request: Request<RaftRequest>,
+        brings_news: impl FnOnce(&Req, Option<u64>) -> bool,
         handle: impl FnOnce(Raft, Req) -> Fut,
-    ) -> RaftReply
+    ) -> Result<Response<RaftReply>, Status>
     where
         Req: DeserializeOwned,
         Resp: Serialize,
         Fut: std::future::Future<Output = Result<Resp, String>>,
     {
+        let addr = caller(&request);
+        let request = request.into_inner();
         if let Some(reason) = refusal(self.me, &self.cluster, &request.cluster, request.to) {
             tracing::warn!(from = request.from, %reason, "refused a raft rpc");
-            return error_reply(reason);
+            return Ok(Response::new(error_reply(reason)));
         }
         let rpc: Req = match decode(&request.payload) {
             Ok(rpc) => rpc,
-            Err(e) => return error_reply(format!("undecodable request: {e}")),
+            Err(e) => {
+                return Ok(Response::new(error_reply(format!(
+                    "undecodable request: {e}"
+                ))))
+            }
         };
+        self.check_sender(name, request.from, &addr, |last| brings_news(&rpc, last))?;
+        Ok(Response::new(self.run(rpc, handle).await))
+    }
+
+    async fn run<Req, Resp, Fut>(
+        &self,
+        rpc: Req,
+        handle: impl FnOnce(Raft, Req) -> Fut,
+    ) -> RaftReply
+    where
+        Resp: Serialize,
+        Fut: std::future::Future<Output = Result<Resp, String>>,
+    {
         match handle(self.raft.clone(), rpc).await {
             Ok(response) => match encode(&response) {
                 Ok(payload) => RaftReply {
@@ -115,6 +233,7 @@ impl RaftService {
     /// Receives a streamed snapshot and installs it.
     async fn receive_snapshot(
         &self,
+        addr: String,
         mut stream: Streaming<SnapshotChunk>,
     ) -> Result<RaftReply, Status> {
         let mut header: Option<(Vote, SnapshotMeta)> = None;
@@ -138,6 +257,10 @@ impl RaftService {
                     Ok(meta) => meta,
                     Err(e) => return Ok(error_reply(format!("undecodable metadata: {e}"))),
                 };
+                let newer = meta.last_log_id.map(|id| id.index);
+                self.check_sender("install_snapshot", chunk.from, &addr, |last| {
+                    past(newer, last)
+                })?;
                 tracing::info!(from = chunk.from, last_log_id = ?meta.last_log_id, "receiving a snapshot");
                 header = Some((vote, meta));
             }
@@ -188,51 +311,65 @@ impl raft_server::Raft for RaftService {
         &self,
         request: Request<RaftRequest>,
     ) -> Result<Response<RaftReply>, Status> {
-        let reply = self
-            .answer(request.into_inner(), |raft, rpc| async move {
-                raft.append_entries(rpc).await.map_err(|e| e.to_string())
-            })
-            .await;
-        Ok(Response::new(reply))
+        self.answer(
+            "append_entries",
+            request,
+            |rpc: &AppendEntriesRequest, last| {
+                let newest = rpc
+                    .entries
+                    .last()
+                    .map(|e| e.log_id.index)
+                    .or(rpc.prev_log_id.map(|id| id.index));
+                past(newest, last)
+            },
+            |raft, rpc| async move { raft.append_entries(rpc).await.map_err(|e| e.to_string()) },
+        )
+        .await
     }
 
     async fn vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-        let reply = self
-            .answer(request.into_inner(), |raft, rpc| async move {
-                raft.vote(rpc).await.map_err(|e| e.to_string())
-            })
-            .await;
-        Ok(Response::new(reply))
+        self.answer(
+            "vote",
+            request,
+            |_: &VoteRequest, _| false,
+            |raft, rpc| async move { raft.vote(rpc).await.map_err(|e| e.to_string()) },
+        )
+        .await
     }
 
     async fn pre_vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-        let reply = self
-            .answer(request.into_inner(), |raft, rpc| async move {
-                raft.pre_vote(rpc).await.map_err(|e| e.to_string())
-            })
-            .await;
-        Ok(Response::new(reply))
+        self.answer(
+            "pre_vote",
+            request,
+            |_: &VoteRequest, _| false,
+            |raft, rpc| async move { raft.pre_vote(rpc).await.map_err(|e| e.to_string()) },
+        )
+        .await
     }
 
     async fn transfer_leader(
         &self,
         request: Request<RaftRequest>,
     ) -> Result<Response<RaftReply>, Status> {
-        let reply = self
-            .answer(request.into_inner(), |raft, rpc| async move {
+        self.answer(
+            "transfer_leader",
+            request,
+            |_: &TransferLeaderRequest, _| false,
+            |raft, rpc| async move {
                 raft.handle_transfer_leader(rpc)
                     .await
                     .map_err(|e| e.to_string())
-            })
-            .await;
-        Ok(Response::new(reply))
+            },
+        )
+        .await
     }
 
     async fn install_snapshot(
         &self,
         request: Request<Streaming<SnapshotChunk>>,
     ) -> Result<Response<RaftReply>, Status> {
-        self.receive_snapshot(request.into_inner())
+        let addr = caller(&request);
+        self.receive_snapshot(addr, request.into_inner())
             .await
             .map(Response::new)
     }
@@ -250,5 +387,31 @@ mod tests {
         assert!(other_cell.contains("'cell-b'"), "{other_cell}");
         let other_id = refusal(2, "cellkv", "cellkv", 3).expect("refused");
         assert!(other_id.contains("not node 3"), "{other_id}");
+    }
+
+    #[test]
+    fn only_members_are_admitted_but_a_joining_node_can_be_reached() {
+        // (from, is_member, pristine, listed, brings_news)
+        assert!(admits(2, true, false, false, false), "a member");
+        assert!(
+            !admits(9, false, false, true, false),
+            "listed but not a member any more"
+        );
+        assert!(!admits(9, false, false, false, false), "a stranger");
+        assert!(
+            admits(1, false, true, true, false),
+            "pristine: the listed former"
+        );
+        assert!(
+            !admits(9, false, true, false, false),
+            "pristine: an unlisted caller"
+        );
+        assert!(
+            admits(4, false, false, false, true),
+            "a leader this node lags behind"
+        );
+        assert!(!admits(0, true, true, true, true), "no sender id");
+        assert!(past(Some(5), Some(4)) && past(Some(1), None));
+        assert!(!past(Some(4), Some(4)) && !past(None, Some(4)) && !past(None, None));
     }
 }

@@ -186,6 +186,8 @@ pub struct RaftSettings {
     /// Also build a snapshot this often if anything was applied since the last one
     /// (zero disables the timer).
     pub snapshot_interval: Duration,
+    /// Node-to-node mutual TLS (`tls-replication yes`); `None` = plain gRPC.
+    pub peer_tls: Option<crate::tls::PeerTls>,
     /// Where apply's events go (blocked clients, pub/sub); `None` drops them.
     pub events: Option<EventSink>,
 }
@@ -241,6 +243,8 @@ pub struct RaftHandle {
     node_id: NodeId,
     cluster_name: String,
     channels: PeerChannels,
+    peer_tls: Option<crate::tls::PeerTls>,
+    configured_peers: Vec<NodeId>,
     stats: Arc<SnapshotStats>,
     ever_members: state_machine::EverMembers,
     snapshot_timer: Option<tokio::task::JoinHandle<()>>,
@@ -287,7 +291,28 @@ impl RaftHandle {
 
     /// The `Raft` gRPC service answering peers for this node.
     pub fn service(&self) -> grpc::RaftService {
-        grpc::RaftService::new(self.raft.clone(), self.node_id, &self.cluster_name)
+        grpc::RaftService::new(
+            self.raft.clone(),
+            self.node_id,
+            &self.cluster_name,
+            self.configured_peers.clone(),
+        )
+    }
+
+    /// Node-to-node TLS, when `tls-replication` is on.
+    pub fn peer_tls(&self) -> Option<&crate::tls::PeerTls> {
+        self.peer_tls.as_ref()
+    }
+
+    /// Why a call from node `from` is refused, if it is: see [`grpc::sender_refusal`].
+    pub fn sender_refusal(&self, from: NodeId) -> Option<String> {
+        grpc::sender_refusal(
+            &self.raft,
+            self.node_id,
+            &self.configured_peers,
+            from,
+            |_| false,
+        )
     }
 
     /// Snapshot counters for INFO: built, installed, last index, size.
@@ -390,7 +415,7 @@ where
     let state_machine = KeyspaceStateMachine::open(keyspace, snapshots, settings.events.clone())?;
     let stats = state_machine.stats();
     let ever_members = state_machine.ever_members();
-    let channels = PeerChannels::default();
+    let channels = PeerChannels::new(settings.peer_tls.clone());
     let network = GrpcNetwork::new(settings.node_id, &settings.cluster_name, channels.clone());
     let raft = Raft::new(settings.node_id, config, network, log_store, state_machine).await?;
     form_cell(&raft, &settings).await?;
@@ -402,6 +427,8 @@ where
         node_id: settings.node_id,
         cluster_name: settings.cluster_name,
         channels,
+        configured_peers: settings.peers.keys().copied().collect(),
+        peer_tls: settings.peer_tls,
         stats,
         ever_members,
         snapshot_timer,

@@ -17,6 +17,10 @@
 //! Channels connect lazily and reconnect by themselves after a failure (tonic's channel
 //! re-dials on the next call), so a restarted peer is reached again without any bookkeeping
 //! here. A one-member cell uses the same network and simply never calls it.
+//!
+//! With `tls-replication yes` every channel is TLS (`https://`): the peer's certificate must
+//! be signed by the CA and name the host of its address in the membership, and this node
+//! presents its own certificate, which the peer checks the same way.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -60,6 +64,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 #[derive(Clone, Default)]
 pub struct PeerChannels {
     inner: Arc<Mutex<HashMap<NodeId, (String, Channel)>>>,
+    tls: Option<crate::tls::PeerTls>,
 }
 
 impl std::fmt::Debug for PeerChannels {
@@ -77,6 +82,30 @@ impl std::fmt::Debug for PeerChannels {
 }
 
 impl PeerChannels {
+    /// An empty cache; with `tls`, every channel is mutual TLS.
+    pub fn new(tls: Option<crate::tls::PeerTls>) -> PeerChannels {
+        PeerChannels {
+            inner: Arc::default(),
+            tls,
+        }
+    }
+
+    /// The endpoint for `addr`: plain, or TLS with this node's identity.
+    fn endpoint(&self, id: NodeId, addr: &str) -> Result<Endpoint, String> {
+        let invalid =
+            |e: tonic::transport::Error| format!("node {id} has an invalid address '{addr}': {e}");
+        match &self.tls {
+            None => Endpoint::from_shared(format!("http://{addr}")).map_err(invalid),
+            #[cfg(not(madsim))]
+            Some(tls) => Endpoint::from_shared(format!("https://{addr}"))
+                .map_err(invalid)?
+                .tls_config(tls.client.clone())
+                .map_err(|e| format!("TLS settings for node {id}: {e}")),
+            #[cfg(madsim)]
+            Some(tls) => match *tls {},
+        }
+    }
+
     /// The channel to node `id` at `addr` (`HOST:PORT`). A node whose address changed gets a
     /// new channel; the old one closes when its last user drops it.
     pub fn channel(&self, id: NodeId, addr: &str) -> Result<Channel, String> {
@@ -89,8 +118,8 @@ impl PeerChannels {
                 return Ok(channel.clone());
             }
         }
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| format!("node {id} has an invalid address '{addr}': {e}"))?
+        let endpoint = self
+            .endpoint(id, addr)?
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             // A peer that vanished without closing its connections (power loss, partition)

@@ -26,6 +26,7 @@ fn settings(
         cluster_name: "cellkv".to_string(),
         snapshot_entries,
         snapshot_interval,
+        peer_tls: None,
         events: None,
     }
 }

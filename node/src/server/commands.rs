@@ -360,7 +360,15 @@ fn config_values(session: &Session) -> Vec<(&'static str, String)> {
     let config = &node.config;
     let runtime = node.runtime.read().clone();
     let mut values = vec![
-        ("port", node.resp_addr.port().to_string()),
+        (
+            "port",
+            if config.plain_port_enabled() {
+                node.resp_addr.port()
+            } else {
+                0
+            }
+            .to_string(),
+        ),
         ("bind", config.bind.clone()),
         ("dir", config.dir.display().to_string()),
         ("databases", DATABASES.to_string()),
@@ -405,7 +413,25 @@ fn config_values(session: &Session) -> Vec<(&'static str, String)> {
             "client-query-buffer-limit",
             runtime.client_query_buffer_limit.to_string(),
         ),
-        ("protected-mode", "yes".into()),
+        (
+            "protected-mode",
+            if runtime.protected_mode { "yes" } else { "no" }.into(),
+        ),
+        (
+            "tls-port",
+            node.tls_addr.map_or(0, |a| a.port()).to_string(),
+        ),
+        ("tls-cert-file", path_value(config.tls.cert_file.as_deref())),
+        ("tls-key-file", path_value(config.tls.key_file.as_deref())),
+        (
+            "tls-ca-cert-file",
+            path_value(config.tls.ca_cert_file.as_deref()),
+        ),
+        ("tls-auth-clients", config.tls.auth_clients.name().into()),
+        (
+            "tls-replication",
+            if config.tls.replication { "yes" } else { "no" }.into(),
+        ),
         ("requirepass", super::security::requirepass_value(node)),
         (
             "aclfile",
@@ -428,6 +454,11 @@ fn config_values(session: &Session) -> Vec<(&'static str, String)> {
     // Replicated: the cell's values, whichever node answers.
     values.extend(node.keyspace.read().memory().config_values());
     values
+}
+
+/// A file option's value for `CONFIG GET`: its path, or empty.
+fn path_value(path: Option<&std::path::Path>) -> String {
+    path.map(|p| p.display().to_string()).unwrap_or_default()
 }
 
 /// CONFIG GET parameter [parameter ...]
@@ -506,6 +537,11 @@ pub fn config_set(session: &mut Session, args: &[Bytes]) -> Result<Option<Op>, F
                     _ => return Err(fail("argument must be a memory value of at least 1mb")),
                 }
             }
+            "protected-mode" => match pair[1].to_ascii_lowercase().as_slice() {
+                b"yes" => next.protected_mode = true,
+                b"no" => next.protected_mode = false,
+                _ => return Err(fail("argument must be 'yes' or 'no'")),
+            },
             "slowlog-max-len" => match parse_i64(&pair[1]) {
                 Some(n) if n >= 0 => next.slowlog_max_len = n as usize,
                 _ => return Err(fail("argument couldn't be parsed into an integer")),

@@ -9,12 +9,16 @@
 //! `MULTI` and `EXEC` (sent as one log entry), `WATCH` (which records the applied index),
 //! blocking pops (re-proposed when a key they wait on is written, see `blocking`), and a
 //! subscriber's messages, written between batches.
+//!
+//! The plain port and the TLS port serve the same sessions: a TLS connection is handshaken
+//! first (with a deadline, so a client that stalls the handshake cannot hold a slot), then
+//! runs the same loop over the decrypted stream.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::pubsub::{Delivery, OutputLimit};
@@ -24,19 +28,36 @@ use super::{clock, Node, Session};
 use crate::command::{self, flag, CommandSpec, Handler, Resolved};
 use crate::keyspace::{owned, rules_changed, Op, ReadCtx, Watch, BLOCKED};
 use crate::resp::{encode, Frame, RequestLimits, RequestParser};
+use crate::tls::Acceptor;
 
 /// Most messages written to a subscriber in one go, so one subscriber cannot hog its thread.
 const DELIVERY_BATCH: usize = 512;
 
-/// The socket halves and the unparsed input of one connection.
+/// Longest a TLS client may take to complete its handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A client's byte stream: a TCP socket, or a TLS session over one.
+pub trait ClientStream: AsyncRead + AsyncWrite + Send + Unpin {}
+
+impl<S: AsyncRead + AsyncWrite + Send + Unpin> ClientStream for S {}
+
+/// The stream halves and the unparsed input of one connection.
 struct Io {
-    reader: ReadHalf<TcpStream>,
-    writer: WriteHalf<TcpStream>,
+    reader: ReadHalf<Box<dyn ClientStream>>,
+    writer: WriteHalf<Box<dyn ClientStream>>,
     input: BytesMut,
 }
 
-/// Accepts connections until the node stops.
-pub async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
+/// What is known of a connection before its first command.
+struct Origin {
+    /// The client's address.
+    peer: std::net::SocketAddr,
+    /// Whether it came over TLS with a certificate the CA signed (`tls-auth-clients`).
+    verified_cert: bool,
+}
+
+/// Accepts connections until the node stops; with `tls`, each one is a TLS session.
+pub async fn accept_loop(node: Arc<Node>, listener: TcpListener, tls: Option<Acceptor>) {
     let mut shutdown = node.shutdown_signal();
     loop {
         let accepted = tokio::select! {
@@ -65,16 +86,75 @@ pub async fn accept_loop(node: Arc<Node>, listener: TcpListener) {
             continue;
         }
         let node = node.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            serve(node.clone(), stream, peer.to_string()).await;
+            let _ = stream.set_nodelay(true);
+            let local = stream
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            if let Some((stream, verified_cert)) = open(stream, tls, peer).await {
+                let origin = Origin {
+                    peer,
+                    verified_cert,
+                };
+                serve(node.clone(), stream, origin, local).await;
+            }
             node.connected.fetch_sub(1, Ordering::Relaxed);
         });
     }
 }
 
+/// The client's stream: the socket itself, or the TLS session once its handshake succeeded
+/// (with whether the client showed a certificate, which the acceptor has checked against
+/// the CA). `None` when the handshake failed or took too long.
+#[cfg(not(madsim))]
+async fn open(
+    stream: TcpStream,
+    tls: Option<Acceptor>,
+    peer: std::net::SocketAddr,
+) -> Option<(Box<dyn ClientStream>, bool)> {
+    let Some(acceptor) = tls else {
+        return Some((Box::new(stream), false));
+    };
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(session)) => {
+            let verified_cert = session.get_ref().1.peer_certificates().is_some();
+            Some((Box::new(session), verified_cert))
+        }
+        Ok(Err(e)) => {
+            // rustls's reasons name the protocol failure (no certificate, unknown CA), never
+            // key material.
+            tracing::info!(%peer, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::info!(%peer, "TLS handshake timed out");
+            None
+        }
+    }
+}
+
+/// The client's stream (simulated build: there is no TLS listener).
+#[cfg(madsim)]
+async fn open(
+    stream: TcpStream,
+    tls: Option<Acceptor>,
+    _peer: std::net::SocketAddr,
+) -> Option<(Box<dyn ClientStream>, bool)> {
+    if let Some(acceptor) = tls {
+        match acceptor {}
+    }
+    let _ = HANDSHAKE_TIMEOUT;
+    Some((Box::new(stream), false))
+}
+
 /// Writes and flushes: a real socket sends on write, but madsim's simulated one sends only on
 /// flush, so without it no reply would leave a node inside the simulation.
-async fn write_flush(writer: &mut WriteHalf<TcpStream>, bytes: &[u8]) -> std::io::Result<()> {
+async fn write_flush(
+    writer: &mut WriteHalf<Box<dyn ClientStream>>,
+    bytes: &[u8],
+) -> std::io::Result<()> {
     writer.write_all(bytes).await?;
     writer.flush().await
 }
@@ -86,15 +166,12 @@ async fn refuse(mut stream: TcpStream) {
     let _ = stream.flush().await;
 }
 
-async fn serve(node: Arc<Node>, stream: TcpStream, peer: String) {
-    let _ = stream.set_nodelay(true);
-    let local = stream
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+async fn serve(node: Arc<Node>, stream: Box<dyn ClientStream>, origin: Origin, local: String) {
+    let peer = origin.peer.to_string();
     let client = node.register(peer.clone(), local);
     let client_id = client.id;
     let mut session = Session::new(node.clone(), client);
+    session.trusted_origin = security::trusted_origin(&origin.peer, origin.verified_cert);
     let (reader, writer) = tokio::io::split(stream);
     let mut io = Io {
         reader,
@@ -641,6 +718,9 @@ impl Batch {
             );
             self.gone = true;
             return Ok(());
+        }
+        if let Some(denied) = security::protected_mode_gate(session) {
+            return Err(denied);
         }
         security::check(session, spec, args)
     }

@@ -130,11 +130,13 @@ impl fanout_server::Fanout for FanoutService {
         &self,
         request: Request<DeliverRequest>,
     ) -> Result<Response<DeliverReply>, Status> {
+        let addr = request.remote_addr();
         let request = request.into_inner();
         let me = self.node.config.node_id;
         if let Some(error) = refusal(me, self.node.raft.cluster_name(), &request.cluster, 0) {
             return Ok(Response::new(DeliverReply { error }));
         }
+        super::peers::admit_member(&self.node, "deliver", request.from, addr)?;
         for published in &request.messages {
             self.node
                 .pubsub

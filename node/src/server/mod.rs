@@ -64,6 +64,9 @@ pub enum StartError {
         /// Why (never a rule's text, which may hold a password).
         reason: String,
     },
+    /// The TLS files could not be read or do not fit together.
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// The RESP or node-to-node port could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -118,6 +121,8 @@ pub struct RuntimeSettings {
     pub client_query_buffer_limit: usize,
     /// `client-output-buffer-limit normal`: replies a client has not read yet.
     pub normal_output_limit: pubsub::OutputLimit,
+    /// `protected-mode`.
+    pub protected_mode: bool,
     /// The encoding thresholds (`hash-max-listpack-entries` and friends); every change is
     /// also published to the table `OBJECT ENCODING` reads.
     pub encoding: EncodingLimits,
@@ -137,8 +142,11 @@ pub struct Node {
     pub stats: Stats,
     /// Linearizable-read confirmations shared by all waiting readers.
     pub read_barrier: ReadBarrier,
-    /// The RESP address actually bound.
+    /// The RESP address actually bound: the plain port's, or the TLS port's when there is
+    /// no plain port.
     pub resp_addr: SocketAddr,
+    /// The RESP TLS address bound, when `tls-port` is set.
+    pub tls_addr: Option<SocketAddr>,
     /// Clients blocked on keys.
     pub blocked: Arc<blocking::BlockedClients>,
     /// This node's pub/sub subscriptions.
@@ -468,6 +476,8 @@ impl Server {
             path: config.dir.clone(),
             source,
         })?;
+        // Before anything listens: a bad certificate or key stops the node here.
+        let tls = crate::tls::load(&config.tls)?;
         #[cfg(feature = "fault-injection")]
         tokio::spawn(crate::fault::watch(config.dir.clone()));
         let raft_bind = format!("{}:{}", config.bind, config.raft_port);
@@ -500,6 +510,7 @@ impl Server {
             cluster_name: config.cluster_name.clone(),
             snapshot_entries: config.snapshot_entries,
             snapshot_interval: config.snapshot_interval,
+            peer_tls: tls.peers.clone(),
             events: Some(event_sink(
                 keyspace.clone(),
                 blocked.clone(),
@@ -513,16 +524,22 @@ impl Server {
         }
         tracing::info!(addr = %raft_local, node_id = config.node_id, "serving node-to-node gRPC");
 
-        let addr = format!("{}:{}", config.bind, config.port);
-        let listener = TcpListener::bind(&addr)
-            .await
-            .map_err(|source| StartError::Listen {
-                addr: addr.clone(),
-                source,
-            })?;
-        let resp_addr = listener
-            .local_addr()
-            .map_err(|source| StartError::Listen { addr, source })?;
+        let listener = match config.plain_port_enabled() {
+            true => Some(listen(&config.bind, config.port).await?),
+            false => None,
+        };
+        let tls_listener = match (config.tls.port, tls.resp.clone()) {
+            (Some(port), Some(acceptor)) => Some((listen(&config.bind, port).await?, acceptor)),
+            _ => None,
+        };
+        let tls_addr = tls_listener.as_ref().map(|((_, addr), _)| *addr);
+        let Some(resp_addr) = listener.as_ref().map(|(_, addr)| *addr).or(tls_addr) else {
+            return Err(StartError::Listen {
+                addr: config.bind.clone(),
+                source: std::io::Error::other("neither port nor tls-port is served"),
+            });
+        };
+        warn_if_exposed(&config);
         let (shutdown, _) = watch::channel(false);
         let peers = Arc::new(peers::Peers::new(
             config.node_id,
@@ -542,6 +559,7 @@ impl Server {
             timeout: config.timeout,
             client_query_buffer_limit: config.client_query_buffer_limit,
             normal_output_limit: pubsub::OutputLimit::NONE,
+            protected_mode: config.protected_mode,
             encoding: EncodingLimits::default(),
         };
         // A node restarted inside a long-lived process (the simulator) starts from the
@@ -555,6 +573,7 @@ impl Server {
             stats: Stats::default(),
             read_barrier,
             resp_addr,
+            tls_addr,
             blocked,
             pubsub,
             peers,
@@ -575,22 +594,42 @@ impl Server {
             shutdown,
             leader: AtomicBool::new(false),
         });
-        tracing::info!(addr = %resp_addr, node_id = node.config.node_id, "serving RESP");
-        let tasks = vec![
-            tokio::spawn(conn::accept_loop(node.clone(), listener)),
+        let mut tasks = Vec::new();
+        if let Some((listener, addr)) = listener {
+            tracing::info!(%addr, node_id = node.config.node_id, "serving RESP");
+            tasks.push(tokio::spawn(conn::accept_loop(
+                node.clone(),
+                listener,
+                None,
+            )));
+        }
+        if let Some(((listener, addr), acceptor)) = tls_listener {
+            tracing::info!(%addr, node_id = node.config.node_id, "serving RESP over TLS");
+            tasks.push(tokio::spawn(conn::accept_loop(
+                node.clone(),
+                listener,
+                Some(acceptor),
+            )));
+        }
+        tasks.extend([
             tokio::spawn(expiry::run(node.clone())),
             tokio::spawn(eviction::run(node.clone())),
             tokio::spawn(watch_leadership(node.clone())),
             tokio::spawn(peers::serve(node.clone(), raft_listener)),
             tokio::spawn(peers::probe_loop(node.clone())),
             tokio::spawn(security::load_at_start(node.clone(), startup_users)),
-        ];
+        ]);
         Ok(Server { node, tasks })
     }
 
-    /// The bound RESP address.
+    /// The bound RESP address (the TLS one when there is no plain port).
     pub fn resp_addr(&self) -> SocketAddr {
         self.node.resp_addr
+    }
+
+    /// The bound RESP TLS address, when `tls-port` is set.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.node.tls_addr
     }
 
     /// Waits until something asks the node to stop (SHUTDOWN, or `request_shutdown`).
@@ -612,6 +651,47 @@ impl Server {
         if let Err(e) = self.node.raft.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
         }
+    }
+}
+
+/// Binds a RESP listener on `bind:port`; returns it with the address bound.
+async fn listen(bind: &str, port: u16) -> Result<(TcpListener, SocketAddr), StartError> {
+    let addr = format!("{bind}:{port}");
+    let listener = TcpListener::bind(&addr)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: addr.clone(),
+            source,
+        })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| StartError::Listen { addr, source })?;
+    Ok((listener, local))
+}
+
+/// Redis's start-up warning for a server reachable from other hosts that opens without a
+/// password: in protected mode those clients will be refused (`-DENIED`) until one is set.
+fn warn_if_exposed(config: &Config) {
+    let loopback = match config.bind.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => config.bind == "localhost",
+    };
+    if loopback || config.requirepass.is_some() || config.aclfile.is_some() {
+        return;
+    }
+    if config.protected_mode {
+        tracing::warn!(
+            bind = %config.bind,
+            "protected mode is on and the default user has no password: clients that are \
+             not on this host (or without a TLS client certificate) are refused with DENIED; \
+             set requirepass or an aclfile, or protected-mode no on a trusted network"
+        );
+    } else {
+        tracing::warn!(
+            bind = %config.bind,
+            "listening beyond loopback with protected-mode no and no password: anyone who \
+             reaches the port can read and change every key"
+        );
     }
 }
 

@@ -267,6 +267,10 @@ impl Peers {
             Ok(Err(status)) if never_sent(&status) => {
                 return Attempt::NotProposed(None, format!("node {target}: {}", status.message()))
             }
+            // Refused before anything was proposed: this node is not a member there.
+            Ok(Err(status)) if status.code() == tonic::Code::PermissionDenied => {
+                return Attempt::Refused(status.message().to_string())
+            }
             Ok(Err(status)) => {
                 return Attempt::Unknown(format!(
                     "node {target}: {:?}: {}",
@@ -423,6 +427,24 @@ fn never_sent(status: &tonic::Status) -> bool {
     .any(|m| message.contains(m))
 }
 
+/// Refuses (`PermissionDenied`) a call from a node that is not a member of this node's
+/// cell, logging the sender's id and address (see `raft::grpc`'s module documentation).
+pub fn admit_member(
+    node: &Node,
+    rpc: &'static str,
+    from: NodeId,
+    addr: Option<std::net::SocketAddr>,
+) -> Result<(), Status> {
+    match node.raft.sender_refusal(from) {
+        None => Ok(()),
+        Some(reason) => {
+            let addr = addr.map(|a| a.to_string()).unwrap_or_default();
+            tracing::warn!(from, %addr, rpc, "refused node-to-node traffic from a non-member");
+            Err(Status::permission_denied(reason))
+        }
+    }
+}
+
 /// Probes every member once a second until the node stops.
 pub async fn probe_loop(node: Arc<Node>) {
     let mut shutdown = node.shutdown_signal();
@@ -475,6 +497,7 @@ impl forward_server::Forward for NodeService {
         &self,
         request: Request<ForwardRequest>,
     ) -> Result<Response<ForwardReply>, Status> {
+        let addr = request.remote_addr();
         let request = request.into_inner();
         let refuse = |error: String| {
             Ok(Response::new(ForwardReply {
@@ -485,6 +508,7 @@ impl forward_server::Forward for NodeService {
         if let Some(reason) = self.refused(&request.cluster) {
             return refuse(reason);
         }
+        admit_member(&self.node, "forward", request.from, addr)?;
         let ops: Vec<Op> = match decode(&request.ops) {
             Ok(ops) => ops,
             Err(e) => return refuse(format!("undecodable writes: {e}")),
@@ -525,6 +549,7 @@ impl forward_server::Forward for NodeService {
         &self,
         request: Request<ReadIndexRequest>,
     ) -> Result<Response<ReadIndexReply>, Status> {
+        let addr = request.remote_addr();
         let request = request.into_inner();
         if let Some(error) = self.refused(&request.cluster) {
             return Ok(Response::new(ReadIndexReply {
@@ -532,6 +557,7 @@ impl forward_server::Forward for NodeService {
                 ..ReadIndexReply::default()
             }));
         }
+        admit_member(&self.node, "read_index", request.from, addr)?;
         if let Some((leader_id, leader_addr)) = self.leader_hint() {
             return Ok(Response::new(ReadIndexReply {
                 leader_id,
@@ -705,6 +731,21 @@ pub async fn bind(addr: &str) -> std::io::Result<(RaftListener, std::net::Socket
     Ok((parsed, parsed))
 }
 
+/// The gRPC server builder: with `tls-replication`, mutual TLS (the handshake refuses a peer
+/// without a certificate signed by the CA).
+fn server_builder(
+    tls: Option<&crate::tls::PeerTls>,
+) -> Result<tonic::transport::Server, tonic::transport::Error> {
+    let builder = tonic::transport::Server::builder();
+    match tls {
+        None => Ok(builder),
+        #[cfg(not(madsim))]
+        Some(tls) => builder.tls_config(tls.server.clone()),
+        #[cfg(madsim)]
+        Some(tls) => match *tls {},
+    }
+}
+
 /// Serves the `Raft`, `Forward`, `Admin` and `Fanout` services on `listener` until the node
 /// stops.
 pub async fn serve(node: Arc<Node>, listener: RaftListener) {
@@ -717,12 +758,19 @@ pub async fn serve(node: Arc<Node>, listener: RaftListener) {
         }
     };
     let service = Arc::new(NodeService { node: node.clone() });
+    let builder = match server_builder(node.raft.peer_tls()) {
+        Ok(builder) => builder,
+        Err(e) => {
+            tracing::error!(error = %e, "node-to-node TLS settings refused");
+            return;
+        }
+    };
     #[cfg(feature = "fault-injection")]
-    let mut builder = tonic::transport::Server::builder().layer(
-        tonic::service::interceptor::InterceptorLayer::new(crate::fault::refuse_when_isolated),
-    );
+    let mut builder = builder.layer(tonic::service::interceptor::InterceptorLayer::new(
+        crate::fault::refuse_when_isolated,
+    ));
     #[cfg(not(feature = "fault-injection"))]
-    let mut builder = tonic::transport::Server::builder();
+    let mut builder = builder;
     let router = builder
         .add_service(node.raft.service().into_server())
         .add_service(

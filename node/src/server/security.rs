@@ -1,7 +1,7 @@
 //! Who a connection is and what it may do: `AUTH`, the `-NOAUTH` gate, the per-command ACL
 //! check against the replicated users (`crate::acl`), the `ACL` commands, the node's
 //! `ACL LOG` of refusals, `CONFIG SET requirepass`, and loading `aclfile`/`requirepass` into
-//! the cell at start.
+//! the cell at start, and `protected-mode`.
 //!
 //! Checks run on the node that receives the command, against the users this node has
 //! applied; every change goes through the Raft log, so every node enforces the same rules
@@ -27,6 +27,8 @@ pub const NOAUTH: &str = "NOAUTH Authentication required.";
 pub const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 /// What a node answers while the users it was started with are not loaded yet.
 pub const LOADING: &str = "LOADING Redis is loading the dataset in memory";
+/// Redis's reply, before closing, to a client refused by `protected-mode`.
+pub const DENIED: &str = "DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.";
 /// Most entries `ACL LOG` keeps (Redis's `acllog-max-len` default).
 const ACL_LOG_MAX: usize = 128;
 /// Refusals this close together with the same reason, object and user are one entry.
@@ -134,6 +136,48 @@ pub fn refresh(session: &mut Session) -> bool {
         }
         None => false,
     }
+}
+
+/// Whether a client may be served even when nobody needs a password: it connects from this
+/// host (a loopback address, IPv4-mapped ones included), or over TLS with a certificate the
+/// CA signed (the handshake has proved who it is).
+pub fn trusted_origin(peer: &std::net::SocketAddr, verified_cert: bool) -> bool {
+    let loopback = match peer.ip() {
+        std::net::IpAddr::V4(ip) => ip.is_loopback(),
+        std::net::IpAddr::V6(ip) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    };
+    loopback || verified_cert
+}
+
+/// `protected-mode`, as Redis decides it: with the mode on and a default user that opens
+/// without a password, only trusted origins are served; everyone else gets `-DENIED`.
+pub fn protected_mode_denies(protected_mode: bool, auth_required: bool, trusted: bool) -> bool {
+    protected_mode && !auth_required && !trusted
+}
+
+/// The `protected-mode` gate of a connection's first command: `Some(-DENIED)` (and the
+/// connection closes after it) for a client protected mode refuses. Checked once the users
+/// are loaded, so a `requirepass` given at start counts. A connection that passed once is
+/// not checked again, as Redis decides once per connection.
+pub fn protected_mode_gate(session: &mut Session) -> Option<Frame> {
+    if session.trusted_origin {
+        return None;
+    }
+    let protected_mode = session.node.runtime.read().protected_mode;
+    let auth_required = session.node.keyspace.read().acl().auth_required();
+    if !protected_mode_denies(protected_mode, auth_required, false) {
+        session.trusted_origin = true;
+        return None;
+    }
+    tracing::info!(
+        client = session.client.id,
+        peer = %session.client.addr,
+        "refused a non-loopback client in protected mode"
+    );
+    session.close_after_reply = true;
+    Some(Frame::error(DENIED))
 }
 
 /// Waits (up to `cluster-wait-timeout`) until the users this node was started with are
@@ -612,4 +656,37 @@ pub async fn load_at_start(node: Arc<Node>, startup: Option<(String, Vec<acl::Us
     }
     tracing::info!("ACL users loaded");
     node.acl_ready.send_replace(true);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protected_mode_refuses_only_untrusted_clients_of_an_open_server() {
+        let remote: std::net::SocketAddr = "192.0.2.7:5000".parse().expect("addr");
+        let trusted = trusted_origin(&remote, false);
+        assert!(!trusted);
+        assert!(protected_mode_denies(true, false, trusted));
+        // A password for the default user, protected-mode off, or a verified certificate
+        // each let the client in.
+        assert!(!protected_mode_denies(true, true, trusted));
+        assert!(!protected_mode_denies(false, false, trusted));
+        assert!(!protected_mode_denies(
+            true,
+            false,
+            trusted_origin(&remote, true)
+        ));
+        for local in [
+            "127.0.0.1:1",
+            "127.3.4.5:1",
+            "[::1]:1",
+            "[::ffff:127.0.0.1]:1",
+        ] {
+            let addr: std::net::SocketAddr = local.parse().expect("addr");
+            assert!(trusted_origin(&addr, false), "{local}");
+        }
+        let mapped: std::net::SocketAddr = "[::ffff:192.0.2.7]:1".parse().expect("addr");
+        assert!(!trusted_origin(&mapped, false));
+    }
 }

@@ -164,6 +164,9 @@ pub struct Session {
     pub acl: super::security::AclSession,
     /// The commands the node runs, once this connection sent `MONITOR`.
     pub monitor: Option<tokio::sync::mpsc::Receiver<Bytes>>,
+    /// Whether `protected-mode` lets it in whatever the users are: a loopback client or a
+    /// verified TLS certificate (set by the listener), or a connection that passed the gate.
+    pub trusted_origin: bool,
 }
 
 /// A transaction being queued.
@@ -195,6 +198,7 @@ impl Session {
             no_touch: false,
             acl: super::security::AclSession::default(),
             monitor: None,
+            trusted_origin: false,
         }
     }
 

@@ -83,6 +83,11 @@ impl Cell {
         }
     }
 
+    /// The Raft (node-to-node) port of member `id`.
+    pub(crate) fn raft_port(&self, id: u64) -> u16 {
+        self.raft_ports[&id]
+    }
+
     pub(crate) fn con(&self, id: u64) -> redis::Connection {
         self.nodes[&id].must_connect()
     }

@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 /// A running `cellkv` process.
 pub struct NodeProcess {
     child: Child,
-    /// The RESP port it listens on.
+    /// The RESP port it listens on (its TLS port when it serves TLS only).
     pub port: u16,
+    /// Its RESP TLS port, when started with `--tls-port`.
+    pub tls_port: Option<u16>,
     /// Its data directory.
     pub dir: PathBuf,
 }
@@ -131,8 +133,15 @@ fn must_spawn(dir: &Path, args: &[&str]) -> NodeProcess {
         .append(true)
         .open(dir.join("cellkv.log"))
         .expect("log file");
+    // A test that picks its own `--port` (clap takes a flag once) replaces the default.
+    let default_port: &[&str] = if args.contains(&"--port") {
+        &[]
+    } else {
+        &["--port", "0"]
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_cellkv"))
-        .args(["--port", "0", "--bind", "127.0.0.1", "--log-level", "info"])
+        .args(default_port)
+        .args(["--bind", "127.0.0.1", "--log-level", "info"])
         .arg("--dir")
         .arg(dir)
         .args(args)
@@ -143,9 +152,13 @@ fn must_spawn(dir: &Path, args: &[&str]) -> NodeProcess {
         .expect("spawn cellkv");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
+    let mut tls_port = None;
     let port = loop {
         match lines.next() {
             Some(Ok(line)) => {
+                if let Some(addr) = line.strip_prefix("cellkv tls ready on ") {
+                    tls_port = addr.rsplit(':').next().and_then(|p| p.parse().ok());
+                }
                 if let Some(addr) = line.strip_prefix("cellkv ready on ") {
                     let port = addr.rsplit(':').next().and_then(|p| p.parse().ok());
                     break port.expect("port in ready line");
@@ -163,6 +176,7 @@ fn must_spawn(dir: &Path, args: &[&str]) -> NodeProcess {
     NodeProcess {
         child,
         port,
+        tls_port,
         dir: dir.to_path_buf(),
     }
 }

@@ -125,3 +125,50 @@ fn redis_cli_reads_commands_from_stdin() {
     );
     assert_eq!(text, "3\na\nb\nc\n1\nf\nv\n");
 }
+
+/// `redis-cli --tls` with the CA and a client certificate works against the TLS port; without
+/// a certificate it is refused (`tls-auth-clients yes`).
+#[test]
+fn redis_cli_connects_over_tls() {
+    let pki = crate::tls::TestPki::must_create();
+    let mut flags = pki.node_flags();
+    flags.extend(["--tls-port".to_string(), "0".to_string()]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let (node, _dir) = must_start(&flags);
+    let tls_port = node.tls_port.expect("TLS port").to_string();
+    let path = |name: &str| pki.path(name).display().to_string();
+    let tls_cli = |with_cert: bool, args: &[&str]| {
+        let mut command = Command::new(redis_cli());
+        command.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &tls_port,
+            "--tls",
+            "--cacert",
+            &path("ca.crt"),
+        ]);
+        if with_cert {
+            command.args(["--cert", &path("client.crt"), "--key", &path("client.key")]);
+        }
+        command.args(args).output().expect("run redis-cli")
+    };
+    let out = tls_cli(true, &["SET", "tls:cli", "hello"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK", "{out:?}");
+    let out = tls_cli(true, &["GET", "tls:cli"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "hello",
+        "{out:?}"
+    );
+    let out = tls_cli(false, &["GET", "tls:cli"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !text.contains("hello"),
+        "served without a certificate: {text}"
+    );
+}
