@@ -166,7 +166,7 @@ pub fn keys(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
             .range_from(0)
             .filter(|(_, _, e)| !e.is_expired(ctx.now_ms))
             .filter(|(_, k, _)| all || glob::matches(pattern, k, false))
-            .map(|(_, k, _)| Frame::Bulk(k.clone()))
+            .map(|(_, k, _)| Frame::Bulk(k.to_bytes()))
             .collect(),
     )
 }
@@ -225,7 +225,7 @@ pub fn scan(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
         {
             continue;
         }
-        found.push(Frame::Bulk(key.clone()));
+        found.push(Frame::Bulk(key.to_bytes()));
     }
     Frame::Array(vec![
         Frame::bulk(next_cursor.to_string()),
@@ -240,7 +240,7 @@ pub fn randomkey(ctx: &ReadCtx<'_>, _args: &[Bytes]) -> Frame {
     db.range_from(start)
         .chain(db.range_from(0))
         .find(|(_, _, e)| !e.is_expired(ctx.now_ms))
-        .map(|(_, k, _)| Frame::Bulk(k.clone()))
+        .map(|(_, k, _)| Frame::Bulk(k.to_bytes()))
         .unwrap_or(Frame::Null)
 }
 

@@ -9,12 +9,14 @@
 //! same on every replica.
 
 mod bits;
+mod compact;
 mod db;
 pub mod encoding;
 mod events;
 mod functions;
 mod generic;
 pub mod glob;
+mod hash_fields;
 mod hashes;
 mod lists;
 mod lua_libs;
@@ -29,8 +31,10 @@ mod strings;
 mod transaction;
 mod zsets;
 
+pub use compact::CompactBytes;
 pub use db::{slot_of, Db};
 pub use events::{Event, EventSink, BLOCKED};
+pub use hash_fields::HashFields;
 pub use request::{AclOp, Args, Op, Request, Watch};
 pub use snapshot::SnapshotError;
 pub use sorted_set::{Score, SortedSet};
@@ -68,12 +72,13 @@ pub type SharedKeyspace = Arc<parking_lot::RwLock<Keyspace>>;
 /// Collection elements must be owned copies ([`owned`]), never slices of a request.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Value {
-    /// A string (also integers and floats, as in Redis).
-    Str(Bytes),
+    /// A string (also integers and floats, as in Redis); an owned copy, never a view into
+    /// a request.
+    Str(CompactBytes),
     /// A list; never empty while stored.
     List(Box<imbl::Vector<Bytes>>),
     /// A hash of field to value, in field order; never empty while stored.
-    Hash(Box<imbl::OrdMap<Bytes, Bytes>>),
+    Hash(Box<HashFields>),
     /// A set, in member order; never empty while stored.
     Set(Box<imbl::OrdSet<Bytes>>),
     /// A sorted set; never empty while stored.
@@ -81,6 +86,11 @@ pub enum Value {
 }
 
 impl Value {
+    /// A string value holding a copy of `bytes`.
+    pub fn string(bytes: &[u8]) -> Value {
+        Value::Str(CompactBytes::copy(bytes))
+    }
+
     /// The name `TYPE` reports.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -595,22 +605,19 @@ impl WriteCtx<'_> {
 
     /// Stores `value` under `key` with the given expiry.
     ///
-    /// Key and value are copied into their own allocations: arguments are slices of a
-    /// connection's read buffer, and keeping one would pin the whole buffer in memory for
-    /// as long as the key lives (and share one reference count between threads).
+    /// The key is copied into storage of its own: arguments are slices of a connection's
+    /// read buffer, and keeping one would pin the whole buffer in memory for as long as the
+    /// key lives (and share one reference count between threads). A string value is such a
+    /// copy already ([`CompactBytes`]).
     pub fn set(&mut self, key: &Bytes, value: Value, expires_at: Option<u64>) {
         let now_ms = self.now_ms;
-        let value = match value {
-            Value::Str(s) => Value::Str(Bytes::copy_from_slice(&s)),
-            other => other,
-        };
         if value.can_unblock() {
             self.keyspace.events.push(Event::Ready {
                 db: self.db,
                 key: key.clone(),
             });
         }
-        let key = Bytes::copy_from_slice(key);
+        let key = CompactBytes::copy(key);
         let version = self.index;
         self.db_mut()
             .insert(key, Entry::new(value, expires_at, now_ms, version));
@@ -662,7 +669,7 @@ impl WriteCtx<'_> {
             });
         }
         if let Some(target) = self.keyspace.dbs.get_mut(db as usize) {
-            target.insert(owned(key), entry);
+            target.insert(CompactBytes::copy(key), entry);
         }
     }
 

@@ -186,7 +186,7 @@ fn choose_victims(
                 .range_from(start)
                 .chain(database.range_from(0))
                 .take(samples)
-                .map(|(_, k, e)| (k.clone(), e))
+                .map(|(_, k, e)| (k.to_bytes(), e))
                 .collect();
             if database.volatile_len() > 0 {
                 for (key, _) in database.sample_volatile(start, samples) {
