@@ -3,7 +3,9 @@
 //!
 //! The ordered map holds only `(slot, pointer)` pairs: its nodes stay small, so a lookup is
 //! a few cache lines of integer comparisons and an insert moves little memory. Keys whose
-//! hashes collide share one bucket.
+//! hashes collide share one bucket. A bucket of one short key with a short string value is
+//! a single 80-byte allocation: key and value in place ([`CompactBytes`]), an 8-byte expiry,
+//! and a shared pointer with one reference count and no weak count.
 //!
 //! For `WATCH`, every entry carries the log index of its last change, and deletions leave a
 //! tombstone (slot → index) so that a watched key that disappeared is noticed too. Tombstones
@@ -11,10 +13,11 @@
 //! makes older watches abort (a conservative answer, never a wrong one). Both are replicated
 //! state, kept in snapshots, so every replica decides an `EXEC` the same way.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use imbl::OrdMap;
+// Without the weak count std's Arc carries: one word less per key, which keeps a short
+// key's bucket within an 80-byte allocation.
+use triomphe::Arc;
 
 use super::memory::{entry_size, ACCOUNTING_SAMPLES};
 use super::{CompactBytes, Entry};
@@ -135,7 +138,7 @@ impl Db {
                 continue;
             };
             for (name, entry) in bucket.items() {
-                if let Some(at) = entry.expires_at {
+                if let Some(at) = entry.expires_at() {
                     sample.push((name.to_bytes(), at));
                 }
             }
@@ -152,7 +155,7 @@ impl Db {
         match self.get_any(name) {
             Some(entry) => {
                 let expired_meanwhile = entry
-                    .expires_at
+                    .expires_at()
                     .is_some_and(|at| at > watched_at_ms && at <= now_ms);
                 entry.version > since || expired_meanwhile
             }
@@ -221,7 +224,7 @@ impl Db {
         self.settle();
         self.used += entry_size(&name, &entry, ACCOUNTING_SAMPLES);
         let slot = slot_of(&name);
-        let new_volatile = entry.expires_at.is_some();
+        let new_volatile = entry.expires_at().is_some();
         let old_volatile = match self.slots.get_mut(&slot) {
             None => {
                 self.slots
@@ -240,7 +243,7 @@ impl Db {
                 };
                 match existing {
                     Some(slot_entry) => {
-                        let was = slot_entry.expires_at.is_some();
+                        let was = slot_entry.expires_at().is_some();
                         let old = entry_size(&name, slot_entry, ACCOUNTING_SAMPLES);
                         self.used = self.used.saturating_sub(old);
                         *slot_entry = entry;
@@ -287,9 +290,9 @@ impl Db {
                 .map(|(_, e)| e),
         }
         .map(|entry| {
-            let was = entry.expires_at.is_some();
+            let was = entry.expires_at().is_some();
             let before = entry_size(name, entry, ACCOUNTING_SAMPLES);
-            entry.expires_at = expires_at;
+            entry.set_expires_at(expires_at);
             entry.access.set_time(written_at);
             entry.version = version;
             let after = entry_size(name, entry, ACCOUNTING_SAMPLES);
@@ -334,7 +337,7 @@ impl Db {
         self.used = self
             .used
             .saturating_sub(entry_size(name, &removed, ACCOUNTING_SAMPLES));
-        self.track_volatile(slot, removed.expires_at.is_some(), false);
+        self.track_volatile(slot, removed.expires_at().is_some(), false);
         self.bury(slot, index);
         Some(removed)
     }
@@ -393,11 +396,12 @@ mod tests {
     #[test]
     fn a_key_and_its_entry_fit_one_small_allocation() {
         // Short keys and values live in place, and the whole bucket (with the shared
-        // pointer's two counts) stays within a 96-byte allocation, as memory::KEY_OVERHEAD
+        // pointer's count) stays within an 80-byte allocation, as memory::KEY_OVERHEAD
         // assumes.
         assert_eq!(std::mem::size_of::<CompactBytes>(), 24);
         assert_eq!(std::mem::size_of::<Value>(), 24);
-        assert!(std::mem::size_of::<Bucket>() + 16 <= 96);
+        assert_eq!(std::mem::size_of::<Entry>(), 48);
+        assert!(std::mem::size_of::<Bucket>() + 8 <= 80);
         assert!(CompactBytes::copy(b"key:0000001").is_inline());
     }
 
@@ -412,7 +416,7 @@ mod tests {
         assert_eq!((db.len(), db.volatile_len()), (2, 0));
         db.insert(key("a"), entry("5", Some(5)));
         assert_eq!(db.sample_volatile(0, 10), vec![(Bytes::from("a"), 5)]);
-        assert_eq!(db.remove(b"a", 1).map(|e| e.expires_at), Some(Some(5)));
+        assert_eq!(db.remove(b"a", 1).map(|e| e.expires_at()), Some(Some(5)));
         assert_eq!((db.len(), db.volatile_len()), (1, 0));
         assert!(db.remove(b"a", 1).is_none());
         assert!(db.get(b"b", 0).is_some());
@@ -512,7 +516,7 @@ mod tests {
         db.keys += 1;
         let seen: Vec<_> = db.range_from(0).map(|(_, k, _)| k.clone()).collect();
         assert_eq!(seen, vec![key("x"), key("y")]);
-        assert_eq!(db.remove(b"x", 1).map(|e| e.expires_at), Some(Some(7)));
+        assert_eq!(db.remove(b"x", 1).map(|e| e.expires_at()), Some(Some(7)));
         assert_eq!((db.len(), db.volatile_len()), (1, 0));
         assert!(matches!(
             db.slots.get(&slot).map(|b| &**b),

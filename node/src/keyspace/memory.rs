@@ -389,10 +389,10 @@ impl PartialEq for Access {
 }
 
 /// Bytes one key costs besides what its name and value hold on the heap: the shared bucket
-/// (one 96-byte allocation with the name and value in place when short, see `db.rs`) and its
+/// (one 80-byte allocation with the name and value in place when short, see `db.rs`) and its
 /// share of the ordered slot map's nodes. Calibrated against the resident size a keyspace of
 /// a million short string keys takes (docs/benchmarks.md).
-pub const KEY_OVERHEAD: u64 = 144;
+pub const KEY_OVERHEAD: u64 = 128;
 /// Bytes an expiry adds (the volatile index).
 pub const EXPIRY_OVERHEAD: u64 = 24;
 /// Bytes a collection's own header costs (the boxed persistent structure).
@@ -423,7 +423,7 @@ fn compact_size(len: usize) -> u64 {
 pub fn entry_size(name: &[u8], entry: &Entry, samples: usize) -> u64 {
     let fixed = KEY_OVERHEAD
         + compact_size(name.len())
-        + if entry.expires_at.is_some() {
+        + if entry.expires_at().is_some() {
             EXPIRY_OVERHEAD
         } else {
             0

@@ -39,6 +39,7 @@ pub use request::{AclOp, Args, Op, Request, Watch};
 pub use snapshot::SnapshotError;
 pub use sorted_set::{Score, SortedSet};
 
+use std::num::NonZeroU64;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -130,8 +131,9 @@ pub fn owned(bytes: &Bytes) -> Bytes {
 pub struct Entry {
     /// The value.
     pub value: Value,
-    /// Absolute expiry in ms since the epoch, if any.
-    pub expires_at: Option<u64>,
+    /// Absolute expiry in ms since the epoch, if any: the niche of `NonZeroU64` keeps it
+    /// to 8 bytes (see [`Entry::expires_at`]).
+    expires: Option<NonZeroU64>,
     /// Last access and access frequency on this node (`OBJECT IDLETIME|FREQ`, eviction
     /// ranking): local metadata, not replicated (see `memory::Access`).
     pub access: memory::Access,
@@ -142,16 +144,29 @@ pub struct Entry {
 impl Entry {
     /// An entry written at `now_ms` by log entry `version`.
     pub fn new(value: Value, expires_at: Option<u64>, now_ms: u64, version: u64) -> Entry {
-        Entry {
+        let mut entry = Entry {
             value,
-            expires_at,
+            expires: None,
             access: memory::Access::new(now_ms),
             version,
-        }
+        };
+        entry.set_expires_at(expires_at);
+        entry
+    }
+
+    /// Absolute expiry in ms since the epoch, if any.
+    pub fn expires_at(&self) -> Option<u64> {
+        self.expires.map(NonZeroU64::get)
+    }
+
+    /// Sets or clears the expiry. A deadline of 0 is stored as 1 ms: both are long past,
+    /// and 0 has no representation of its own.
+    pub fn set_expires_at(&mut self, at: Option<u64>) {
+        self.expires = at.and_then(|at| NonZeroU64::new(at.max(1)));
     }
 
     pub(crate) fn is_expired(&self, now_ms: u64) -> bool {
-        self.expires_at.is_some_and(|at| at <= now_ms)
+        self.expires_at().is_some_and(|at| at <= now_ms)
     }
 }
 
@@ -395,7 +410,7 @@ impl Keyspace {
                     // allowing it since (its TTL removed, the rules changed) stays.
                     let allowed = target
                         .get_any(name)
-                        .is_some_and(|e| self.memory.may_evict(name, e.expires_at.is_some()));
+                        .is_some_and(|e| self.memory.may_evict(name, e.expires_at().is_some()));
                     if allowed {
                         target.remove(name, index);
                         evicted += 1;
@@ -625,7 +640,7 @@ impl WriteCtx<'_> {
 
     /// Replaces the value, keeping the key's expiry.
     pub fn set_keep_ttl(&mut self, key: &Bytes, value: Value) {
-        let expires_at = self.get(key).and_then(|e| e.expires_at);
+        let expires_at = self.get(key).and_then(|e| e.expires_at());
         self.set(key, value, expires_at);
     }
 
@@ -868,7 +883,7 @@ pub(crate) mod tests {
         let b = ks
             .db(0)
             .and_then(|d| d.get(&Bytes::from("b"), 5000))
-            .and_then(|e| e.expires_at);
+            .and_then(|e| e.expires_at());
         assert_eq!(b, Some(5500));
     }
 }

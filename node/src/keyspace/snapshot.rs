@@ -113,7 +113,7 @@ impl Keyspace {
                     db: index as u32,
                     key: key.clone(),
                     value: entry.value.clone(),
-                    expires_at: entry.expires_at,
+                    expires_at: entry.expires_at(),
                     // Access stamps are each node's own: a snapshot holds the replicated
                     // clock instead, so every replica writes the same bytes for one index.
                     written_at: self.clock_ms,
@@ -268,7 +268,7 @@ mod tests {
             .db(0)
             .and_then(|d| d.get(&Bytes::from("b"), 1500))
             .cloned();
-        assert_eq!(b.and_then(|e| e.expires_at), Some(6000));
+        assert_eq!(b.and_then(|e| e.expires_at()), Some(6000));
         assert_eq!(back.db(0).map(|d| d.volatile_len()), Some(1));
     }
 

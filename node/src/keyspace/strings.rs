@@ -171,9 +171,9 @@ pub fn set(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     let (exists, old_expiry, old) = match ctx.get(key) {
         None => (false, None, None),
         Some(entry) => match &entry.value {
-            Value::Str(s) => (true, entry.expires_at, opts.get.then(|| s.to_bytes())),
+            Value::Str(s) => (true, entry.expires_at(), opts.get.then(|| s.to_bytes())),
             _ if opts.get => return Frame::error(err::WRONGTYPE),
-            _ => (true, entry.expires_at, None),
+            _ => (true, entry.expires_at(), None),
         },
     };
     if (opts.nx && exists) || (opts.xx && !exists) {
@@ -364,7 +364,7 @@ fn incr_by(ctx: &mut WriteCtx<'_>, key: &Bytes, delta: i64) -> Frame {
         None => (0, None),
         Some(entry) => match &entry.value {
             Value::Str(raw) => match parse_i64(raw) {
-                Some(n) => (n, entry.expires_at),
+                Some(n) => (n, entry.expires_at()),
                 None => return Frame::error(err::NOT_INTEGER),
             },
             _ => return Frame::error(err::WRONGTYPE),

@@ -204,7 +204,7 @@ fn choose_victims(
                     continue;
                 }
                 let policy = settings.policy_for(&id.1);
-                if !policy.may_evict(entry.expires_at.is_some()) {
+                if !policy.may_evict(entry.expires_at().is_some()) {
                     continue;
                 }
                 let rank = rank(policy, entry, now, settings);
@@ -264,7 +264,7 @@ fn rank(
         // The nearest deadline first.
         Policy::VolatileTtl => {
             let left = entry
-                .expires_at
+                .expires_at()
                 .map_or(u64::MAX, |at| at.saturating_sub(now));
             u64::MAX / 2 - left.min(u64::MAX / 2)
         }
