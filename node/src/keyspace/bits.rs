@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use bytes::{Bytes, BytesMut};
 
-use super::{Entry, ReadCtx, Value, WriteCtx, MAX_STRING_LEN};
+use super::{CompactBytes, Entry, ReadCtx, Value, WriteCtx, MAX_STRING_LEN};
 use crate::command::errors as err;
 use crate::command::parse_i64;
 use crate::resp::Frame;
@@ -26,7 +26,7 @@ macro_rules! try_frame {
 }
 
 /// The string in `entry`, if any; WRONGTYPE for other types.
-fn string_of(entry: Option<&Entry>) -> Result<Option<&Bytes>, Frame> {
+fn string_of(entry: Option<&Entry>) -> Result<Option<&CompactBytes>, Frame> {
     match entry.map(|e| &e.value) {
         None => Ok(None),
         Some(Value::Str(s)) => Ok(Some(s)),
@@ -155,7 +155,7 @@ impl Patch {
 fn store_patch(ctx: &mut WriteCtx<'_>, key: &Bytes, patch: &Patch) {
     if let Some(entry) = ctx.get_mut(key) {
         if let Value::Str(s) = &mut entry.value {
-            let mut buf = match std::mem::take(s).try_into_mut() {
+            let mut buf = match s.take_bytes().try_into_mut() {
                 Ok(unique) => unique,
                 Err(shared) => {
                     let mut copy = BytesMut::with_capacity(patch.len.max(shared.len()));
@@ -164,7 +164,7 @@ fn store_patch(ctx: &mut WriteCtx<'_>, key: &Bytes, patch: &Patch) {
                 }
             };
             patch.apply(&mut buf);
-            *s = buf.freeze();
+            *s = CompactBytes::from_owned(buf.freeze());
             return;
         }
     }
@@ -177,9 +177,9 @@ fn store_patch(ctx: &mut WriteCtx<'_>, key: &Bytes, patch: &Patch) {
 /// given (request bytes must not be kept); this one is already the command's own
 /// allocation, possibly hundreds of megabytes, so it goes in through `get_mut` instead.
 fn store_new(ctx: &mut WriteCtx<'_>, key: &Bytes, value: Bytes) {
-    ctx.set(key, Value::Str(Bytes::new()), None);
+    ctx.set(key, Value::Str(CompactBytes::new()), None);
     if let Some(entry) = ctx.get_mut(key) {
-        entry.value = Value::Str(value);
+        entry.value = Value::Str(CompactBytes::from_owned(value));
     }
 }
 
@@ -192,7 +192,7 @@ pub fn setbit(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
         _ => return Frame::error(err::BIT_VALUE),
     };
     let key = &args[1];
-    let base = try_frame!(string_of(ctx.get(key)).map(Option::<&Bytes>::cloned));
+    let base = try_frame!(string_of(ctx.get(key)).map(|s| s.map(CompactBytes::to_bytes)));
     let (old, patch) = {
         let mut view = Patched::new(base.as_deref().unwrap_or_default());
         let old = view.bit(offset);
@@ -397,7 +397,8 @@ pub fn bitop(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     let mut sources = Vec::with_capacity(args.len() - 3);
     for key in &args[3..] {
         sources.push(
-            try_frame!(string_of(ctx.get(key)).map(Option::<&Bytes>::cloned)).unwrap_or_default(),
+            try_frame!(string_of(ctx.get(key)).map(|s| s.map(CompactBytes::to_bytes)))
+                .unwrap_or_default(),
         );
     }
     let dest = &args[2];
@@ -598,7 +599,7 @@ pub fn bitfield(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     if byte_index(last_bit) >= MAX_STRING_LEN {
         return Frame::error(err::BIT_OFFSET);
     }
-    let base = try_frame!(string_of(ctx.get(key)).map(Option::<&Bytes>::cloned));
+    let base = try_frame!(string_of(ctx.get(key)).map(|s| s.map(CompactBytes::to_bytes)));
     let existed = base.is_some();
     let (reply, patch) = {
         let mut view = Patched::new(base.as_deref().unwrap_or_default());

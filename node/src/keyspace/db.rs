@@ -3,7 +3,9 @@
 //!
 //! The ordered map holds only `(slot, pointer)` pairs: its nodes stay small, so a lookup is
 //! a few cache lines of integer comparisons and an insert moves little memory. Keys whose
-//! hashes collide share one bucket.
+//! hashes collide share one bucket. A bucket of one short key with a short string value is
+//! a single 80-byte allocation: key and value in place ([`CompactBytes`]), an 8-byte expiry,
+//! and a shared pointer with one reference count and no weak count.
 //!
 //! For `WATCH`, every entry carries the log index of its last change, and deletions leave a
 //! tombstone (slot → index) so that a watched key that disappeared is noticed too. Tombstones
@@ -11,13 +13,14 @@
 //! makes older watches abort (a conservative answer, never a wrong one). Both are replicated
 //! state, kept in snapshots, so every replica decides an `EXEC` the same way.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use imbl::OrdMap;
+// Without the weak count std's Arc carries: one word less per key, which keeps a short
+// key's bucket within an 80-byte allocation.
+use triomphe::Arc;
 
 use super::memory::{entry_size, ACCOUNTING_SAMPLES};
-use super::Entry;
+use super::{CompactBytes, Entry};
 
 /// The position of a key in scan order: a fixed hash of its bytes, the same on every
 /// replica and across versions.
@@ -28,12 +31,12 @@ pub fn slot_of(name: &[u8]) -> u64 {
 /// The keys of one slot: almost always exactly one.
 #[derive(Clone, Debug)]
 enum Bucket {
-    One((Bytes, Entry)),
-    Many(Vec<(Bytes, Entry)>),
+    One((CompactBytes, Entry)),
+    Many(Vec<(CompactBytes, Entry)>),
 }
 
 impl Bucket {
-    fn items(&self) -> &[(Bytes, Entry)] {
+    fn items(&self) -> &[(CompactBytes, Entry)] {
         match self {
             Bucket::One(pair) => std::slice::from_ref(pair),
             Bucket::Many(pairs) => pairs,
@@ -106,7 +109,7 @@ impl Db {
         bucket
             .items()
             .iter()
-            .find(|(k, _)| k.as_ref() == name)
+            .find(|(k, _)| k.as_slice() == name)
             .map(|(_, e)| e)
     }
 
@@ -116,7 +119,7 @@ impl Db {
     }
 
     /// Every key from `slot` on, in scan order, as (slot, key, entry).
-    pub fn range_from(&self, slot: u64) -> impl Iterator<Item = (u64, &Bytes, &Entry)> {
+    pub fn range_from(&self, slot: u64) -> impl Iterator<Item = (u64, &CompactBytes, &Entry)> {
         self.slots
             .range(slot..)
             .flat_map(|(s, bucket)| bucket.items().iter().map(move |(k, e)| (*s, k, e)))
@@ -135,8 +138,8 @@ impl Db {
                 continue;
             };
             for (name, entry) in bucket.items() {
-                if let Some(at) = entry.expires_at {
-                    sample.push((name.clone(), at));
+                if let Some(at) = entry.expires_at() {
+                    sample.push((name.to_bytes(), at));
                 }
             }
             if sample.len() >= limit {
@@ -152,7 +155,7 @@ impl Db {
         match self.get_any(name) {
             Some(entry) => {
                 let expired_meanwhile = entry
-                    .expires_at
+                    .expires_at()
                     .is_some_and(|at| at > watched_at_ms && at <= now_ms);
                 entry.version > since || expired_meanwhile
             }
@@ -207,21 +210,21 @@ impl Db {
         }
         let bucket = Arc::make_mut(self.slots.get_mut(&slot_of(name))?);
         match bucket {
-            Bucket::One((k, e)) if k.as_ref() == name => Some(e),
+            Bucket::One((k, e)) if k.as_slice() == name => Some(e),
             Bucket::One(_) => None,
             Bucket::Many(pairs) => pairs
                 .iter_mut()
-                .find(|(k, _)| k.as_ref() == name)
+                .find(|(k, _)| k.as_slice() == name)
                 .map(|(_, e)| e),
         }
     }
 
     /// Stores `entry` under `name`, replacing any entry there.
-    pub(super) fn insert(&mut self, name: Bytes, entry: Entry) {
+    pub(super) fn insert(&mut self, name: CompactBytes, entry: Entry) {
         self.settle();
         self.used += entry_size(&name, &entry, ACCOUNTING_SAMPLES);
         let slot = slot_of(&name);
-        let new_volatile = entry.expires_at.is_some();
+        let new_volatile = entry.expires_at().is_some();
         let old_volatile = match self.slots.get_mut(&slot) {
             None => {
                 self.slots
@@ -240,7 +243,7 @@ impl Db {
                 };
                 match existing {
                     Some(slot_entry) => {
-                        let was = slot_entry.expires_at.is_some();
+                        let was = slot_entry.expires_at().is_some();
                         let old = entry_size(&name, slot_entry, ACCOUNTING_SAMPLES);
                         self.used = self.used.saturating_sub(old);
                         *slot_entry = entry;
@@ -279,17 +282,17 @@ impl Db {
             return false;
         };
         let was = match Arc::make_mut(bucket) {
-            Bucket::One((k, e)) if k.as_ref() == name => Some(e),
+            Bucket::One((k, e)) if k.as_slice() == name => Some(e),
             Bucket::One(_) => None,
             Bucket::Many(pairs) => pairs
                 .iter_mut()
-                .find(|(k, _)| k.as_ref() == name)
+                .find(|(k, _)| k.as_slice() == name)
                 .map(|(_, e)| e),
         }
         .map(|entry| {
-            let was = entry.expires_at.is_some();
+            let was = entry.expires_at().is_some();
             let before = entry_size(name, entry, ACCOUNTING_SAMPLES);
-            entry.expires_at = expires_at;
+            entry.set_expires_at(expires_at);
             entry.access.set_time(written_at);
             entry.version = version;
             let after = entry_size(name, entry, ACCOUNTING_SAMPLES);
@@ -309,7 +312,7 @@ impl Db {
         let slot = slot_of(name);
         let (position, shared_with) = {
             let items = self.slots.get(&slot)?.items();
-            let position = items.iter().position(|(k, _)| k.as_ref() == name)?;
+            let position = items.iter().position(|(k, _)| k.as_slice() == name)?;
             (position, items.len() - 1)
         };
         let removed = if shared_with == 0 {
@@ -334,7 +337,7 @@ impl Db {
         self.used = self
             .used
             .saturating_sub(entry_size(name, &removed, ACCOUNTING_SAMPLES));
-        self.track_volatile(slot, removed.expires_at.is_some(), false);
+        self.track_volatile(slot, removed.expires_at().is_some(), false);
         self.bury(slot, index);
         Some(removed)
     }
@@ -382,27 +385,38 @@ mod tests {
     use super::*;
     use crate::keyspace::Value;
 
+    fn key(name: impl AsRef<[u8]>) -> CompactBytes {
+        CompactBytes::copy(name.as_ref())
+    }
+
     fn entry(v: &str, expires_at: Option<u64>) -> Entry {
-        Entry::new(
-            Value::Str(Bytes::copy_from_slice(v.as_bytes())),
-            expires_at,
-            0,
-            0,
-        )
+        Entry::new(Value::Str(CompactBytes::from(v)), expires_at, 0, 0)
+    }
+
+    #[test]
+    fn a_key_and_its_entry_fit_one_small_allocation() {
+        // Short keys and values live in place, and the whole bucket (with the shared
+        // pointer's count) stays within an 80-byte allocation, as memory::KEY_OVERHEAD
+        // assumes.
+        assert_eq!(std::mem::size_of::<CompactBytes>(), 24);
+        assert_eq!(std::mem::size_of::<Value>(), 24);
+        assert_eq!(std::mem::size_of::<Entry>(), 48);
+        assert!(std::mem::size_of::<Bucket>() + 8 <= 80);
+        assert!(CompactBytes::copy(b"key:0000001").is_inline());
     }
 
     #[test]
     fn counts_follow_inserts_replacements_and_removals() {
         let mut db = Db::default();
-        db.insert(Bytes::from("a"), entry("1", None));
-        db.insert(Bytes::from("b"), entry("2", Some(10)));
-        db.insert(Bytes::from("b"), entry("3", Some(20)));
+        db.insert(key("a"), entry("1", None));
+        db.insert(key("b"), entry("2", Some(10)));
+        db.insert(key("b"), entry("3", Some(20)));
         assert_eq!((db.len(), db.volatile_len()), (2, 1));
-        db.insert(Bytes::from("b"), entry("4", None));
+        db.insert(key("b"), entry("4", None));
         assert_eq!((db.len(), db.volatile_len()), (2, 0));
-        db.insert(Bytes::from("a"), entry("5", Some(5)));
+        db.insert(key("a"), entry("5", Some(5)));
         assert_eq!(db.sample_volatile(0, 10), vec![(Bytes::from("a"), 5)]);
-        assert_eq!(db.remove(b"a", 1).map(|e| e.expires_at), Some(Some(5)));
+        assert_eq!(db.remove(b"a", 1).map(|e| e.expires_at()), Some(Some(5)));
         assert_eq!((db.len(), db.volatile_len()), (1, 0));
         assert!(db.remove(b"a", 1).is_none());
         assert!(db.get(b"b", 0).is_some());
@@ -419,16 +433,22 @@ mod tests {
     fn a_frozen_clone_keeps_its_view() {
         let mut db = Db::default();
         for i in 0..1000 {
-            db.insert(Bytes::from(format!("k{i}")), entry("old", None));
+            db.insert(key(format!("k{i}")), entry("old", None));
         }
         let frozen = db.clone();
         for i in 0..1000 {
-            db.insert(Bytes::from(format!("k{i}")), entry("new", None));
+            db.insert(key(format!("k{i}")), entry("new", None));
         }
         db.remove(b"k0", 1);
         let value = |d: &Db, k: &str| d.get(k.as_bytes(), 0).map(|e| e.value.clone());
-        assert_eq!(value(&frozen, "k5"), Some(Value::Str(Bytes::from("old"))));
-        assert_eq!(value(&db, "k5"), Some(Value::Str(Bytes::from("new"))));
+        assert_eq!(
+            value(&frozen, "k5"),
+            Some(Value::Str(CompactBytes::from("old")))
+        );
+        assert_eq!(
+            value(&db, "k5"),
+            Some(Value::Str(CompactBytes::from("new")))
+        );
         assert_eq!((frozen.len(), db.len()), (1000, 999));
         assert!(frozen.get(b"k0", 0).is_some());
     }
@@ -438,7 +458,7 @@ mod tests {
         let mut db = Db::default();
         let mut e = entry("v", Some(500));
         e.version = 3;
-        db.insert(Bytes::from("k"), e);
+        db.insert(key("k"), e);
         assert!(!db.changed_since(b"k", 3, 100, 400));
         assert!(
             db.changed_since(b"k", 2, 100, 400),
@@ -456,7 +476,7 @@ mod tests {
         db.remove(b"k", 7);
         assert!(db.changed_since(b"k", 6, 0, 0), "deleted after the watch");
         assert!(!db.changed_since(b"k", 7, 0, 0));
-        db.insert(Bytes::from("present"), entry("v", None));
+        db.insert(key("present"), entry("v", None));
         db.clear(9);
         assert!(
             db.changed_since(b"present", 8, 0, 0),
@@ -474,7 +494,7 @@ mod tests {
         let mut db = Db::default();
         for i in 0..(MAX_TOMBSTONES as u64 + 10) {
             let name = format!("k{i}");
-            db.insert(Bytes::from(name.clone()), entry("v", None));
+            db.insert(key(name.clone()), entry("v", None));
             db.remove(name.as_bytes(), i + 1);
         }
         assert!(db.tombstones.len() <= MAX_TOMBSTONES);
@@ -486,18 +506,17 @@ mod tests {
     fn colliding_keys_share_a_bucket() {
         // Force a collision by inserting two pairs into one bucket directly.
         let mut db = Db::default();
-        db.insert(Bytes::from("x"), entry("1", Some(7)));
+        db.insert(key("x"), entry("1", Some(7)));
         let slot = slot_of(b"x");
         if let Some(bucket) = db.slots.get_mut(&slot) {
             if let Bucket::One(first) = Arc::make_mut(bucket).clone() {
-                *Arc::make_mut(bucket) =
-                    Bucket::Many(vec![first, (Bytes::from("y"), entry("2", None))]);
+                *Arc::make_mut(bucket) = Bucket::Many(vec![first, (key("y"), entry("2", None))]);
             }
         }
         db.keys += 1;
         let seen: Vec<_> = db.range_from(0).map(|(_, k, _)| k.clone()).collect();
-        assert_eq!(seen, vec![Bytes::from("x"), Bytes::from("y")]);
-        assert_eq!(db.remove(b"x", 1).map(|e| e.expires_at), Some(Some(7)));
+        assert_eq!(seen, vec![key("x"), key("y")]);
+        assert_eq!(db.remove(b"x", 1).map(|e| e.expires_at()), Some(Some(7)));
         assert_eq!((db.len(), db.volatile_len()), (1, 0));
         assert!(matches!(
             db.slots.get(&slot).map(|b| &**b),
@@ -505,6 +524,6 @@ mod tests {
         ));
         // "y" was planted in x's slot, so look there rather than through its own hash.
         let remaining = db.slots.get(&slot).map(|b| b.items()[0].0.clone());
-        assert_eq!(remaining, Some(Bytes::from("y")));
+        assert_eq!(remaining, Some(key("y")));
     }
 }

@@ -404,10 +404,19 @@ mod tests {
     /// Strings: int up to 20 bytes, embstr up to 44, raw beyond.
     #[test]
     fn strings_follow_the_length_rules() {
-        assert_eq!(encoding_name(&Value::Str(b("-123")), &D), "int");
-        assert_eq!(encoding_name(&Value::Str(b("0123")), &D), "embstr");
-        assert_eq!(encoding_name(&Value::Str(b(&"x".repeat(44))), &D), "embstr");
-        assert_eq!(encoding_name(&Value::Str(b(&"x".repeat(45))), &D), "raw");
+        assert_eq!(encoding_name(&Value::string("-123".as_bytes()), &D), "int");
+        assert_eq!(
+            encoding_name(&Value::string("0123".as_bytes()), &D),
+            "embstr"
+        );
+        assert_eq!(
+            encoding_name(&Value::string("x".repeat(44).as_bytes()), &D),
+            "embstr"
+        );
+        assert_eq!(
+            encoding_name(&Value::string("x".repeat(45).as_bytes()), &D),
+            "raw"
+        );
     }
 
     /// Lists: by bytes for negative sizes (8 KB by default), by count for positive ones

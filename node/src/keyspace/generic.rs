@@ -86,7 +86,8 @@ fn rename_generic(ctx: &mut WriteCtx<'_>, args: &[Bytes], nx: bool) -> Frame {
         return Frame::Integer(0);
     }
     ctx.remove(src);
-    ctx.set(dst, entry.value, entry.expires_at);
+    let expires_at = entry.expires_at();
+    ctx.set(dst, entry.value, expires_at);
     if nx {
         Frame::Integer(1)
     } else {
@@ -127,10 +128,11 @@ pub fn copy(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     if ctx.get_in_db(target_db, dst).is_some() && !replace {
         return Frame::Integer(0);
     }
+    let expires_at = entry.expires_at();
     ctx.insert_in_db(
         target_db,
         dst,
-        super::Entry::new(entry.value, entry.expires_at, now_ms, entry.version),
+        super::Entry::new(entry.value, expires_at, now_ms, entry.version),
     );
     Frame::Integer(1)
 }
@@ -166,7 +168,7 @@ pub fn keys(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
             .range_from(0)
             .filter(|(_, _, e)| !e.is_expired(ctx.now_ms))
             .filter(|(_, k, _)| all || glob::matches(pattern, k, false))
-            .map(|(_, k, _)| Frame::Bulk(k.clone()))
+            .map(|(_, k, _)| Frame::Bulk(k.to_bytes()))
             .collect(),
     )
 }
@@ -225,7 +227,7 @@ pub fn scan(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
         {
             continue;
         }
-        found.push(Frame::Bulk(key.clone()));
+        found.push(Frame::Bulk(key.to_bytes()));
     }
     Frame::Array(vec![
         Frame::bulk(next_cursor.to_string()),
@@ -240,7 +242,7 @@ pub fn randomkey(ctx: &ReadCtx<'_>, _args: &[Bytes]) -> Frame {
     db.range_from(start)
         .chain(db.range_from(0))
         .find(|(_, _, e)| !e.is_expired(ctx.now_ms))
-        .map(|(_, k, _)| Frame::Bulk(k.clone()))
+        .map(|(_, k, _)| Frame::Bulk(k.to_bytes()))
         .unwrap_or(Frame::Null)
 }
 
@@ -306,7 +308,7 @@ fn expire_generic(
         when = sum;
     }
     let key = &args[1];
-    let Some(current) = ctx.get(key).map(|e| e.expires_at) else {
+    let Some(current) = ctx.get(key).map(|e| e.expires_at()) else {
         return Frame::Integer(0);
     };
     let allowed = match current {
@@ -326,7 +328,7 @@ fn expire_generic(
 
 /// PERSIST key
 pub fn persist(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
-    match ctx.get(&args[1]).map(|e| e.expires_at) {
+    match ctx.get(&args[1]).map(|e| e.expires_at()) {
         Some(Some(_)) => {
             ctx.set_expiry(&args[1], None);
             Frame::Integer(1)
@@ -337,7 +339,7 @@ pub fn persist(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
 
 /// Remaining time in ms: -2 no key, -1 no expiry.
 fn remaining_ms(ctx: &ReadCtx<'_>, key: &Bytes) -> i64 {
-    match ctx.get(key).map(|e| e.expires_at) {
+    match ctx.get(key).map(|e| e.expires_at()) {
         None => -2,
         Some(None) => -1,
         Some(Some(at)) => at.saturating_sub(ctx.now_ms) as i64,
@@ -356,7 +358,7 @@ pub fn pttl(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
 }
 
 fn expire_time(ctx: &ReadCtx<'_>, key: &Bytes, unit_ms: u64) -> Frame {
-    Frame::Integer(match ctx.get(key).map(|e| e.expires_at) {
+    Frame::Integer(match ctx.get(key).map(|e| e.expires_at()) {
         None => -2,
         Some(None) => -1,
         Some(Some(at)) => (at / unit_ms) as i64,

@@ -3,12 +3,10 @@
 //! over a collection kept in byte order.
 
 use std::collections::BTreeSet;
-use std::ops::Bound;
 
 use bytes::Bytes;
-use imbl::OrdMap;
 
-use super::{glob, owned, Entry, ReadCtx, Rng, Value, WriteCtx};
+use super::{glob, Entry, HashFields as Fields, ReadCtx, Rng, Value, WriteCtx};
 use crate::command::errors as err;
 use crate::command::{parse_f64, parse_i64};
 use crate::resp::Frame;
@@ -21,8 +19,6 @@ macro_rules! try_frame {
         }
     };
 }
-
-type Fields = OrdMap<Bytes, Bytes>;
 
 /// The hash in `entry`, if any; `Err` carries WRONGTYPE for other types.
 fn hash_of(entry: Option<&Entry>) -> Result<Option<&Fields>, Frame> {
@@ -64,7 +60,7 @@ fn set_pairs(ctx: &mut WriteCtx<'_>, key: &Bytes, pairs: &[Bytes]) -> Result<i64
     };
     let mut created = 0;
     for pair in pairs.chunks_exact(2) {
-        if hash.insert(owned(&pair[0]), owned(&pair[1])).is_none() {
+        if hash.insert(&pair[0], &pair[1]) {
             created += 1;
         }
     }
@@ -95,7 +91,7 @@ pub fn hsetnx(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
         return Frame::Integer(0);
     }
     if let Some(hash) = hash_mut(ctx, key) {
-        hash.insert(owned(field), owned(&args[3]));
+        hash.insert(field, &args[3]);
     }
     Frame::Integer(1)
 }
@@ -104,7 +100,7 @@ pub fn hsetnx(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
 pub fn hget(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
     try_frame!(read_hash(ctx, &args[1]))
         .and_then(|h| h.get(&args[2]))
-        .map_or(Frame::Null, |v| Frame::Bulk(v.clone()))
+        .map_or(Frame::Null, bulk)
 }
 
 /// HMGET key field [field ...]: unlike MGET, a key of another type is an error.
@@ -113,10 +109,7 @@ pub fn hmget(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
     Frame::Array(
         args[2..]
             .iter()
-            .map(|f| {
-                hash.and_then(|h| h.get(f))
-                    .map_or(Frame::Null, |v| Frame::Bulk(v.clone()))
-            })
+            .map(|f| hash.and_then(|h| h.get(f)).map_or(Frame::Null, bulk))
             .collect(),
     )
 }
@@ -134,7 +127,7 @@ pub fn hdel(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     let mut deleted = 0;
     if let Some(hash) = hash_mut(ctx, key) {
         for field in fields {
-            if hash.remove(field).is_some() {
+            if hash.remove(field) {
                 deleted += 1;
             }
         }
@@ -167,12 +160,7 @@ pub fn hstrlen(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
 /// HKEYS key
 pub fn hkeys(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
     let hash = try_frame!(read_hash(ctx, &args[1]));
-    Frame::Array(
-        hash.into_iter()
-            .flat_map(|h| h.keys())
-            .map(|k| Frame::Bulk(k.clone()))
-            .collect(),
-    )
+    Frame::Array(hash.into_iter().flat_map(|h| h.keys()).map(bulk).collect())
 }
 
 /// HVALS key
@@ -181,7 +169,7 @@ pub fn hvals(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
     Frame::Array(
         hash.into_iter()
             .flat_map(|h| h.values())
-            .map(|v| Frame::Bulk(v.clone()))
+            .map(bulk)
             .collect(),
     )
 }
@@ -192,7 +180,7 @@ pub fn hgetall(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
     Frame::Map(
         hash.into_iter()
             .flat_map(|h| h.iter())
-            .map(|(k, v)| (Frame::Bulk(k.clone()), Frame::Bulk(v.clone())))
+            .map(|(k, v)| (bulk(k), bulk(v)))
             .collect(),
     )
 }
@@ -214,9 +202,9 @@ pub fn hincrby(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
         return Frame::error(err::INCR_OVERFLOW);
     };
     let mut buf = itoa::Buffer::new();
-    let text = Bytes::copy_from_slice(buf.format(next).as_bytes());
+    let text = buf.format(next);
     if let Some(hash) = hash_mut(ctx, key) {
-        hash.insert(owned(field), text);
+        hash.insert(field, text.as_bytes());
     }
     Frame::Integer(next)
 }
@@ -246,7 +234,7 @@ pub fn hincrbyfloat(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     // strings.rs and docs/compatibility.md on doubles versus Redis's long doubles).
     let text = Bytes::from(format!("{next}"));
     if let Some(hash) = hash_mut(ctx, key) {
-        hash.insert(owned(field), text.clone());
+        hash.insert(field, &text);
     }
     Frame::Bulk(text)
 }
@@ -336,10 +324,7 @@ pub fn hrandfield(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
             return Frame::Null;
         };
         let pick = rng.below(hash.len() as u64) as usize;
-        return hash
-            .keys()
-            .nth(pick)
-            .map_or(Frame::Null, |k| Frame::Bulk(k.clone()));
+        return hash.keys().nth(pick).map_or(Frame::Null, bulk);
     }
     let count = try_frame!(parse_random_count(&args[2]));
     let with_values = match args.get(3) {
@@ -354,7 +339,7 @@ pub fn hrandfield(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
         return Frame::Array(Vec::new());
     };
     let len = hash.len();
-    let picks: Vec<(&Bytes, &Bytes)> = if count < 0 {
+    let picks: Vec<(&[u8], &[u8])> = if count < 0 {
         let wanted = count.unsigned_abs();
         if wanted > MAX_REPEATED_PICKS {
             return Frame::error(err::OUT_OF_RANGE);
@@ -367,20 +352,15 @@ pub fn hrandfield(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
         items_at(hash.iter(), &positions)
     };
     if with_values {
-        pairs(
-            picks
-                .into_iter()
-                .map(|(k, v)| (Frame::Bulk(k.clone()), Frame::Bulk(v.clone())))
-                .collect(),
-        )
+        pairs(picks.into_iter().map(|(k, v)| (bulk(k), bulk(v))).collect())
     } else {
-        Frame::Array(
-            picks
-                .into_iter()
-                .map(|(k, _)| Frame::Bulk(k.clone()))
-                .collect(),
-        )
+        Frame::Array(picks.into_iter().map(|(k, _)| bulk(k)).collect())
     }
+}
+
+/// A reply copy of a stored element: packed hash fields have no `Bytes` of their own.
+fn bulk(element: &[u8]) -> Frame {
+    Frame::Bulk(Bytes::copy_from_slice(element))
 }
 
 /// Field/value pairs: flat in RESP2, `[field, value]` arrays in RESP3 (HRANDFIELD
@@ -475,7 +455,7 @@ pub(super) fn scan_step<'a, I>(
     from: impl FnOnce(&[u8]) -> I,
 ) -> Frame
 where
-    I: Iterator<Item = (&'a Bytes, Option<&'a Bytes>)>,
+    I: Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
 {
     let (start, budget) = if len <= SCAN_IN_ONE_REPLY {
         (Vec::new(), usize::MAX)
@@ -498,9 +478,9 @@ where
         {
             continue;
         }
-        found.push(Frame::Bulk(element.clone()));
+        found.push(bulk(element));
         if let Some(value) = value {
-            found.push(Frame::Bulk(value.clone()));
+            found.push(bulk(value));
         }
     }
     Frame::Array(vec![
@@ -523,8 +503,7 @@ pub fn hscan(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
     };
     let opts = try_frame!(parse_scan_options(&args[3..]));
     scan_step(hash.len(), cursor, &opts, |start| {
-        hash.range::<_, [u8]>((Bound::Included(start), Bound::Unbounded))
-            .map(|(k, v)| (k, Some(v)))
+        hash.range_from(start).map(|(k, v)| (k, Some(v)))
     })
 }
 

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{Entry, Value};
+use super::{compact, Entry, HashFields, Value};
 
 /// Elements examined to estimate a large collection's size, extrapolated to all of it (as
 /// Redis's `MEMORY USAGE ... SAMPLES` does); collections up to this size are summed exactly.
@@ -388,10 +388,11 @@ impl PartialEq for Access {
     }
 }
 
-/// Bytes one key costs besides its name and value: its place in the ordered slot map, the
-/// shared bucket and the entry header. Calibrated against the process's resident size with
-/// `bench/memory.sh` (docs/benchmarks.md).
-pub const KEY_OVERHEAD: u64 = 112;
+/// Bytes one key costs besides what its name and value hold on the heap: the shared bucket
+/// (one 80-byte allocation with the name and value in place when short, see `db.rs`) and its
+/// share of the ordered slot map's nodes. Calibrated against the resident size a keyspace of
+/// a million short string keys takes (docs/benchmarks.md).
+pub const KEY_OVERHEAD: u64 = 128;
 /// Bytes an expiry adds (the volatile index).
 pub const EXPIRY_OVERHEAD: u64 = 24;
 /// Bytes a collection's own header costs (the boxed persistent structure).
@@ -407,12 +408,22 @@ fn alloc(len: usize) -> u64 {
     }
 }
 
+/// The heap bytes of a key or string value of `len` bytes ([`super::CompactBytes`]): none when
+/// held in place, else the boxed handle and its buffer.
+fn compact_size(len: usize) -> u64 {
+    if len <= compact::INLINE {
+        0
+    } else {
+        alloc(std::mem::size_of::<Bytes>()) + alloc(len)
+    }
+}
+
 /// The estimated bytes `name` and its entry occupy, with collections larger than `samples`
 /// extrapolated from their first `samples` elements (0 = examine every element).
 pub fn entry_size(name: &[u8], entry: &Entry, samples: usize) -> u64 {
     let fixed = KEY_OVERHEAD
-        + alloc(name.len())
-        + if entry.expires_at.is_some() {
+        + compact_size(name.len())
+        + if entry.expires_at().is_some() {
             EXPIRY_OVERHEAD
         } else {
             0
@@ -425,22 +436,26 @@ pub fn value_size(value: &Value, samples: usize) -> u64 {
     // A list element: the Bytes handle and its allocation, plus its share of the tree node.
     let list_item = |b: &Bytes| 40 + alloc(b.len());
     // A set member or hash field: handle, allocation and its share of the B-tree node.
-    let tree_item = |b: &Bytes| 48 + alloc(b.len());
+    let tree_item = |b: &[u8]| 48 + alloc(b.len());
     match value {
-        Value::Str(s) => alloc(s.len()),
+        Value::Str(s) => compact_size(s.len()),
         Value::List(list) => {
             COLLECTION_OVERHEAD + extrapolate(list.len(), samples, list.iter().map(list_item))
         }
-        Value::Hash(hash) => {
-            COLLECTION_OVERHEAD
-                + extrapolate(
-                    hash.len(),
-                    samples,
-                    hash.iter().map(|(f, v)| tree_item(f) + 32 + alloc(v.len())),
-                )
-        }
+        // A small hash is its boxed header and one buffer, summed exactly.
+        Value::Hash(hash) => match hash.packed_bytes() {
+            Some(bytes) => alloc(std::mem::size_of::<HashFields>()) + alloc(bytes),
+            None => {
+                COLLECTION_OVERHEAD
+                    + extrapolate(
+                        hash.len(),
+                        samples,
+                        hash.iter().map(|(f, v)| tree_item(f) + 32 + alloc(v.len())),
+                    )
+            }
+        },
         Value::Set(set) => {
-            COLLECTION_OVERHEAD + extrapolate(set.len(), samples, set.iter().map(tree_item))
+            COLLECTION_OVERHEAD + extrapolate(set.len(), samples, set.iter().map(|m| tree_item(m)))
         }
         // Each member sits in two trees (by member and by score), sharing one allocation.
         Value::ZSet(zset) => {
@@ -513,6 +528,10 @@ mod tests {
             "lmove l l2 left right",
             "rpop l 100",
             "del h",
+            "hset h2 f 01234567890123456789012345678901234567890123456789012345678901234",
+            "hset h2 f short",
+            "hset h2 g 1",
+            "hdel h2 g",
             "setrange a3 20 xyz",
             "move a3 1",
         ];
@@ -603,7 +622,7 @@ mod tests {
         assert_eq!(ks.evicted_keys(), 2);
         let left: Vec<Bytes> = ks
             .db(0)
-            .map(|db| db.range_from(0).map(|(_, k, _)| k.clone()).collect())
+            .map(|db| db.range_from(0).map(|(_, k, _)| k.to_bytes()).collect())
             .unwrap_or_default();
         assert!(left.contains(&Bytes::from("celery")));
         assert!(left.contains(&Bytes::from("plain")));
@@ -774,10 +793,10 @@ mod tests {
 
     #[test]
     fn sizes_grow_with_content_and_sample_large_collections() {
-        let small = Entry::new(Value::Str(Bytes::from("v")), None, 0, 0);
-        let large = Entry::new(Value::Str(Bytes::from(vec![b'x'; 1000])), None, 0, 0);
+        let small = Entry::new(Value::string(b"v"), None, 0, 0);
+        let large = Entry::new(Value::string(&[b'x'; 1000]), None, 0, 0);
         assert!(entry_size(b"k", &large, 16) > entry_size(b"k", &small, 16) + 900);
-        let with_ttl = Entry::new(Value::Str(Bytes::from("v")), Some(5), 0, 0);
+        let with_ttl = Entry::new(Value::string(b"v"), Some(5), 0, 0);
         assert_eq!(
             entry_size(b"k", &with_ttl, 16),
             entry_size(b"k", &small, 16) + EXPIRY_OVERHEAD

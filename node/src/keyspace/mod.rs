@@ -9,12 +9,14 @@
 //! same on every replica.
 
 mod bits;
+mod compact;
 mod db;
 pub mod encoding;
 mod events;
 mod functions;
 mod generic;
 pub mod glob;
+mod hash_fields;
 mod hashes;
 mod lists;
 mod lua_libs;
@@ -29,13 +31,16 @@ mod strings;
 mod transaction;
 mod zsets;
 
+pub use compact::CompactBytes;
 pub use db::{slot_of, Db};
 pub use events::{Event, EventSink, BLOCKED};
+pub use hash_fields::HashFields;
 pub use request::{AclOp, Args, Op, Request, Watch};
 pub use snapshot::SnapshotError;
 pub use sorted_set::{Score, SortedSet};
 pub(crate) use transaction::rules_changed;
 
+use std::num::NonZeroU64;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -69,12 +74,13 @@ pub type SharedKeyspace = Arc<parking_lot::RwLock<Keyspace>>;
 /// Collection elements must be owned copies ([`owned`]), never slices of a request.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Value {
-    /// A string (also integers and floats, as in Redis).
-    Str(Bytes),
+    /// A string (also integers and floats, as in Redis); an owned copy, never a view into
+    /// a request.
+    Str(CompactBytes),
     /// A list; never empty while stored.
     List(Box<imbl::Vector<Bytes>>),
     /// A hash of field to value, in field order; never empty while stored.
-    Hash(Box<imbl::OrdMap<Bytes, Bytes>>),
+    Hash(Box<HashFields>),
     /// A set, in member order; never empty while stored.
     Set(Box<imbl::OrdSet<Bytes>>),
     /// A sorted set; never empty while stored.
@@ -82,6 +88,11 @@ pub enum Value {
 }
 
 impl Value {
+    /// A string value holding a copy of `bytes`.
+    pub fn string(bytes: &[u8]) -> Value {
+        Value::Str(CompactBytes::copy(bytes))
+    }
+
     /// The name `TYPE` reports.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -121,8 +132,9 @@ pub fn owned(bytes: &Bytes) -> Bytes {
 pub struct Entry {
     /// The value.
     pub value: Value,
-    /// Absolute expiry in ms since the epoch, if any.
-    pub expires_at: Option<u64>,
+    /// Absolute expiry in ms since the epoch, if any: the niche of `NonZeroU64` keeps it
+    /// to 8 bytes (see [`Entry::expires_at`]).
+    expires: Option<NonZeroU64>,
     /// Last access and access frequency on this node (`OBJECT IDLETIME|FREQ`, eviction
     /// ranking): local metadata, not replicated (see `memory::Access`).
     pub access: memory::Access,
@@ -133,16 +145,29 @@ pub struct Entry {
 impl Entry {
     /// An entry written at `now_ms` by log entry `version`.
     pub fn new(value: Value, expires_at: Option<u64>, now_ms: u64, version: u64) -> Entry {
-        Entry {
+        let mut entry = Entry {
             value,
-            expires_at,
+            expires: None,
             access: memory::Access::new(now_ms),
             version,
-        }
+        };
+        entry.set_expires_at(expires_at);
+        entry
+    }
+
+    /// Absolute expiry in ms since the epoch, if any.
+    pub fn expires_at(&self) -> Option<u64> {
+        self.expires.map(NonZeroU64::get)
+    }
+
+    /// Sets or clears the expiry. A deadline of 0 is stored as 1 ms: both are long past,
+    /// and 0 has no representation of its own.
+    pub fn set_expires_at(&mut self, at: Option<u64>) {
+        self.expires = at.and_then(|at| NonZeroU64::new(at.max(1)));
     }
 
     pub(crate) fn is_expired(&self, now_ms: u64) -> bool {
-        self.expires_at.is_some_and(|at| at <= now_ms)
+        self.expires_at().is_some_and(|at| at <= now_ms)
     }
 }
 
@@ -390,7 +415,7 @@ impl Keyspace {
                     // allowing it since (its TTL removed, the rules changed) stays.
                     let allowed = target
                         .get_any(name)
-                        .is_some_and(|e| self.memory.may_evict(name, e.expires_at.is_some()));
+                        .is_some_and(|e| self.memory.may_evict(name, e.expires_at().is_some()));
                     if allowed {
                         target.remove(name, index);
                         evicted += 1;
@@ -631,22 +656,19 @@ impl WriteCtx<'_> {
 
     /// Stores `value` under `key` with the given expiry.
     ///
-    /// Key and value are copied into their own allocations: arguments are slices of a
-    /// connection's read buffer, and keeping one would pin the whole buffer in memory for
-    /// as long as the key lives (and share one reference count between threads).
+    /// The key is copied into storage of its own: arguments are slices of a connection's
+    /// read buffer, and keeping one would pin the whole buffer in memory for as long as the
+    /// key lives (and share one reference count between threads). A string value is such a
+    /// copy already ([`CompactBytes`]).
     pub fn set(&mut self, key: &Bytes, value: Value, expires_at: Option<u64>) {
         let now_ms = self.now_ms;
-        let value = match value {
-            Value::Str(s) => Value::Str(Bytes::copy_from_slice(&s)),
-            other => other,
-        };
         if value.can_unblock() {
             self.keyspace.events.push(Event::Ready {
                 db: self.db,
                 key: key.clone(),
             });
         }
-        let key = Bytes::copy_from_slice(key);
+        let key = CompactBytes::copy(key);
         let version = self.index;
         self.db_mut()
             .insert(key, Entry::new(value, expires_at, now_ms, version));
@@ -654,7 +676,7 @@ impl WriteCtx<'_> {
 
     /// Replaces the value, keeping the key's expiry.
     pub fn set_keep_ttl(&mut self, key: &Bytes, value: Value) {
-        let expires_at = self.get(key).and_then(|e| e.expires_at);
+        let expires_at = self.get(key).and_then(|e| e.expires_at());
         self.set(key, value, expires_at);
     }
 
@@ -698,7 +720,7 @@ impl WriteCtx<'_> {
             });
         }
         if let Some(target) = self.keyspace.dbs.get_mut(db as usize) {
-            target.insert(owned(key), entry);
+            target.insert(CompactBytes::copy(key), entry);
         }
     }
 
@@ -1013,7 +1035,7 @@ pub(crate) mod tests {
         let b = ks
             .db(0)
             .and_then(|d| d.get(&Bytes::from("b"), 5000))
-            .and_then(|e| e.expires_at);
+            .and_then(|e| e.expires_at());
         assert_eq!(b, Some(5500));
     }
 }

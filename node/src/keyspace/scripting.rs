@@ -1411,9 +1411,7 @@ mod tests {
         assert_eq!(read(&first, "dice"), read(&second, "dice"));
         assert_eq!(
             read(&first, "when"),
-            Some(crate::keyspace::Value::Str(Bytes::from(
-                "1700000000.123000"
-            )))
+            Some(crate::keyspace::Value::string(b"1700000000.123000"))
         );
         // Another index draws another number.
         let mut third = Keyspace::new();

@@ -431,7 +431,7 @@ pub fn sscan(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
     let opts = try_frame!(parse_scan_options(&args[3..]));
     scan_step(set.len(), cursor, &opts, |start| {
         set.range::<_, [u8]>((Bound::Included(start), Bound::Unbounded))
-            .map(|m| (m, None))
+            .map(|m| (m.as_ref(), None))
     })
 }
 

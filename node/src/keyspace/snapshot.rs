@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::memory::MemorySettings;
 use super::sessions::Sessions;
-use super::{Db, Entry, Keyspace, Library, Value, DATABASES};
+use super::{CompactBytes, Db, Entry, Keyspace, Library, Value, DATABASES};
 
 const MAGIC: &[u8; 8] = b"CELLKV07";
 /// The format before the ACL users joined it (read still: such a snapshot has the default
@@ -41,7 +41,7 @@ pub enum SnapshotError {
 #[derive(Serialize, Deserialize)]
 struct Record {
     db: u32,
-    key: Bytes,
+    key: CompactBytes,
     value: Value,
     expires_at: Option<u64>,
     /// The access time a restored key starts with (the snapshot's replicated clock).
@@ -113,7 +113,7 @@ impl Keyspace {
                     db: index as u32,
                     key: key.clone(),
                     value: entry.value.clone(),
-                    expires_at: entry.expires_at,
+                    expires_at: entry.expires_at(),
                     // Access stamps are each node's own: a snapshot holds the replicated
                     // clock instead, so every replica writes the same bytes for one index.
                     written_at: self.clock_ms,
@@ -268,7 +268,7 @@ mod tests {
             .db(0)
             .and_then(|d| d.get(&Bytes::from("b"), 1500))
             .cloned();
-        assert_eq!(b.and_then(|e| e.expires_at), Some(6000));
+        assert_eq!(b.and_then(|e| e.expires_at()), Some(6000));
         assert_eq!(back.db(0).map(|d| d.volatile_len()), Some(1));
     }
 
@@ -277,8 +277,8 @@ mod tests {
         let mut ks = Keyspace::new();
         let mut list = imbl::Vector::new();
         list.push_back(Bytes::from("a"));
-        let mut hash = imbl::OrdMap::new();
-        hash.insert(Bytes::from("f"), Bytes::from("v"));
+        let mut hash = crate::keyspace::HashFields::new();
+        hash.insert(b"f", b"v");
         let set: imbl::OrdSet<Bytes> = [Bytes::from("m")].into_iter().collect();
         let mut zset = SortedSet::new();
         zset.insert(Bytes::from("z"), 1.5);
@@ -290,7 +290,7 @@ mod tests {
         ];
         for (i, value) in values.iter().enumerate() {
             ks.dbs[0].insert(
-                Bytes::from(format!("k{i}")),
+                CompactBytes::copy(format!("k{i}").as_bytes()),
                 Entry::new(value.clone(), None, 0, 5),
             );
         }

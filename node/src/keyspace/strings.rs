@@ -2,7 +2,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::{Entry, ReadCtx, Value, WriteCtx, MAX_STRING_LEN};
+use super::{CompactBytes, Entry, ReadCtx, Value, WriteCtx, MAX_STRING_LEN};
 use crate::command::errors as err;
 use crate::command::{parse_f64, parse_i64};
 use crate::resp::Frame;
@@ -11,7 +11,7 @@ use crate::resp::Frame;
 fn string_of(entry: Option<&Entry>) -> Result<Option<Bytes>, Frame> {
     match entry.map(|e| &e.value) {
         None => Ok(None),
-        Some(Value::Str(s)) => Ok(Some(s.clone())),
+        Some(Value::Str(s)) => Ok(Some(s.to_bytes())),
         Some(_) => Err(Frame::error(err::WRONGTYPE)),
     }
 }
@@ -50,7 +50,7 @@ pub fn mget(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
         args[1..]
             .iter()
             .map(|k| match ctx.get(k).map(|e| &e.value) {
-                Some(Value::Str(s)) => Frame::Bulk(s.clone()),
+                Some(Value::Str(s)) => Frame::Bulk(s.to_bytes()),
                 _ => Frame::Null,
             })
             .collect(),
@@ -171,9 +171,9 @@ pub fn set(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     let (exists, old_expiry, old) = match ctx.get(key) {
         None => (false, None, None),
         Some(entry) => match &entry.value {
-            Value::Str(s) => (true, entry.expires_at, opts.get.then(|| s.clone())),
+            Value::Str(s) => (true, entry.expires_at(), opts.get.then(|| s.to_bytes())),
             _ if opts.get => return Frame::error(err::WRONGTYPE),
-            _ => (true, entry.expires_at, None),
+            _ => (true, entry.expires_at(), None),
         },
     };
     if (opts.nx && exists) || (opts.xx && !exists) {
@@ -187,7 +187,7 @@ pub fn set(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
         Expiry::Keep => old_expiry.map_or(Expiry::Persist, Expiry::At),
         other => other,
     };
-    store_string(ctx, key, args[2].clone(), expiry);
+    store_string(ctx, key, &args[2], expiry);
     if opts.get {
         bulk_or_null(old)
     } else {
@@ -195,15 +195,15 @@ pub fn set(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     }
 }
 
-fn store_string(ctx: &mut WriteCtx<'_>, key: &Bytes, value: Bytes, expiry: Expiry) {
+fn store_string(ctx: &mut WriteCtx<'_>, key: &Bytes, value: &[u8], expiry: Expiry) {
     match expiry {
-        Expiry::Persist => ctx.set(key, Value::Str(value), None),
-        Expiry::Keep => ctx.set_keep_ttl(key, Value::Str(value)),
+        Expiry::Persist => ctx.set(key, Value::string(value), None),
+        Expiry::Keep => ctx.set_keep_ttl(key, Value::string(value)),
         // A deadline already passed deletes the key, as Redis does for EXAT in the past.
         Expiry::At(at) if at <= ctx.now_ms => {
             ctx.remove(key);
         }
-        Expiry::At(at) => ctx.set(key, Value::Str(value), Some(at)),
+        Expiry::At(at) => ctx.set(key, Value::string(value), Some(at)),
     }
 }
 
@@ -212,7 +212,7 @@ pub fn setnx(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     if ctx.get(&args[1]).is_some() {
         return Frame::Integer(0);
     }
-    ctx.set(&args[1], Value::Str(args[2].clone()), None);
+    ctx.set(&args[1], Value::string(&args[2]), None);
     Frame::Integer(1)
 }
 
@@ -228,14 +228,14 @@ pub fn psetex(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
 
 fn setex_generic(ctx: &mut WriteCtx<'_>, args: &[Bytes], unit_ms: i64, cmd: &str) -> Frame {
     let at = try_frame!(absolute_expiry(&args[2], unit_ms, false, ctx.now_ms, cmd));
-    ctx.set(&args[1], Value::Str(args[3].clone()), Some(at));
+    ctx.set(&args[1], Value::string(&args[3]), Some(at));
     Frame::ok()
 }
 
 /// GETSET key value
 pub fn getset(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     let old = try_frame!(write_string(ctx, &args[1]));
-    ctx.set(&args[1], Value::Str(args[2].clone()), None);
+    ctx.set(&args[1], Value::string(&args[2]), None);
     bulk_or_null(old)
 }
 
@@ -291,7 +291,7 @@ pub fn mset(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
         return Frame::error(err::wrong_arity("mset"));
     }
     for pair in args[1..].chunks_exact(2) {
-        ctx.set(&pair[0], Value::Str(pair[1].clone()), None);
+        ctx.set(&pair[0], Value::string(&pair[1]), None);
     }
     Frame::ok()
 }
@@ -306,7 +306,7 @@ pub fn msetnx(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
         return Frame::Integer(0);
     }
     for pair in pairs {
-        ctx.set(&pair[0], Value::Str(pair[1].clone()), None);
+        ctx.set(&pair[0], Value::string(&pair[1]), None);
     }
     Frame::Integer(1)
 }
@@ -321,7 +321,10 @@ pub fn append(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     let mut joined = BytesMut::with_capacity(total);
     joined.extend_from_slice(&current);
     joined.extend_from_slice(&args[2]);
-    ctx.set_keep_ttl(&args[1], Value::Str(joined.freeze()));
+    ctx.set_keep_ttl(
+        &args[1],
+        Value::Str(CompactBytes::from_owned(joined.freeze())),
+    );
     Frame::Integer(total as i64)
 }
 
@@ -352,7 +355,7 @@ pub fn setrange(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     }
     out[offset..end].copy_from_slice(patch);
     let len = out.len();
-    ctx.set_keep_ttl(&args[1], Value::Str(out.freeze()));
+    ctx.set_keep_ttl(&args[1], Value::Str(CompactBytes::from_owned(out.freeze())));
     Frame::Integer(len as i64)
 }
 
@@ -361,7 +364,7 @@ fn incr_by(ctx: &mut WriteCtx<'_>, key: &Bytes, delta: i64) -> Frame {
         None => (0, None),
         Some(entry) => match &entry.value {
             Value::Str(raw) => match parse_i64(raw) {
-                Some(n) => (n, entry.expires_at),
+                Some(n) => (n, entry.expires_at()),
                 None => return Frame::error(err::NOT_INTEGER),
             },
             _ => return Frame::error(err::WRONGTYPE),
@@ -371,8 +374,7 @@ fn incr_by(ctx: &mut WriteCtx<'_>, key: &Bytes, delta: i64) -> Frame {
         return Frame::error(err::INCR_OVERFLOW);
     };
     let mut buf = itoa::Buffer::new();
-    let text = Bytes::copy_from_slice(buf.format(next).as_bytes());
-    ctx.set(key, Value::Str(text), expires_at);
+    ctx.set(key, Value::string(buf.format(next).as_bytes()), expires_at);
     Frame::Integer(next)
 }
 
@@ -422,7 +424,7 @@ pub fn incrbyfloat(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     // Shortest round-trip digits, never an exponent: what Redis's "%.17Lf" trimmed prints
     // for the values a long double and a double agree on.
     let text = Bytes::from(format!("{next}"));
-    ctx.set_keep_ttl(&args[1], Value::Str(text.clone()));
+    ctx.set_keep_ttl(&args[1], Value::string(&text));
     Frame::Bulk(text)
 }
 

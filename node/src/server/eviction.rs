@@ -187,7 +187,7 @@ fn choose_victims(
                 .range_from(start)
                 .chain(database.range_from(0))
                 .take(samples)
-                .map(|(_, k, e)| (k.clone(), e))
+                .map(|(_, k, e)| (k.to_bytes(), e))
                 .collect();
             if database.volatile_len() > 0 {
                 for (key, _) in database.sample_volatile(start, samples) {
@@ -205,7 +205,7 @@ fn choose_victims(
                     continue;
                 }
                 let policy = settings.policy_for(&id.1);
-                if !policy.may_evict(entry.expires_at.is_some()) {
+                if !policy.may_evict(entry.expires_at().is_some()) {
                     continue;
                 }
                 let rank = rank(policy, entry, now, settings);
@@ -265,7 +265,7 @@ fn rank(
         // The nearest deadline first.
         Policy::VolatileTtl => {
             let left = entry
-                .expires_at
+                .expires_at()
                 .map_or(u64::MAX, |at| at.saturating_sub(now));
             u64::MAX / 2 - left.min(u64::MAX / 2)
         }
