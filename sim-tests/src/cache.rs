@@ -55,6 +55,8 @@ pub struct CacheLog {
     pub misses: u64,
     /// Growing writes refused with `-OOM`.
     pub oom: u64,
+    /// When the first of them were answered (ms since the run began), for the report.
+    pub oom_at: Vec<u64>,
     /// Reads that returned a value this client never wrote there.
     pub corrupt: Vec<String>,
 }
@@ -70,6 +72,7 @@ pub struct CacheClient {
     /// Per key number: every value possibly written there (acknowledged or unknown).
     written: BTreeMap<u64, Vec<u64>>,
     seq: u64,
+    origin: Instant,
 }
 
 fn value_text(value: u64) -> Vec<u8> {
@@ -80,13 +83,19 @@ fn value_text(value: u64) -> Vec<u8> {
 
 impl CacheClient {
     /// A client; its keys are `cache:{id}:{n}`.
-    pub fn new(id: u32, targets: Vec<SocketAddr>, log: SharedCacheLog) -> CacheClient {
+    pub fn new(
+        id: u32,
+        targets: Vec<SocketAddr>,
+        origin: Instant,
+        log: SharedCacheLog,
+    ) -> CacheClient {
         CacheClient {
             id,
             members: Members::new(targets),
             log,
             written: BTreeMap::new(),
             seq: 0,
+            origin,
         }
     }
 
@@ -116,7 +125,13 @@ impl CacheClient {
             let mut log = self.log.lock();
             match result {
                 Ok(Frame::Simple(_)) => log.written += 1,
-                Ok(Frame::Error(e)) if e.starts_with("OOM") => log.oom += 1,
+                Ok(Frame::Error(e)) if e.starts_with("OOM") => {
+                    log.oom += 1;
+                    if log.oom_at.len() < 5 {
+                        let at = Instant::now().duration_since(self.origin).as_millis() as u64;
+                        log.oom_at.push(at);
+                    }
+                }
                 _ => {}
             }
             // Whatever the reply, the value may be there now.
@@ -170,8 +185,8 @@ impl CacheLog {
             .collect();
         if self.oom > 0 {
             problems.push(format!(
-                "cache: {} writes refused with -OOM while cache keys could be evicted",
-                self.oom
+                "cache: {} writes refused with -OOM while cache keys could be evicted (at {:?} ms)",
+                self.oom, self.oom_at
             ));
         }
         // About 120 values fit under the limit.

@@ -6,7 +6,8 @@
 //! Faults act on it: [`Cell::crash`] kills a node and drops its unsynced writes,
 //! [`Cell::restart`] boots it again from its disk, [`Cell::cut`] and [`Cell::mend`] clog and
 //! unclog the node-to-node links (clients still reach every node), [`Cell::pause`] freezes a
-//! node's tasks.
+//! node's tasks, [`Cell::set_clock_offset`] moves a node's wall clock, [`Cell::set_disk_fsync`]
+//! slows its disk.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -97,6 +98,8 @@ pub struct Cell {
     /// The members, index = id - 1.
     pub members: Vec<Member>,
     handle: Handle,
+    /// The disks' usual sync time.
+    fsync: Duration,
 }
 
 /// IP of member `id`.
@@ -108,6 +111,8 @@ impl Cell {
     /// Creates the members and starts them.
     pub fn start(options: &CellOptions) -> Cell {
         let handle = Handle::current();
+        // Offsets left by a world that ran before on this thread.
+        cellkv_node::server::clock::sim::clear();
         let peers: Vec<String> = (1..=options.members)
             .map(|id| format!("{id}@{}:{RAFT_PORT}", member_ip(id)))
             .collect();
@@ -180,7 +185,11 @@ impl Cell {
                 }
             })
             .collect();
-        Cell { members, handle }
+        Cell {
+            members,
+            handle,
+            fsync: options.fsync,
+        }
     }
 
     /// The member with this id.
@@ -293,11 +302,28 @@ impl Cell {
         }
     }
 
-    /// Heals everything: mends links, resumes paused members, restarts killed ones, and
-    /// puts the network back to its calm settings.
+    /// Sets member `id`'s wall clock `offset_ms` away from true time (0: correct). The
+    /// offset belongs to the machine: it outlives crashes and restarts.
+    pub fn set_clock_offset(&self, id: u64, offset_ms: i64) {
+        cellkv_node::server::clock::sim::set_offset_us(
+            self.member(id).handle.id(),
+            offset_ms.saturating_mul(1000),
+        );
+    }
+
+    /// Makes member `id`'s disk take `fsync` per sync (`None`: the usual time again).
+    pub fn set_disk_fsync(&self, id: u64, fsync: Option<Duration>) {
+        self.member(id).disk.set_fsync(fsync.unwrap_or(self.fsync));
+    }
+
+    /// Heals everything: mends links, resumes paused members, restarts killed ones, sets
+    /// every clock right, gives every disk its usual speed and puts the network back to its
+    /// calm settings.
     pub fn heal(&mut self) {
         self.mend_all();
         for id in self.ids() {
+            self.set_clock_offset(id, 0);
+            self.set_disk_fsync(id, None);
             self.resume(id);
             self.restart(id);
         }

@@ -15,6 +15,8 @@
 //! | lossy net | packets dropped (retransmitted later) 5–30 % and latency 1–80 ms | calm settings |
 //! | transfer | `cellkv-cli cluster transfer-leader` to a random member, through a random member | (one call) |
 //! | snapshot | `cellkv-cli cluster snapshot` on a random member: a snapshot built now | (one call) |
+//! | clock jump | a member's wall clock (half the time the leader's) jumps 0.2–3 s forward or back | jumps back |
+//! | slow disk | a member's (half the time the leader's) syncs take 50–500 ms instead of 2 ms | usual speed |
 
 use std::fmt;
 use std::time::Duration;
@@ -43,6 +45,10 @@ pub enum Fault {
     LossyNet,
     /// An admin call was started (leader transfer or snapshot); nothing to undo.
     Admin,
+    /// A member's wall clock moved by this many milliseconds; set right at the end.
+    ClockJump(u64, i64),
+    /// A member's disk syncs this slowly (ms).
+    SlowDisk(u64, u64),
 }
 
 impl fmt::Display for Fault {
@@ -54,6 +60,8 @@ impl fmt::Display for Fault {
             Fault::Paused(id) => write!(f, "pause n{id}"),
             Fault::LossyNet => write!(f, "lossy network"),
             Fault::Admin => write!(f, "admin call"),
+            Fault::ClockJump(id, ms) => write!(f, "clock of n{id} {ms:+} ms"),
+            Fault::SlowDisk(id, ms) => write!(f, "disk of n{id} syncs in {ms} ms"),
         }
     }
 }
@@ -92,7 +100,7 @@ fn start_fault(
 ) -> Option<(Fault, Duration)> {
     let ids = cell.ids();
     let up = cell.up_ids();
-    let roll = thread_rng().gen_range(0..100);
+    let roll = thread_rng().gen_range(0..112);
     let (fault, lasts) = match roll {
         0..=19 => {
             let id = pick(&up)?;
@@ -164,6 +172,36 @@ fn start_fault(
             log.push(format!("snapshot on n{id}"));
             (Fault::Admin, Duration::ZERO)
         }
+        100..=105 => {
+            // A stepped clock (a bad NTP server, a VM restored from a snapshot): bounded so
+            // that TTLs of a few seconds see both directions.
+            let id = if thread_rng().gen_bool(0.5) {
+                cell.leader().or_else(|| pick(&ids))?
+            } else {
+                pick(&ids)?
+            };
+            let size = thread_rng().gen_range(200..3000);
+            let offset = if thread_rng().gen_bool(0.5) {
+                size
+            } else {
+                -size
+            };
+            cell.set_clock_offset(id, offset);
+            (Fault::ClockJump(id, offset), ms(500, 5000))
+        }
+        106..=111 => {
+            // A disk that stalls (a busy or failing device, a noisy neighbour): everything
+            // this member acknowledges waits for it, which holds the leader's commits back
+            // when the member is the leader or the other follower is down.
+            let id = if thread_rng().gen_bool(0.5) {
+                cell.leader().or_else(|| pick(&ids))?
+            } else {
+                pick(&ids)?
+            };
+            let fsync = thread_rng().gen_range(50..500);
+            cell.set_disk_fsync(id, Some(Duration::from_millis(fsync)));
+            (Fault::SlowDisk(id, fsync), ms(1000, 5000))
+        }
         _ => {
             let loss = thread_rng().gen_range(0.05..0.3);
             let hi = thread_rng().gen_range(5..80);
@@ -205,6 +243,8 @@ fn end_fault(cell: &mut Cell, fault: &Fault, log: &mut Vec<String>) {
             c.send_latency = Duration::from_millis(1)..Duration::from_millis(5);
         }),
         Fault::Admin => return,
+        Fault::ClockJump(id, _) => cell.set_clock_offset(*id, 0),
+        Fault::SlowDisk(id, _) => cell.set_disk_fsync(*id, None),
     }
     log.push(format!("end: {fault}"));
 }

@@ -11,6 +11,8 @@
 //! - `queue`: Celery-style queues (LPUSH, BRPOP, kombu's unacked bookkeeping) and their checks.
 //! - `cache`: caches under a small `maxmemory`, evicted while queues and the kill switch
 //!   never are.
+//! - `append`: list appends in `MULTI`/`EXEC` and the checks on the final lists.
+//! - `ttl`: session keys with `PX`/`EX` read around their expiry, under clock jumps.
 //! - `invariants`: Raft invariants sampled during the run.
 //! - `run`: one seed from start to verdict.
 //! - `scenarios`: pinned scripted scenarios for known failure shapes.
@@ -21,6 +23,8 @@
 
 pub mod linearizability;
 
+#[cfg(madsim)]
+pub mod append;
 #[cfg(madsim)]
 pub mod cache;
 #[cfg(madsim)]
@@ -37,5 +41,7 @@ pub mod queue;
 pub mod run;
 #[cfg(madsim)]
 pub mod scenarios;
+#[cfg(madsim)]
+pub mod ttl;
 #[cfg(madsim)]
 pub mod workload;

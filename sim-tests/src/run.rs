@@ -10,11 +10,13 @@ use madsim::runtime::{Handle, Runtime};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
+use crate::append::{Appender, SharedAppendLog};
 use crate::cache::{CacheClient, SharedCacheLog};
 use crate::cluster::{Cell, CellOptions};
 use crate::invariants::{keyspace_digest, Monitor};
 use crate::linearizability::{self, Operation};
 use crate::queue::{QueueClient, SharedQueueLog};
+use crate::ttl::{SessionClient, SharedTtlLog};
 use crate::workload::{Client, Recorder, SharedRecorder};
 
 /// What a run does.
@@ -30,6 +32,10 @@ pub struct RunOptions {
     pub consumers: u32,
     /// Number of cache clients (workload 3; needs `cell.maxmemory`).
     pub cache_clients: u32,
+    /// Number of list appenders (`MULTI` of `RPUSH` and `LRANGE`).
+    pub appenders: u32,
+    /// Number of session clients (`SET` with `PX`/`EX`, reads around expiry).
+    pub sessions: u32,
     /// Length of the chaos phase.
     pub chaos: Duration,
     /// Whether faults are injected at all.
@@ -48,6 +54,8 @@ impl Default for RunOptions {
             producers: 2,
             consumers: 2,
             cache_clients: 2,
+            appenders: 2,
+            sessions: 2,
             chaos: Duration::from_secs(20),
             faults: true,
             healed: Duration::from_secs(5),
@@ -81,6 +89,10 @@ pub struct RunReport {
     pub queue: String,
     /// The cache workload's counts.
     pub cache: String,
+    /// The list-append workload's counts.
+    pub append: String,
+    /// The TTL workload's counts.
+    pub ttl: String,
     /// A hash of everything the run produced (every operation with its times, the fault
     /// log, the reply counts, the final states): two runs of one seed must print the same.
     pub fingerprint: u64,
@@ -112,15 +124,19 @@ pub async fn simulate(seed: u64, options: RunOptions) -> RunReport {
     let targets: Vec<SocketAddr> = cell.lock().members.iter().map(|m| m.resp_addr()).collect();
     let recorder: SharedRecorder = Arc::new(Mutex::new(Recorder::default()));
 
-    // The monitor samples every running member every 20 ms until told to stop.
+    // The monitor samples every running member every 20 ms until told to stop, and every
+    // leader's cell time against true time for the TTL checks.
+    let ttl_log: SharedTtlLog = Arc::default();
     let monitor = Arc::new(Mutex::new(Monitor::default()));
     let stop_monitor = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let monitor_task = {
         let (cell, monitor, stop) = (cell.clone(), monitor.clone(), stop_monitor.clone());
+        let ttl_log = ttl_log.clone();
         tokio::spawn(async move {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let now_ms = Instant::now().duration_since(origin).as_millis() as u64;
                 monitor.lock().sample(&cell.lock(), now_ms);
+                sample_leader_time(&cell.lock(), &mut ttl_log.lock(), now_ms);
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
@@ -178,7 +194,36 @@ pub async fn simulate(seed: u64, options: RunOptions) -> RunReport {
             .name(format!("cache{c}"))
             .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 5, (c + 1) as u8)))
             .build();
-        let mut client = CacheClient::new(c + 1, targets.clone(), cache_log.clone());
+        let mut client = CacheClient::new(c + 1, targets.clone(), origin, cache_log.clone());
+        client_tasks.push(node.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            client.run_until(clients_end).await;
+        }));
+    }
+
+    // List appenders.
+    let append_log: SharedAppendLog = Arc::default();
+    for c in 0..options.appenders {
+        let node = handle
+            .create_node()
+            .name(format!("append{c}"))
+            .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 6, (c + 1) as u8)))
+            .build();
+        let mut client = Appender::new(c + 1, targets.clone(), origin, append_log.clone());
+        client_tasks.push(node.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            client.run_until(clients_end).await;
+        }));
+    }
+
+    // Session clients (TTLs).
+    for c in 0..options.sessions {
+        let node = handle
+            .create_node()
+            .name(format!("session{c}"))
+            .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 7, (c + 1) as u8)))
+            .build();
+        let mut client = SessionClient::new(c + 1, targets.clone(), origin, ttl_log.clone());
         client_tasks.push(node.spawn(async move {
             tokio::time::sleep(Duration::from_millis(200)).await;
             client.run_until(clients_end).await;
@@ -259,6 +304,44 @@ pub async fn simulate(seed: u64, options: RunOptions) -> RunReport {
             log.written, log.hits, log.misses, log.oom
         );
     }
+    if options.appenders > 0 {
+        let reader_node = handle
+            .create_node()
+            .name("append-reader")
+            .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 2, 4)))
+            .build();
+        let mut reader = Appender::new(999, targets.clone(), origin, append_log.clone());
+        let read = reader_node.spawn(async move {
+            reader.read_finals(Duration::from_secs(20)).await;
+        });
+        if read.await.is_err() {
+            report.failures.push("the append reader task failed".into());
+        }
+        let log = append_log.lock();
+        report.failures.extend(log.verify());
+        let count = |o: crate::append::Outcome| log.txns.iter().filter(|t| t.outcome == o).count();
+        report.append = format!(
+            "txns={} acked={} failed={} unknown={} final-lengths={:?}",
+            log.txns.len(),
+            count(crate::append::Outcome::Acknowledged),
+            count(crate::append::Outcome::Failed),
+            count(crate::append::Outcome::Unknown),
+            log.finals
+                .as_ref()
+                .map(|f| f.iter().map(Vec::len).collect::<Vec<_>>())
+        );
+    }
+    if options.sessions > 0 {
+        let log = ttl_log.lock();
+        report.failures.extend(log.verify());
+        report.ttl = format!(
+            "sets={} reads={} hits={} max-leader-skew={}ms",
+            log.sets.len(),
+            log.reads.len(),
+            log.reads.iter().filter(|r| r.found.is_some()).count(),
+            log.leader_skew.last().map_or(0, |s| s.1)
+        );
+    }
     stop_monitor.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = monitor_task.await;
     {
@@ -280,6 +363,20 @@ pub async fn simulate(seed: u64, options: RunOptions) -> RunReport {
             .iter()
             .map(|(k, n)| (format!("queue {k}"), *n)),
     );
+    report.outcomes.extend(
+        ttl_log
+            .lock()
+            .outcomes
+            .iter()
+            .map(|(k, n)| (format!("ttl {k}"), *n)),
+    );
+    report.outcomes.extend(
+        append_log
+            .lock()
+            .outcomes
+            .iter()
+            .map(|(k, n)| (format!("append {k}"), *n)),
+    );
     if let Err(e) = check_history(&recorder.ops, options.max_check_steps) {
         report.failures.push(e);
     }
@@ -289,8 +386,8 @@ pub async fn simulate(seed: u64, options: RunOptions) -> RunReport {
         trace.push_str(&format!("{op}\n"));
     }
     trace.push_str(&format!(
-        "{:?}\n{:?}\n{:?}\n",
-        report.fault_log, report.outcomes, report.simulated
+        "{:?}\n{:?}\n{:?}\n{}\n{}\n",
+        report.fault_log, report.outcomes, report.simulated, report.append, report.ttl
     ));
     for member in &cell.lock().members {
         if let Some(node) = member.node() {
@@ -305,6 +402,21 @@ pub async fn simulate(seed: u64, options: RunOptions) -> RunReport {
     }
     report.fingerprint = xxhash_rust::xxh3::xxh3_64(trace.as_bytes());
     report
+}
+
+/// Samples every running leader's cell time against true time (the simulator's clock, which
+/// no node offset touches).
+fn sample_leader_time(cell: &Cell, log: &mut crate::ttl::TtlLog, now_ms: u64) {
+    let true_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    for node in cell.members.iter().filter_map(|m| m.node()) {
+        if node.is_leader() {
+            let cell_ms = node.cell_now_ms(&node.keyspace.read());
+            log.sample_leader(now_ms, cell_ms, true_ms);
+        }
+    }
 }
 
 /// Checks a kill-switch history for linearizability.
@@ -363,7 +475,7 @@ async fn probe_cell(
 
 /// Waits (up to 20 s of simulated time) until every member applied the same index, then
 /// compares their keyspaces.
-async fn converge(cell: &Mutex<Cell>) -> Result<(), String> {
+pub async fn converge(cell: &Mutex<Cell>) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let states: Vec<(u64, Option<(u64, u64)>)> = {

@@ -259,3 +259,243 @@ pub async fn no_crossed_replies(options: CellOptions) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Reads `key` through every member; `Ok` with what each found (`true`: present).
+async fn presence_everywhere(
+    members: &mut crate::client::Members,
+    key: &str,
+) -> Result<Vec<bool>, String> {
+    use cellkv_node::resp::Frame;
+    let mut found = Vec::new();
+    for target in 0..members.count() {
+        match members
+            .call(target, &[b"GET", key.as_bytes()], Duration::from_secs(3))
+            .await
+        {
+            Some(Ok(Frame::Null)) => found.push(false),
+            Some(Ok(Frame::Bulk(_))) => found.push(true),
+            other => return Err(format!("GET {key} through n{}: {other:?}", target + 1)),
+        }
+    }
+    Ok(found)
+}
+
+/// TTLs across clock jumps: with keys set, the leader's wall clock jumps 4 s forward and a
+/// follower's 2.5 s back. A key with 5 s to live must still be there on every member 1.5 s
+/// later (a leader stamping or expiring by its wall clock drops it early), and one with 1 s
+/// must be gone everywhere (a follower reading by its wall clock still shows it); the same
+/// for keys set after the jumps.
+pub async fn ttl_across_clock_jumps(options: CellOptions) -> Result<(), String> {
+    use cellkv_node::resp::Frame;
+    let cell = Arc::new(Mutex::new(Cell::start(&options)));
+    let leader = wait_leader(&cell, Duration::from_secs(5)).await?;
+    let follower = leader % 3 + 1;
+    let targets = targets(&cell.lock());
+    let jumps = cell.clone();
+    let client = client_node(1).spawn(async move {
+        let mut members = crate::client::Members::new(targets);
+        let through = (leader - 1) as usize;
+        async fn set(
+            members: &mut crate::client::Members,
+            through: usize,
+            key: &str,
+            px: &str,
+        ) -> Result<(), String> {
+            match members
+                .call(
+                    through,
+                    &[b"SET", key.as_bytes(), b"v", b"PX", px.as_bytes()],
+                    Duration::from_secs(3),
+                )
+                .await
+            {
+                Some(Ok(Frame::Simple(_))) => Ok(()),
+                other => Err(format!("SET {key}: {other:?}")),
+            }
+        }
+        set(&mut members, through, "long", "5000").await?;
+        set(&mut members, through, "short", "1000").await?;
+        {
+            let cell = jumps.lock();
+            cell.set_clock_offset(leader, 4000);
+            cell.set_clock_offset(follower, -2500);
+        }
+        // Writes keep the replicated clock moving, as a busy cell's would.
+        for _ in 0..15 {
+            set(&mut members, through, "filler", "60000").await?;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        set(&mut members, through, "later-long", "5000").await?;
+        set(&mut members, through, "later-short", "1000").await?;
+        tokio::time::sleep(Duration::from_millis(1300)).await;
+        let mut problems = Vec::new();
+        for (key, alive) in [
+            ("long", true),
+            ("short", false),
+            ("later-long", true),
+            ("later-short", false),
+        ] {
+            let found = presence_everywhere(&mut members, key).await?;
+            if found.iter().any(|&f| f != alive) {
+                problems.push(format!(
+                    "{key} should be {} on every member, found {found:?} (n1..n3)",
+                    if alive { "present" } else { "gone" }
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "leader n{leader} +4000 ms, n{follower} -2500 ms: {}",
+                problems.join("; ")
+            ))
+        }
+    });
+    client.await.map_err(|_| "client failed".to_string())?
+}
+
+/// A write answered as failed must not appear later: a client writes through a follower
+/// while the link between it and the leader loses one direction (first the leader's replies,
+/// then the follower's requests), 2.5 s each. Writes answered `-CLUSTERDOWN`/`-TRYAGAIN` are
+/// left out of the history, so one that was applied after all shows as a read of a value
+/// nobody wrote. Reads through every member afterwards; at least one write must have gone
+/// unanswered or failed, or the scenario tested nothing.
+pub async fn failed_write_never_appears(options: CellOptions) -> Result<(), String> {
+    let cell = Arc::new(Mutex::new(Cell::start(&options)));
+    let leader = wait_leader(&cell, Duration::from_secs(5)).await?;
+    let follower = leader % 3 + 1;
+    let origin = Instant::now();
+    let recorder: SharedRecorder = Arc::new(Mutex::new(Recorder::default()));
+    let targets = targets(&cell.lock());
+    let mut writer = Client::new(1, targets.clone(), origin, recorder.clone());
+    let through = (follower - 1) as usize;
+    let writes = client_node(1).spawn(async move {
+        let until = Instant::now() + Duration::from_millis(5600);
+        while Instant::now() < until {
+            writer.set(through).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        writer
+    });
+    for (from, to) in [(leader, follower), (follower, leader)] {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cell.lock().cut(from, to);
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        cell.lock().mend(from, to);
+    }
+    let mut client = writes.await.map_err(|_| "writer failed".to_string())?;
+    // Let any entry still in flight settle, then read through every member.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let reads = client_node(2).spawn(async move {
+        for target in 0..client.members() {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while client.get(target).await.is_none() {
+                if Instant::now() >= deadline {
+                    return Err(format!("n{} never answered a GET", target + 1));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok::<(), String>(())
+    });
+    reads.await.map_err(|_| "reader failed".to_string())??;
+    let (ops, outcomes) = {
+        let mut recorder = recorder.lock();
+        (std::mem::take(&mut recorder.ops), recorder.outcomes.clone())
+    };
+    let troubled: u64 = outcomes
+        .iter()
+        .filter(|(kind, _)| !kind.starts_with("SET OK") && !kind.starts_with("GET"))
+        .map(|(_, n)| n)
+        .sum();
+    if troubled == 0 {
+        return Err(format!(
+            "no write failed or went unanswered during the cuts: {outcomes:?}"
+        ));
+    }
+    check_history(&ops, 10_000_000)
+}
+
+/// A crash during a snapshot install: a follower is down while the leader takes writes and
+/// purges its log past the follower's end, so the follower must catch up by snapshot; it is
+/// then restarted and powered off again 20–400 ms into the catch-up, five times,
+/// keeping a random part of what it had not synced. Finally it must catch up: the Raft
+/// invariants hold throughout (its log matches what every member applied), every member
+/// converges to the same keyspace, and the writes' history is linearizable.
+pub async fn crash_during_snapshot_install(options: CellOptions) -> Result<(), String> {
+    use madsim::rand::{thread_rng, Rng};
+    let cell = Arc::new(Mutex::new(Cell::start(&options)));
+    let leader = wait_leader(&cell, Duration::from_secs(5)).await?;
+    let follower = leader % 3 + 1;
+    let origin = Instant::now();
+    let recorder: SharedRecorder = Arc::new(Mutex::new(Recorder::default()));
+    let targets = targets(&cell.lock());
+    let monitor = Arc::new(Mutex::new(crate::invariants::Monitor::default()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (cell, monitor, stop) = (cell.clone(), monitor.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let now_ms = Instant::now().duration_since(origin).as_millis() as u64;
+                monitor.lock().sample(&cell.lock(), now_ms);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let mut writer = Client::new(1, targets.clone(), origin, recorder.clone());
+    let through = (leader - 1) as usize;
+    let writes = client_node(1).spawn(async move {
+        let until = Instant::now() + Duration::from_secs(6);
+        while Instant::now() < until {
+            writer.set(through).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        writer
+    });
+    cell.lock().crash(follower);
+    // Down until the leader's log no longer reaches back to the follower's end.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let cell = cell.lock();
+        let behind = cell.member(follower).disk.last_index().unwrap_or(0);
+        if cell.member(leader).disk.first_index().unwrap_or(0) > behind + 1 {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err("the leader never purged its log past the follower's end".into());
+        }
+    }
+    for _ in 0..5 {
+        cell.lock().restart(follower);
+        let up_for = thread_rng().gen_range(20..400);
+        tokio::time::sleep(Duration::from_millis(up_for)).await;
+        cell.lock().crash(follower);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cell.lock().restart(follower);
+    let mut client = writes.await.map_err(|_| "writer failed".to_string())?;
+    let reads = client_node(2).spawn(async move {
+        for target in 0..client.members() {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while client.get(target).await.is_none() {
+                if Instant::now() >= deadline {
+                    return Err(format!("n{} never answered a GET", target + 1));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok::<(), String>(())
+    });
+    reads.await.map_err(|_| "reader failed".to_string())??;
+    crate::run::converge(&cell).await?;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = sampler.await;
+    let violations = monitor.lock().violations.clone();
+    if !violations.is_empty() {
+        return Err(violations.join("\n"));
+    }
+    let ops = std::mem::take(&mut recorder.lock().ops);
+    check_history(&ops, 10_000_000)
+}

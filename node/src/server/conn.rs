@@ -638,7 +638,7 @@ impl Batch {
                     let ctx = ReadCtx {
                         keyspace: &keyspace,
                         db: session.db,
-                        now_ms: clock::now_ms().max(keyspace.clock_ms()),
+                        now_ms: node.cell_now_ms(&keyspace),
                         seed: rand::random(),
                         touch: !session.no_touch || spec.name == "touch",
                         user: restricted(session),
@@ -766,10 +766,7 @@ impl Batch {
         }
         let (since_index, watched_at_ms) = {
             let keyspace = node.keyspace.read();
-            (
-                keyspace.applied_index(),
-                clock::now_ms().max(keyspace.clock_ms()),
-            )
+            (keyspace.applied_index(), node.cell_now_ms(&keyspace))
         };
         for key in &args[1..] {
             let already = session

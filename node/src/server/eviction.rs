@@ -75,6 +75,11 @@ impl Evictor {
         self.plan(keyspace, settings, growth)
     }
 
+    /// Whether `keyspace` runs under a `maxmemory` limit at all.
+    pub fn limits(&self, keyspace: &Keyspace) -> bool {
+        keyspace.memory().maxmemory != 0
+    }
+
     /// Plans evictions for memory already over the limit (the background round).
     fn reserve_overflow(&self, keyspace: &Keyspace) -> Reservation {
         let settings = keyspace.memory();

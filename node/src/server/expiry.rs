@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{clock, Node};
+use super::Node;
 use crate::keyspace::{Op, DATABASES};
 use crate::resp::Frame;
 
@@ -56,9 +56,11 @@ pub async fn run(node: Arc<Node>) {
 
 /// Samples keys with a TTL from a random point and returns (sampled, expired ones).
 fn sample_expired(node: &Node, db: u32) -> (usize, Vec<Bytes>) {
-    let now = clock::now_ms();
     let start: u64 = rand::random();
     let keyspace = node.keyspace.read();
+    // Cell time, the leader's stamps' clock: a jump of this node's wall clock must not
+    // delete keys early (forward) or keep them (back).
+    let now = node.cell_now_ms(&keyspace);
     let Some(database) = keyspace.db(db) else {
         return (0, Vec::new());
     };

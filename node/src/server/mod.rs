@@ -153,6 +153,9 @@ pub struct Node {
     pub pubsub: Arc<pubsub::Hub>,
     /// Links to the other members: leader routing, forwarding, status probes.
     pub peers: Arc<peers::Peers>,
+    /// Cell time as this node knows it: what entries are stamped with and TTLs are
+    /// measured against (`clock::CellClock`).
+    pub cell_clock: Arc<clock::CellClock>,
     /// The leader's evictions and growth in flight (`maxmemory`).
     evictor: eviction::Evictor,
     /// Bumped whenever applied entries change the ACL users, so connections re-read theirs.
@@ -173,6 +176,9 @@ pub struct Node {
     boot: u64,
     shutdown: watch::Sender<bool>,
     leader: AtomicBool,
+    /// The last log index when this node last took office: its projections of memory wait
+    /// until everything up to it is applied.
+    office_index: AtomicU64,
 }
 
 impl Node {
@@ -246,15 +252,34 @@ impl Node {
         }
     }
 
-    /// Proposes entries stamped with this node's clock to its own Raft, in one message to the
-    /// core, and waits up to `wait` for their replies (one per op).
+    /// Proposes entries stamped with this node's cell time to its own Raft, in one message to
+    /// the core, and waits up to `wait` for their replies (one per op).
     pub async fn propose_local(&self, ops: &[Op], wait: Duration) -> Proposal {
         use futures_util::StreamExt;
-        let time_ms = clock::now_ms();
-        // Room under `maxmemory` is made in the same message, ahead of the writes.
-        let reservation = {
+        // A leader new in office may not have applied its predecessors' last entries yet;
+        // projecting memory without them would reserve too little room and let apply refuse
+        // writes with -OOM while keys could still be evicted. (Its own entries are in the
+        // evictor's pending totals.)
+        let office = self.office_index.load(Ordering::Acquire);
+        let behind = {
             let keyspace = self.keyspace.read();
-            self.evictor.reserve(&keyspace, ops)
+            self.evictor.limits(&keyspace) && keyspace.applied_index() < office
+        };
+        if behind {
+            let _ = self
+                .raft
+                .raft
+                .wait(Some(wait))
+                .applied_index_at_least(Some(office), "entries of earlier terms applied")
+                .await;
+        }
+        // Room under `maxmemory` is made in the same message, ahead of the writes.
+        let (time_ms, reservation) = {
+            let keyspace = self.keyspace.read();
+            (
+                self.cell_now_ms(&keyspace),
+                self.evictor.reserve(&keyspace, ops),
+            )
         };
         let evictions = reservation.evictions.len();
         // Collected first: a borrowing iterator held across the await would make the future
@@ -333,6 +358,11 @@ impl Node {
             },
             seq: 0,
         }
+    }
+
+    /// Cell time now, in milliseconds: never behind the replicated clock of `keyspace`.
+    pub fn cell_now_ms(&self, keyspace: &Keyspace) -> u64 {
+        self.cell_clock.now_ms(keyspace.clock_ms())
     }
 
     /// Whether one of `keys` holds a list or sorted set now, so a blocked pop could be served.
@@ -541,7 +571,9 @@ impl Server {
         };
         warn_if_exposed(&config);
         let (shutdown, _) = watch::channel(false);
+        let cell_clock = Arc::new(clock::CellClock::default());
         let peers = Arc::new(peers::Peers::new(
+            cell_clock.clone(),
             config.node_id,
             &config.cluster_name,
             raft.raft.clone(),
@@ -577,6 +609,7 @@ impl Server {
             blocked,
             pubsub,
             peers,
+            cell_clock,
             evictor: eviction::Evictor::default(),
             acl_epoch,
             acl_ready: watch::channel(false).0,
@@ -593,6 +626,7 @@ impl Server {
             boot: clock::now_ms(),
             shutdown,
             leader: AtomicBool::new(false),
+            office_index: AtomicU64::new(0),
         });
         let mut tasks = Vec::new();
         if let Some((listener, addr)) = listener {
@@ -766,7 +800,7 @@ async fn watch_leadership(node: Arc<Node>) {
     let me = node.config.node_id;
     let mut metrics = node.raft.raft.metrics();
     loop {
-        let (leads, sole_voter) = {
+        let (leads, sole_voter, last_log_index) = {
             let m = openraft_rt::WatchReceiver::borrow_watched(&metrics);
             let leads = m.current_leader == Some(me) && m.state == openraft::ServerState::Leader;
             let membership = m.membership_config.membership();
@@ -775,8 +809,15 @@ async fn watch_leadership(node: Arc<Node>) {
             let sole = voters.next() == Some(me)
                 && voters.next().is_none()
                 && membership.get_joint_config().len() == 1;
-            (leads, sole)
+            (leads, sole, m.last_log_index.unwrap_or(0))
         };
+        if leads && !node.leader.load(Ordering::Relaxed) {
+            // Taking office is the one moment the wall clock may move cell time (forward
+            // only): a sitting leader's clock jumping later moves no expiry.
+            let replicated = node.keyspace.read().clock_ms();
+            node.cell_clock.take_office(replicated);
+            node.office_index.store(last_log_index, Ordering::Release);
+        }
         node.leader.store(leads, Ordering::Relaxed);
         node.read_barrier.set_sole_voter_leader(leads && sole_voter);
         if openraft_rt::WatchReceiver::changed(&mut metrics)

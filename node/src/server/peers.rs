@@ -8,7 +8,7 @@
 //! - [`serve`], the gRPC listener on the Raft port carrying those two and the `Raft` service.
 //!
 //! Forwarding: a follower sends one connection's batch of writes (one session-numbered
-//! `Op::Client` entry) to the leader, which stamps it with its clock, proposes it and returns
+//! `Op::Client` entry) to the leader, which stamps it with its cell time, proposes it and returns
 //! its reply. When the receiver is not the leader, or the leader cannot even be connected to,
 //! nothing was proposed and the follower tries again at the leader it learns of. When the
 //! call failed after it was sent, the outcome is unknown and [`Forwarded::Unknown`] says so;
@@ -123,6 +123,7 @@ pub enum ReadIndex {
 
 /// This node's links to the other members.
 pub struct Peers {
+    cell_clock: Arc<clock::CellClock>,
     me: NodeId,
     cluster: String,
     raft: Raft,
@@ -134,6 +135,7 @@ pub struct Peers {
 impl Peers {
     /// Links of node `me` in cell `cluster`, over the Raft handle's channels.
     pub fn new(
+        cell_clock: Arc<clock::CellClock>,
         me: NodeId,
         cluster: &str,
         raft: Raft,
@@ -141,6 +143,7 @@ impl Peers {
         wait_timeout: Duration,
     ) -> Peers {
         Peers {
+            cell_clock,
             me,
             cluster: cluster.to_string(),
             raft,
@@ -306,7 +309,8 @@ impl Peers {
                 return ReadIndex::LeadsHere;
             }
             match self.read_index_once(leader).await {
-                Ok(index) => {
+                Ok((index, leader_time_ms)) => {
+                    self.cell_clock.now_ms(leader_time_ms);
                     let remaining = deadline.saturating_sub(clock::now_ms());
                     let wait = Duration::from_millis(remaining).max(READ_INDEX_TIMEOUT);
                     return match self
@@ -329,8 +333,9 @@ impl Peers {
         }
     }
 
-    /// One read-index request; on failure, whether trying again may help.
-    async fn read_index_once(&self, leader: NodeId) -> Result<u64, (bool, String)> {
+    /// One read-index request: the index and the leader's cell time, or, on failure,
+    /// whether trying again may help.
+    async fn read_index_once(&self, leader: NodeId) -> Result<(u64, u64), (bool, String)> {
         let addr = self
             .addr_of(leader)
             .ok_or_else(|| (true, format!("node {leader} is not a member")))?;
@@ -358,7 +363,7 @@ impl Peers {
         }
         let log_id: LogId = decode(&reply.read_log_id)
             .map_err(|e| (false, format!("undecodable read index: {e}")))?;
-        Ok(log_id.index)
+        Ok((log_id.index, reply.time_ms))
     }
 
     /// Asks every other member for its status, concurrently, and records the answers.
@@ -575,6 +580,7 @@ impl forward_server::Forward for NodeService {
             Ok(linearizer) => match encode(linearizer.read_log_id().log_id()) {
                 Ok(bytes) => ReadIndexReply {
                     read_log_id: Bytes::from(bytes),
+                    time_ms: self.node.cell_now_ms(&self.node.keyspace.read()),
                     ..ReadIndexReply::default()
                 },
                 Err(e) => return Err(Status::internal(format!("cannot encode: {e}"))),

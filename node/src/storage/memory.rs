@@ -165,6 +165,14 @@ impl MemLogStore {
         lost
     }
 
+    /// Sets how long a sync of this simulated disk takes from now on (the simulation's slow
+    /// disk fault). No effect on a store that is not a simulated disk.
+    pub fn set_fsync(&self, fsync: Duration) {
+        if let Some(disk) = &mut self.inner.lock().disk {
+            disk.fsync = fsync;
+        }
+    }
+
     /// Test-only fault for the simulation (`cfg(madsim)`): appends are written without a sync
     /// and acknowledged to openraft at once, as a store that forgot its fsync would. A crash
     /// can then lose acknowledged entries, and the simulation's checkers must notice.

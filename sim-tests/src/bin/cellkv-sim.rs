@@ -52,6 +52,12 @@ mod sim {
         /// Cache clients (workload 3, under a small maxmemory).
         #[arg(long, default_value_t = 2)]
         cache_clients: u32,
+        /// List appenders (MULTI of RPUSH and LRANGE).
+        #[arg(long, default_value_t = 2)]
+        appenders: u32,
+        /// Session clients (SET with PX/EX, reads around expiry).
+        #[arg(long, default_value_t = 2)]
+        sessions: u32,
         /// Run the cell without maxmemory (and so without the cache workload).
         #[arg(long)]
         no_maxmemory: bool,
@@ -91,6 +97,8 @@ mod sim {
                 producers: self.producers,
                 consumers: self.consumers,
                 cache_clients: self.cache_clients,
+                appenders: self.appenders,
+                sessions: self.sessions,
                 chaos: Duration::from_secs(self.chaos),
                 healed: Duration::from_secs(self.healed),
                 faults: !self.no_faults,
@@ -124,6 +132,12 @@ mod sim {
             }
             if self.cache_clients != defaults.cache_clients {
                 flags += &format!(" --cache-clients {}", self.cache_clients);
+            }
+            if self.appenders != defaults.appenders {
+                flags += &format!(" --appenders {}", self.appenders);
+            }
+            if self.sessions != defaults.sessions {
+                flags += &format!(" --sessions {}", self.sessions);
             }
             if self.no_maxmemory {
                 flags += " --no-maxmemory";
@@ -191,6 +205,8 @@ mod sim {
             println!("    replies {}", outcomes.join(" "));
             println!("    queue   {}", report.queue);
             println!("    cache   {}", report.cache);
+            println!("    append  {}", report.append);
+            println!("    ttl     {}", report.ttl);
         }
         for failure in &report.failures {
             for line in failure.lines() {
