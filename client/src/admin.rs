@@ -23,6 +23,9 @@ pub enum AdminError {
     /// The address is not a usable `host:port`.
     #[error("invalid node address '{0}': {1}")]
     Address(String, String),
+    /// A TLS file could not be read.
+    #[error("{0}: {1}")]
+    TlsFile(String, String),
     /// The node could not be connected to.
     #[error("cannot connect to {0}: {1}")]
     Connect(String, String),
@@ -59,13 +62,70 @@ pub struct AdminClient {
     options: AdminOptions,
 }
 
+/// The PEM files that identify the tool to a cell whose members speak mutual TLS
+/// (`tls-replication yes`): the same `tls-cert-file`, `tls-key-file` and `tls-ca-cert-file`
+/// a node uses, or another certificate the cell's CA signed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminTls {
+    /// The client certificate chain.
+    pub cert_file: std::path::PathBuf,
+    /// Its private key.
+    pub key_file: std::path::PathBuf,
+    /// The CA that signed the members' certificates.
+    pub ca_file: std::path::PathBuf,
+}
+
+#[cfg(not(madsim))]
+impl AdminTls {
+    fn client_config(&self) -> Result<tonic::transport::ClientTlsConfig, AdminError> {
+        let read = |path: &std::path::Path| {
+            std::fs::read(path)
+                .map_err(|e| AdminError::TlsFile(path.display().to_string(), e.to_string()))
+        };
+        let identity =
+            tonic::transport::Identity::from_pem(read(&self.cert_file)?, read(&self.key_file)?);
+        Ok(tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(read(
+                &self.ca_file,
+            )?))
+            .identity(identity))
+    }
+}
+
 impl AdminClient {
     /// Connects to the Raft port at `addr` (`host:port`).
     pub async fn connect(addr: &str, options: AdminOptions) -> Result<AdminClient, AdminError> {
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+        Self::connect_endpoint(addr, format!("http://{addr}"), options, Ok).await
+    }
+
+    /// Connects to the Raft port at `addr` of a cell whose members require mutual TLS.
+    #[cfg(not(madsim))]
+    pub async fn connect_tls(
+        addr: &str,
+        options: AdminOptions,
+        tls: &AdminTls,
+    ) -> Result<AdminClient, AdminError> {
+        let config = tls.client_config()?;
+        let url = format!("https://{addr}");
+        Self::connect_endpoint(addr, url, options, move |endpoint| {
+            endpoint
+                .tls_config(config)
+                .map_err(|e| AdminError::Connect(addr.to_string(), e.to_string()))
+        })
+        .await
+    }
+
+    async fn connect_endpoint(
+        addr: &str,
+        url: String,
+        options: AdminOptions,
+        secure: impl FnOnce(Endpoint) -> Result<Endpoint, AdminError>,
+    ) -> Result<AdminClient, AdminError> {
+        let endpoint = Endpoint::from_shared(url)
             .map_err(|e| AdminError::Address(addr.to_string(), e.to_string()))?
             .connect_timeout(options.connect_timeout)
             .timeout(options.call_timeout);
+        let endpoint = secure(endpoint)?;
         let channel = tokio::time::timeout(options.connect_timeout, endpoint.connect())
             .await
             .map_err(|_| AdminError::Connect(addr.to_string(), "timed out".to_string()))?

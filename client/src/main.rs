@@ -35,6 +35,25 @@ struct Cli {
     /// Seconds a command may take; 0 waits forever (for blocking commands).
     #[arg(long, global = true, default_value_t = 30.0, value_name = "SECS")]
     timeout: f64,
+    /// `cluster` commands: the members speak mutual TLS (`tls-replication yes`), so connect
+    /// with the certificate, key and CA below (the node's own settings and variables).
+    #[arg(long, global = true, env = "CELLKV_TLS_REPLICATION", value_name = "yes|no",
+          default_value = "no", value_parser = ["yes", "no"])]
+    tls_replication: String,
+    /// Certificate presented to the node (`tls-replication yes`).
+    #[arg(long, global = true, env = "CELLKV_TLS_CERT_FILE", value_name = "PATH")]
+    tls_cert_file: Option<std::path::PathBuf>,
+    /// Private key of that certificate.
+    #[arg(long, global = true, env = "CELLKV_TLS_KEY_FILE", value_name = "PATH")]
+    tls_key_file: Option<std::path::PathBuf>,
+    /// CA that signed the members' certificates.
+    #[arg(
+        long,
+        global = true,
+        env = "CELLKV_TLS_CA_CERT_FILE",
+        value_name = "PATH"
+    )]
+    tls_ca_cert_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -179,7 +198,25 @@ async fn cluster(cli: &Cli, action: &ClusterCommand) -> anyhow::Result<ExitCode>
         connect_timeout: seconds(cli.connect_timeout, "--connect-timeout")?,
         call_timeout,
     };
-    let mut client = AdminClient::connect(&cli.node, options).await?;
+    let mut client = if cli.tls_replication == "yes" {
+        let (Some(cert_file), Some(key_file), Some(ca_file)) = (
+            cli.tls_cert_file.clone(),
+            cli.tls_key_file.clone(),
+            cli.tls_ca_cert_file.clone(),
+        ) else {
+            anyhow::bail!(
+                "--tls-replication yes needs --tls-cert-file, --tls-key-file and --tls-ca-cert-file"
+            );
+        };
+        let tls = admin::AdminTls {
+            cert_file,
+            key_file,
+            ca_file,
+        };
+        AdminClient::connect_tls(&cli.node, options, &tls).await?
+    } else {
+        AdminClient::connect(&cli.node, options).await?
+    };
     let reply = match action {
         ClusterCommand::Status => {
             let status = client.status().await?;

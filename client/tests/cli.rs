@@ -466,3 +466,94 @@ fn ready_and_step_down_in_a_three_node_cell() {
     );
     wait_ready(&nodes[leader - 1].addr());
 }
+
+/// A CA and one certificate it signed for `localhost`/`127.0.0.1`, usable by server and
+/// client alike, written as `ca.crt`, `node.crt` and `node.key` in a temporary directory.
+fn must_write_pki() -> tempfile::TempDir {
+    use rcgen::{
+        BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+        KeyUsagePurpose,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_key = KeyPair::generate().expect("ca key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_pem = ca.self_signed(&ca_key).expect("ca cert").pem();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().expect("key");
+    let mut leaf =
+        CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).expect("params");
+    leaf.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    let cert = leaf.signed_by(&key, &issuer).expect("sign");
+    for (name, text) in [
+        ("ca.crt", ca_pem),
+        ("node.crt", cert.pem()),
+        ("node.key", key.serialize_pem()),
+    ] {
+        std::fs::write(dir.path().join(name), text).expect("write pem");
+    }
+    dir
+}
+
+/// With `tls-replication yes` the Raft port speaks mutual TLS only: `cluster status`
+/// without certificates fails, and with `--tls-replication yes` and the node's files it
+/// answers.
+#[test]
+fn cluster_commands_reach_a_node_that_speaks_mutual_tls() {
+    let pki = must_write_pki();
+    let file = |name: &str| pki.path().join(name).display().to_string();
+    let (cert, key, ca) = (file("node.crt"), file("node.key"), file("ca.crt"));
+    let node = must_start_node_with(
+        free_port(),
+        &[
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-replication",
+            "yes",
+        ],
+    );
+    let raft = format!("127.0.0.1:{}", node.raft_port);
+    let plain = cli(&["--node", &raft, "--timeout", "3", "cluster", "status"]);
+    assert!(!plain.status.success(), "{plain:?}");
+    let status = must_succeed(&[
+        "--node",
+        &raft,
+        "--tls-replication",
+        "yes",
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+        "--tls-ca-cert-file",
+        &ca,
+        "cluster",
+        "status",
+    ]);
+    assert!(
+        status
+            .lines()
+            .any(|l| l.split_whitespace().eq(["node_id", "1"])),
+        "{status}"
+    );
+    let incomplete = cli(&[
+        "--node",
+        &raft,
+        "--tls-replication",
+        "yes",
+        "cluster",
+        "status",
+    ]);
+    assert!(!incomplete.status.success());
+    assert!(
+        String::from_utf8_lossy(&incomplete.stderr).contains("needs --tls-cert-file"),
+        "{incomplete:?}"
+    );
+}
