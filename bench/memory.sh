@@ -79,6 +79,9 @@ measure() {
         echo "$kind holds $count keys, expected $((KEYS + HASHES))" >&2
         exit 1
     fi
+    # measure runs in a subshell (read < <(...)): its PIDS never reach the exit trap.
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
     echo "$rss0 $used0 $rss1 $used1 $rss2 $used2"
 }
 
