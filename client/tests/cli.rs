@@ -507,36 +507,24 @@ fn cluster_commands_reach_a_node_that_speaks_mutual_tls() {
     let pki = must_write_pki();
     let file = |name: &str| pki.path().join(name).display().to_string();
     let (cert, key, ca) = (file("node.crt"), file("node.key"), file("ca.crt"));
-    let node = must_start_node_with(
-        free_port(),
-        &[
-            "--tls-cert-file",
-            &cert,
-            "--tls-key-file",
-            &key,
-            "--tls-ca-cert-file",
-            &ca,
-            "--tls-replication",
-            "yes",
-        ],
-    );
-    let raft = format!("127.0.0.1:{}", node.raft_port);
-    let plain = cli(&["--node", &raft, "--timeout", "3", "cluster", "status"]);
-    assert!(!plain.status.success(), "{plain:?}");
-    let status = must_succeed(&[
-        "--node",
-        &raft,
-        "--tls-replication",
-        "yes",
+    let files = [
         "--tls-cert-file",
         &cert,
         "--tls-key-file",
         &key,
         "--tls-ca-cert-file",
         &ca,
-        "cluster",
-        "status",
-    ]);
+    ];
+    let mut node_flags = files.to_vec();
+    node_flags.extend(["--tls-replication", "yes"]);
+    let node = must_start_node_with(free_port(), &node_flags);
+    let raft = format!("127.0.0.1:{}", node.raft_port);
+    let plain = cli(&["--node", &raft, "--timeout", "3", "cluster", "status"]);
+    assert!(!plain.status.success(), "{plain:?}");
+    let mut args = vec!["--node", &raft, "--tls-replication", "yes"];
+    args.extend(files);
+    args.extend(["cluster", "status"]);
+    let status = must_succeed(&args);
     assert!(
         status
             .lines()

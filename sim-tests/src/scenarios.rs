@@ -355,6 +355,24 @@ pub async fn ttl_across_clock_jumps(options: CellOptions) -> Result<(), String> 
     client.await.map_err(|_| "client failed".to_string())?
 }
 
+/// Reads through every member, from client node 2, until each has answered a GET (10 s
+/// each): the cell serves on all of them again.
+async fn read_through_every_member(mut client: Client) -> Result<(), String> {
+    let reads = client_node(2).spawn(async move {
+        for target in 0..client.members() {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while client.get(target).await.is_none() {
+                if Instant::now() >= deadline {
+                    return Err(format!("n{} never answered a GET", target + 1));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok::<(), String>(())
+    });
+    reads.await.map_err(|_| "reader failed".to_string())?
+}
+
 /// A write answered as failed must not appear later: a client writes through a follower
 /// while the link between it and the leader loses one direction (first the leader's replies,
 /// then the follower's requests), 2.5 s each. Writes answered `-CLUSTERDOWN`/`-TRYAGAIN` are
@@ -384,22 +402,10 @@ pub async fn failed_write_never_appears(options: CellOptions) -> Result<(), Stri
         tokio::time::sleep(Duration::from_millis(2500)).await;
         cell.lock().mend(from, to);
     }
-    let mut client = writes.await.map_err(|_| "writer failed".to_string())?;
+    let client = writes.await.map_err(|_| "writer failed".to_string())?;
     // Let any entry still in flight settle, then read through every member.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let reads = client_node(2).spawn(async move {
-        for target in 0..client.members() {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while client.get(target).await.is_none() {
-                if Instant::now() >= deadline {
-                    return Err(format!("n{} never answered a GET", target + 1));
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-        Ok::<(), String>(())
-    });
-    reads.await.map_err(|_| "reader failed".to_string())??;
+    read_through_every_member(client).await?;
     let (ops, outcomes) = {
         let mut recorder = recorder.lock();
         (std::mem::take(&mut recorder.ops), recorder.outcomes.clone())
@@ -475,20 +481,8 @@ pub async fn crash_during_snapshot_install(options: CellOptions) -> Result<(), S
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     cell.lock().restart(follower);
-    let mut client = writes.await.map_err(|_| "writer failed".to_string())?;
-    let reads = client_node(2).spawn(async move {
-        for target in 0..client.members() {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while client.get(target).await.is_none() {
-                if Instant::now() >= deadline {
-                    return Err(format!("n{} never answered a GET", target + 1));
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-        Ok::<(), String>(())
-    });
-    reads.await.map_err(|_| "reader failed".to_string())??;
+    let client = writes.await.map_err(|_| "writer failed".to_string())?;
+    read_through_every_member(client).await?;
     crate::run::converge(&cell).await?;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = sampler.await;
