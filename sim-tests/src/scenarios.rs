@@ -355,6 +355,25 @@ pub async fn ttl_across_clock_jumps(options: CellOptions) -> Result<(), String> 
     client.await.map_err(|_| "client failed".to_string())?
 }
 
+/// From client node 1, `SET`s through member `through` every `pause` for `duration`, then
+/// hands the client back (its recorder holds the history).
+fn keep_writing(
+    mut writer: Client,
+    through: u64,
+    duration: Duration,
+    pause: Duration,
+) -> madsim::task::JoinHandle<Client> {
+    let target = (through - 1) as usize;
+    client_node(1).spawn(async move {
+        let until = Instant::now() + duration;
+        while Instant::now() < until {
+            writer.set(target).await;
+            tokio::time::sleep(pause).await;
+        }
+        writer
+    })
+}
+
 /// Reads through every member, from client node 2, until each has answered a GET (10 s
 /// each): the cell serves on all of them again.
 async fn read_through_every_member(mut client: Client) -> Result<(), String> {
@@ -386,16 +405,13 @@ pub async fn failed_write_never_appears(options: CellOptions) -> Result<(), Stri
     let origin = Instant::now();
     let recorder: SharedRecorder = Arc::new(Mutex::new(Recorder::default()));
     let targets = targets(&cell.lock());
-    let mut writer = Client::new(1, targets.clone(), origin, recorder.clone());
-    let through = (follower - 1) as usize;
-    let writes = client_node(1).spawn(async move {
-        let until = Instant::now() + Duration::from_millis(5600);
-        while Instant::now() < until {
-            writer.set(through).await;
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        writer
-    });
+    let writer = Client::new(1, targets.clone(), origin, recorder.clone());
+    let writes = keep_writing(
+        writer,
+        follower,
+        Duration::from_millis(5600),
+        Duration::from_millis(50),
+    );
     for (from, to) in [(leader, follower), (follower, leader)] {
         tokio::time::sleep(Duration::from_millis(300)).await;
         cell.lock().cut(from, to);
@@ -449,16 +465,13 @@ pub async fn crash_during_snapshot_install(options: CellOptions) -> Result<(), S
             }
         })
     };
-    let mut writer = Client::new(1, targets.clone(), origin, recorder.clone());
-    let through = (leader - 1) as usize;
-    let writes = client_node(1).spawn(async move {
-        let until = Instant::now() + Duration::from_secs(6);
-        while Instant::now() < until {
-            writer.set(through).await;
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        writer
-    });
+    let writer = Client::new(1, targets.clone(), origin, recorder.clone());
+    let writes = keep_writing(
+        writer,
+        leader,
+        Duration::from_secs(6),
+        Duration::from_millis(5),
+    );
     cell.lock().crash(follower);
     // Down until the leader's log no longer reaches back to the follower's end.
     let deadline = Instant::now() + Duration::from_secs(5);
