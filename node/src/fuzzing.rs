@@ -8,8 +8,8 @@
 
 use bytes::{Bytes, BytesMut};
 
-use crate::keyspace::memory::{entry_size, ACCOUNTING_SAMPLES};
-use crate::keyspace::{Keyspace, Op, Request, DATABASES};
+use crate::keyspace::memory::recount_used;
+use crate::keyspace::{Keyspace, Op, Request};
 use crate::resp::{encode, parse_frame, ProtocolError, RequestLimits, RequestParser};
 
 /// Limits far below the defaults, so that declared sizes near them are reachable by a fuzzer.
@@ -137,14 +137,6 @@ const SKIPPED: &[&[u8]] = &[
     b"script",
 ];
 
-fn recount(ks: &Keyspace) -> u64 {
-    (0..DATABASES)
-        .filter_map(|i| ks.db(i))
-        .flat_map(|db| db.range_from(0))
-        .map(|(_, key, entry)| entry_size(key, entry, ACCOUNTING_SAMPLES))
-        .sum()
-}
-
 fn snapshot_bytes(ks: &Keyspace) -> Vec<u8> {
     let mut out = Vec::new();
     if let Err(e) = ks.write_snapshot(&mut out) {
@@ -176,7 +168,7 @@ pub fn command(data: &[u8]) {
                 op: Op::Command { db: 0, args },
             },
         );
-        assert_eq!(ks.used_memory(), recount(&ks), "memory count drifted");
+        assert_eq!(ks.used_memory(), recount_used(&ks), "memory count drifted");
     }
     let snapshot = snapshot_bytes(&ks);
     let restored = match Keyspace::read_snapshot(&mut snapshot.as_slice()) {

@@ -481,21 +481,22 @@ fn extrapolate(len: usize, samples: usize, sizes: impl Iterator<Item = u64>) -> 
     seen.saturating_mul(len as u64) / samples as u64
 }
 
+/// The sum of every key's estimate, taken from scratch: what the running count
+/// (`Keyspace::used_memory`) must always equal. For tests and the fuzz targets.
+pub fn recount_used(ks: &crate::keyspace::Keyspace) -> u64 {
+    (0..crate::keyspace::DATABASES)
+        .filter_map(|i| ks.db(i))
+        .flat_map(|db| db.range_from(0))
+        .map(|(_, key, entry)| entry_size(key, entry, ACCOUNTING_SAMPLES))
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::keyspace::tests::must_apply;
     use crate::keyspace::{Keyspace, Op, Request};
     use crate::resp::Frame;
-
-    /// The sum of every key's estimate, taken from scratch.
-    fn recount(ks: &Keyspace) -> u64 {
-        (0..crate::keyspace::DATABASES)
-            .filter_map(|i| ks.db(i))
-            .flat_map(|db| db.range_from(0))
-            .map(|(_, k, e)| entry_size(k, e, ACCOUNTING_SAMPLES))
-            .sum()
-    }
 
     fn apply_op(ks: &mut Keyspace, index: u64, op: Op) -> Frame {
         ks.apply(index, &Request { time_ms: 1000, op })
@@ -537,7 +538,7 @@ mod tests {
         ];
         for (i, line) in script.iter().enumerate() {
             must_apply(&mut ks, 1000 + i as u64, line);
-            assert_eq!(ks.used_memory(), recount(&ks), "after {line}");
+            assert_eq!(ks.used_memory(), super::recount_used(&ks), "after {line}");
         }
         assert!(ks.used_memory() > 0);
         must_apply(&mut ks, 2000, "flushall");
@@ -627,7 +628,7 @@ mod tests {
         assert!(left.contains(&Bytes::from("celery")));
         assert!(left.contains(&Bytes::from("plain")));
         assert_eq!(left.len(), 2);
-        assert_eq!(ks.used_memory(), recount(&ks));
+        assert_eq!(ks.used_memory(), super::recount_used(&ks));
     }
 
     #[test]

@@ -87,81 +87,79 @@ pub const LOGS_KEPT_AFTER_SNAPSHOT: u64 = 32;
 /// be secrets (sessions, tokens) and key names can embed them.
 impl fmt::Display for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.op {
-            Op::Client { client, seq, ops } => write!(
+        describe(&self.op, self.time_ms, f)
+    }
+}
+
+/// The log line of one entry (see the `Display` impl above); an `AsUser` entry names its
+/// user, then describes what it wraps.
+fn describe(op: &Op, time_ms: u64, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match op {
+        Op::Client { client, seq, ops } => write!(
+            f,
+            "BATCH(node={} conn={} seq={seq}, {} writes, t={})",
+            client.node,
+            client.conn,
+            ops.len(),
+            time_ms
+        ),
+        Op::AsUser { user, op } => {
+            write!(f, "AS({user}) ")?;
+            describe(op, time_ms, f)
+        }
+        Op::Command { db, args } => {
+            let name = args
+                .first()
+                .map(|n| String::from_utf8_lossy(n).to_ascii_uppercase());
+            write!(
                 f,
-                "BATCH(node={} conn={} seq={seq}, {} writes, t={})",
-                client.node,
-                client.conn,
-                ops.len(),
-                self.time_ms
-            ),
-            Op::AsUser { user, op } => {
-                let inner = Request {
-                    time_ms: self.time_ms,
-                    op: (**op).clone(),
-                };
-                write!(f, "AS({user}) {inner}")
-            }
-            Op::Command { db, args } => {
-                let name = args
-                    .first()
-                    .map(|n| String::from_utf8_lossy(n).to_ascii_uppercase());
-                write!(
-                    f,
-                    "{}(db={db}, {} args, t={})",
-                    name.as_deref().unwrap_or("?"),
-                    args.len().saturating_sub(1),
-                    self.time_ms
-                )
-            }
-            Op::Exec {
-                db,
-                watches,
-                commands,
-            } => write!(
-                f,
-                "EXEC(db={db}, {} commands, {} watched, t={})",
-                commands.len(),
-                watches.len(),
-                self.time_ms
-            ),
-            // Never the rules: they hold password hashes.
-            Op::Acl(acl) => {
-                let what = match acl {
-                    crate::keyspace::AclOp::SetUser { .. } => "SETUSER",
-                    crate::keyspace::AclOp::DelUser { .. } => "DELUSER",
-                    crate::keyspace::AclOp::Load { .. } => "LOAD",
-                };
-                write!(f, "ACL {what}(t={})", self.time_ms)
-            }
-            Op::Expire { db, keys } => write!(
-                f,
-                "EXPIRE(db={db}, {} keys, t={})",
-                keys.len(),
-                self.time_ms
-            ),
-            Op::MemoryAtStart(settings) => write!(
-                f,
-                "MEMORY(maxmemory={}, policy={}, {} prefix rules, t={})",
-                settings.maxmemory,
-                settings.policy.name(),
-                settings.rules.len(),
-                self.time_ms
-            ),
-            Op::ConfigSet { pairs } => write!(
-                f,
-                "CONFIG-SET({}, t={})",
-                pairs
-                    .iter()
-                    .map(|(name, _)| String::from_utf8_lossy(name))
-                    .collect::<Vec<_>>()
-                    .join(","),
-                self.time_ms
-            ),
-            Op::Evict { db, keys } => {
-                write!(f, "EVICT(db={db}, {} keys, t={})", keys.len(), self.time_ms)
-            }
+                "{}(db={db}, {} args, t={})",
+                name.as_deref().unwrap_or("?"),
+                args.len().saturating_sub(1),
+                time_ms
+            )
+        }
+        Op::Exec {
+            db,
+            watches,
+            commands,
+        } => write!(
+            f,
+            "EXEC(db={db}, {} commands, {} watched, t={})",
+            commands.len(),
+            watches.len(),
+            time_ms
+        ),
+        // Never the rules: they hold password hashes.
+        Op::Acl(acl) => {
+            let what = match acl {
+                crate::keyspace::AclOp::SetUser { .. } => "SETUSER",
+                crate::keyspace::AclOp::DelUser { .. } => "DELUSER",
+                crate::keyspace::AclOp::Load { .. } => "LOAD",
+            };
+            write!(f, "ACL {what}(t={})", time_ms)
+        }
+        Op::Expire { db, keys } => write!(f, "EXPIRE(db={db}, {} keys, t={})", keys.len(), time_ms),
+        Op::MemoryAtStart(settings) => write!(
+            f,
+            "MEMORY(maxmemory={}, policy={}, {} prefix rules, t={})",
+            settings.maxmemory,
+            settings.policy.name(),
+            settings.rules.len(),
+            time_ms
+        ),
+        Op::ConfigSet { pairs } => write!(
+            f,
+            "CONFIG-SET({}, t={})",
+            pairs
+                .iter()
+                .map(|(name, _)| String::from_utf8_lossy(name))
+                .collect::<Vec<_>>()
+                .join(","),
+            time_ms
+        ),
+        Op::Evict { db, keys } => {
+            write!(f, "EVICT(db={db}, {} keys, t={})", keys.len(), time_ms)
         }
     }
 }
