@@ -6,6 +6,10 @@
 //! a tool may talk to any member. Removing the leader moves leadership to the most caught-up
 //! other voter first; the new leader then removes the old one.
 //!
+//! A change that leadership interrupted between its two entries leaves the cell in joint
+//! consensus, which openraft does not leave by itself: the next add-node or remove-node,
+//! whichever it is, first finishes that change (see `finish_joint`).
+//!
 //! Node ids are never reused: an id that is in the membership, or was in any membership this
 //! node applied (kept across log purges in the snapshot header, see `raft::snapshot`), is
 //! refused by `AddNode`. The one exception is a learner left behind by an `AddNode` that timed
@@ -110,6 +114,11 @@ async fn on_leader(node: &Node, change: &Change) -> Step {
     let metrics = node.raft.metrics();
     let membership = metrics.membership_config.membership().clone();
     let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+    if matches!(change, Change::Add { .. } | Change::Remove { .. }) {
+        if let Some(step) = finish_joint(node, &membership).await {
+            return step;
+        }
+    }
     match change {
         Change::Add { id, addr } => {
             if voters.contains(id) {
@@ -213,6 +222,29 @@ async fn on_leader(node: &Node, change: &Change) -> Step {
             }
         }
     }
+}
+
+/// Finishes a change left in joint consensus, if there is one: leadership that moved between
+/// a change's two entries leaves the cell in its joint configuration (openraft does not go on
+/// by itself), where every commit needs a majority of both voter sets and where the change's
+/// voters look like voters already, so a retried add-node would be refused. The change goes
+/// on to the configuration it was heading for; `None` when there was nothing to finish.
+async fn finish_joint(
+    node: &Node,
+    membership: &openraft::Membership<NodeId, BasicNode>,
+) -> Option<Step> {
+    let joint = membership.get_joint_config();
+    if joint.len() < 2 {
+        return None;
+    }
+    let target = joint.last().cloned().unwrap_or_default();
+    tracing::info!(voters = ?target, "finishing a membership change left in joint consensus");
+    Some(
+        match change_membership(node, ChangeMembers::ReplaceAllVoters(target)).await {
+            Ok(()) => Step::Again,
+            Err(step) => step,
+        },
+    )
 }
 
 /// Proposes a membership change and waits until it is committed.
