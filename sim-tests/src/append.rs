@@ -24,7 +24,7 @@ use madsim::rand::{thread_rng, Rng};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
-use crate::client::{CallError, Members};
+use crate::client::{CallError, Members, Roster};
 
 /// The list keys.
 pub const KEYS: [&str; 3] = ["append:a", "append:b", "append:c"];
@@ -261,15 +261,10 @@ pub struct Appender {
 
 impl Appender {
     /// An appender; its values are `id * 1 000 000 + n`.
-    pub fn new(
-        id: u32,
-        targets: Vec<SocketAddr>,
-        origin: Instant,
-        log: SharedAppendLog,
-    ) -> Appender {
+    pub fn new(id: u32, roster: Roster, origin: Instant, log: SharedAppendLog) -> Appender {
         Appender {
             id,
-            members: Members::new(targets),
+            members: Members::new(roster),
             log,
             origin,
             seq: 0,
@@ -280,7 +275,11 @@ impl Appender {
         Instant::now().duration_since(self.origin).as_millis() as u64
     }
 
-    async fn call(&mut self, target: usize, args: &[&[u8]]) -> Option<Result<Frame, CallError>> {
+    async fn call(
+        &mut self,
+        target: SocketAddr,
+        args: &[&[u8]],
+    ) -> Option<Result<Frame, CallError>> {
         self.members
             .call(target, args, Duration::from_secs(4))
             .await
@@ -292,7 +291,7 @@ impl Appender {
 
     /// One transaction through a random member.
     pub async fn step(&mut self) {
-        let target = thread_rng().gen_range(0..self.members.count());
+        let target = self.members.pick();
         let mut keys: Vec<usize> = (0..KEYS.len()).collect();
         let pushed = thread_rng().gen_range(1..=2);
         let mut pushes = Vec::new();
@@ -414,14 +413,17 @@ impl Appender {
         }
     }
 
-    /// After the cell converged: reads every final list through member 0, retrying for up to
+    /// After the cell converged: reads every final list through the first member listed, retrying for up to
     /// `timeout`.
     pub async fn read_finals(&mut self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         let mut finals = Vec::new();
         while finals.len() < KEYS.len() && Instant::now() < deadline {
             let key = KEYS[finals.len()].as_bytes();
-            match self.call(0, &[b"LRANGE", key, b"0", b"-1"]).await {
+            match self
+                .call(self.members.first(), &[b"LRANGE", key, b"0", b"-1"])
+                .await
+            {
                 Some(Ok(frame)) if values(&frame).is_some() => {
                     finals.extend(values(&frame));
                 }

@@ -26,7 +26,7 @@ use madsim::rand::{thread_rng, Rng};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
-use crate::client::{CallError, Members};
+use crate::client::{CallError, Members, Roster};
 
 /// The `maxmemory` every member starts with when the workload runs.
 pub const LIMIT: &str = "64kb";
@@ -83,15 +83,10 @@ fn value_text(value: u64) -> Vec<u8> {
 
 impl CacheClient {
     /// A client; its keys are `cache:{id}:{n}`.
-    pub fn new(
-        id: u32,
-        targets: Vec<SocketAddr>,
-        origin: Instant,
-        log: SharedCacheLog,
-    ) -> CacheClient {
+    pub fn new(id: u32, roster: Roster, origin: Instant, log: SharedCacheLog) -> CacheClient {
         CacheClient {
             id,
-            members: Members::new(targets),
+            members: Members::new(roster),
             log,
             written: BTreeMap::new(),
             seq: 0,
@@ -99,7 +94,11 @@ impl CacheClient {
         }
     }
 
-    async fn call(&mut self, target: usize, args: &[&[u8]]) -> Option<Result<Frame, CallError>> {
+    async fn call(
+        &mut self,
+        target: SocketAddr,
+        args: &[&[u8]],
+    ) -> Option<Result<Frame, CallError>> {
         self.members
             .call(target, args, Duration::from_secs(4))
             .await
@@ -120,7 +119,7 @@ impl CacheClient {
         };
         let value = u64::from(self.id) * 1_000_000 + self.seq;
         let key = self.key(n);
-        let target = thread_rng().gen_range(0..self.members.count());
+        let target = self.members.pick();
         if let Some(result) = self.call(target, &[b"SET", &key, &value_text(value)]).await {
             let mut log = self.log.lock();
             match result {
@@ -139,7 +138,7 @@ impl CacheClient {
         }
         let probe = thread_rng().gen_range(1..=self.seq);
         let key = self.key(probe);
-        let target = thread_rng().gen_range(0..self.members.count());
+        let target = self.members.pick();
         let Some(Ok(reply)) = self.call(target, &[b"GET", &key]).await else {
             return;
         };

@@ -7,8 +7,11 @@
 //! [`Cell::restart`] boots it again from its disk, [`Cell::cut`] and [`Cell::mend`] clog and
 //! unclog the node-to-node links (clients still reach every node), [`Cell::pause`] freezes a
 //! node's tasks, [`Cell::set_clock_offset`] moves a node's wall clock, [`Cell::set_disk_fsync`]
-//! slows its disk.
+//! slows its disk. Membership changes go through the node's own admin service
+//! (`faults`); the cell starts the new nodes they add ([`Cell::start_new_node`]), stops the
+//! nodes they remove ([`Cell::retire`]) and keeps the clients' [`Roster`] to the members.
 
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +25,8 @@ use madsim::net::NetSim;
 use madsim::rand::{thread_rng, Rng};
 use madsim::runtime::{Handle, NodeHandle};
 use parking_lot::Mutex;
+
+use crate::client::Roster;
 
 /// RESP port of every node.
 pub const RESP_PORT: u16 = 6379;
@@ -43,6 +48,8 @@ pub struct CellOptions {
     pub ack_before_sync: bool,
     /// Run under the cache workload's `maxmemory` and eviction rules (`cache::LIMIT`).
     pub maxmemory: bool,
+    /// More flags for every node (a scenario's own eviction rules, say).
+    pub extra_flags: Vec<String>,
 }
 
 impl Default for CellOptions {
@@ -54,6 +61,7 @@ impl Default for CellOptions {
             read_consistency: "linearizable".into(),
             ack_before_sync: false,
             maxmemory: true,
+            extra_flags: Vec::new(),
         }
     }
 }
@@ -76,6 +84,8 @@ pub struct Member {
     pub down: bool,
     /// Whether it is paused.
     pub paused: bool,
+    /// Whether it was removed from the cell and stopped for good.
+    pub retired: bool,
 }
 
 impl Member {
@@ -95,11 +105,15 @@ impl Member {
 
 /// The simulated cell.
 pub struct Cell {
-    /// The members, index = id - 1.
+    /// Every node ever started, removed ones included; index = id - 1.
     pub members: Vec<Member>,
     handle: Handle,
     /// The disks' usual sync time.
     fsync: Duration,
+    /// What every node is started with.
+    options: CellOptions,
+    /// The members the clients talk to.
+    roster: Roster,
 }
 
 /// IP of member `id`.
@@ -113,83 +127,162 @@ impl Cell {
         let handle = Handle::current();
         // Offsets left by a world that ran before on this thread.
         cellkv_node::server::clock::sim::clear();
-        let peers: Vec<String> = (1..=options.members)
-            .map(|id| format!("{id}@{}:{RAFT_PORT}", member_ip(id)))
-            .collect();
-        let peers = peers.join(",");
-        let members = (1..=options.members)
-            .map(|id| {
-                let ip = member_ip(id);
-                let mut args = vec![
-                    "cellkv".to_string(),
-                    format!("--node-id={id}"),
-                    format!("--bind={ip}"),
-                    format!("--port={RESP_PORT}"),
-                    format!("--raft-port={RAFT_PORT}"),
-                    format!("--peers={peers}"),
-                    format!("--dir={}", std::env::temp_dir().display()),
-                    format!("--snapshot-entries={}", options.snapshot_entries),
-                    format!("--read-consistency={}", options.read_consistency),
-                    "--cluster-wait-timeout=2s".to_string(),
-                    // The simulated clients connect from other (non-loopback) addresses
-                    // without a password.
-                    "--protected-mode=no".to_string(),
-                ];
-                if options.maxmemory {
-                    args.push(format!("--maxmemory={}", crate::cache::LIMIT));
-                    args.extend(
-                        crate::cache::RULES
-                            .iter()
-                            .map(|r| format!("--eviction={r}")),
-                    );
-                }
-                let flags = Flags::try_parse_from(args).expect("flags");
-                let config = Config::load(flags).expect("config");
-                let disk = MemLogStore::disk(options.fsync);
-                if options.ack_before_sync {
-                    disk.set_ack_before_sync(true);
-                }
-                let snapshots = SnapshotStore::memory();
-                let running: Arc<Mutex<Option<Arc<Node>>>> = Arc::default();
-                let (d, s, r) = (disk.clone(), snapshots.clone(), running.clone());
-                let node = handle
-                    .create_node()
-                    .name(format!("n{id}"))
-                    .ip(ip)
-                    .init(move || {
-                        let config = config.clone();
-                        let stores = Stores::Memory {
-                            log: d.clone(),
-                            snapshots: s.clone(),
-                        };
-                        let running = r.clone();
-                        async move {
-                            let server = match Server::start_with(config, stores).await {
-                                Ok(server) => server,
-                                Err(e) => panic!("node {id} failed to start: {e}"),
-                            };
-                            *running.lock() = Some(server.node.clone());
-                            server.wait_shutdown().await;
-                        }
-                    })
-                    .build();
-                Member {
-                    id,
-                    ip,
-                    handle: node,
-                    disk,
-                    snapshots,
-                    running,
-                    down: false,
-                    paused: false,
-                }
-            })
-            .collect();
-        Cell {
-            members,
+        let ids: Vec<u64> = (1..=options.members).collect();
+        let mut cell = Cell {
+            members: Vec::new(),
             handle,
             fsync: options.fsync,
+            options: options.clone(),
+            roster: Roster::default(),
+        };
+        for &id in &ids {
+            let member = cell.spawn_member(id, &ids);
+            cell.roster.add(member.resp_addr());
+            cell.members.push(member);
         }
+        cell
+    }
+
+    /// Boots node `id` on an empty disk with `--peers` listing `peers` (which includes it),
+    /// as the binary would be started.
+    fn spawn_member(&self, id: u64, peers: &[u64]) -> Member {
+        let options = &self.options;
+        let ip = member_ip(id);
+        let peers: Vec<String> = peers
+            .iter()
+            .map(|p| format!("{p}@{}:{RAFT_PORT}", member_ip(*p)))
+            .collect();
+        let peers = peers.join(",");
+        let mut args = vec![
+            "cellkv".to_string(),
+            format!("--node-id={id}"),
+            format!("--bind={ip}"),
+            format!("--port={RESP_PORT}"),
+            format!("--raft-port={RAFT_PORT}"),
+            format!("--peers={peers}"),
+            format!("--dir={}", std::env::temp_dir().display()),
+            format!("--snapshot-entries={}", options.snapshot_entries),
+            format!("--read-consistency={}", options.read_consistency),
+            "--cluster-wait-timeout=2s".to_string(),
+            // The simulated clients connect from other (non-loopback) addresses without a
+            // password.
+            "--protected-mode=no".to_string(),
+        ];
+        if options.maxmemory {
+            args.push(format!("--maxmemory={}", crate::cache::LIMIT));
+            args.extend(
+                crate::cache::RULES
+                    .iter()
+                    .map(|r| format!("--eviction={r}")),
+            );
+        }
+        args.extend(options.extra_flags.iter().cloned());
+        let flags = Flags::try_parse_from(args).expect("flags");
+        let config = Config::load(flags).expect("config");
+        let disk = MemLogStore::disk(options.fsync);
+        if options.ack_before_sync {
+            disk.set_ack_before_sync(true);
+        }
+        let snapshots = SnapshotStore::memory();
+        let running: Arc<Mutex<Option<Arc<Node>>>> = Arc::default();
+        let (d, s, r) = (disk.clone(), snapshots.clone(), running.clone());
+        let node = self
+            .handle
+            .create_node()
+            .name(format!("n{id}"))
+            .ip(ip)
+            .init(move || {
+                let config = config.clone();
+                let stores = Stores::Memory {
+                    log: d.clone(),
+                    snapshots: s.clone(),
+                };
+                let running = r.clone();
+                async move {
+                    let server = match Server::start_with(config, stores).await {
+                        Ok(server) => server,
+                        Err(e) => panic!("node {id} failed to start: {e}"),
+                    };
+                    *running.lock() = Some(server.node.clone());
+                    server.wait_shutdown().await;
+                }
+            })
+            .build();
+        Member {
+            id,
+            ip,
+            handle: node,
+            disk,
+            snapshots,
+            running,
+            down: false,
+            paused: false,
+            retired: false,
+        }
+    }
+
+    /// Starts a new node under a fresh id (ids are never reused) with an empty disk and
+    /// `--peers` naming the members plus itself, as an operator would before `add-node`: it
+    /// waits, pristine, until the leader reaches it. It is not on the roster yet.
+    pub fn start_new_node(&mut self) -> u64 {
+        let id = self.members.len() as u64 + 1;
+        let mut peers = self.ids();
+        peers.push(id);
+        let member = self.spawn_member(id, &peers);
+        self.members.push(member);
+        id
+    }
+
+    /// Takes member `id` off the roster: clients stop sending it commands (a removed node is
+    /// dropped from the clients' configuration before it is stopped).
+    pub fn unlist(&self, id: u64) {
+        self.roster.remove(self.member(id).resp_addr());
+    }
+
+    /// Puts member `id` on the roster (it became a voter).
+    pub fn list(&self, id: u64) {
+        self.roster.add(self.member(id).resp_addr());
+    }
+
+    /// Stops a removed member for good and wipes it: it is no longer part of the cell, no
+    /// fault touches it and nothing restarts it (started again on its old disk it would
+    /// campaign with a membership that no longer has it).
+    pub fn retire(&mut self, id: u64) {
+        self.unlist(id);
+        self.crash(id);
+        self.member_mut(id).retired = true;
+    }
+
+    /// The clients' view of the members.
+    pub fn roster(&self) -> Roster {
+        self.roster.clone()
+    }
+
+    /// The membership the cell has committed, as the leader with the highest term that is
+    /// running reports it: `(voters, learners)`, or `None` without a leader or while a change
+    /// is not applied yet (joint, or not yet committed).
+    pub fn committed_membership(&self) -> Option<(BTreeSet<u64>, BTreeSet<u64>)> {
+        let metrics = self
+            .members
+            .iter()
+            .filter(|m| !m.retired)
+            .filter_map(|m| m.node())
+            .map(|n| n.raft.metrics())
+            .filter(|m| m.state == openraft::ServerState::Leader)
+            .max_by_key(|m| m.current_term)?;
+        let config = &metrics.membership_config;
+        let applied = metrics.last_applied.map_or(0, |l| l.index);
+        if config.log_id().as_ref().map_or(0, |l| l.index) > applied {
+            return None;
+        }
+        let membership = config.membership();
+        if membership.get_joint_config().len() != 1 {
+            return None;
+        }
+        Some((
+            membership.voter_ids().collect(),
+            membership.learner_ids().collect(),
+        ))
     }
 
     /// The member with this id.
@@ -201,16 +294,21 @@ impl Cell {
         &mut self.members[(id - 1) as usize]
     }
 
-    /// Ids of every member.
+    /// Ids of every node of the cell: the members, and nodes started to join it; not the
+    /// removed ones.
     pub fn ids(&self) -> Vec<u64> {
-        self.members.iter().map(|m| m.id).collect()
+        self.members
+            .iter()
+            .filter(|m| !m.retired)
+            .map(|m| m.id)
+            .collect()
     }
 
-    /// Ids of members that are up.
+    /// Ids of the cell's nodes that are up.
     pub fn up_ids(&self) -> Vec<u64> {
         self.members
             .iter()
-            .filter(|m| !m.down)
+            .filter(|m| !m.down && !m.retired)
             .map(|m| m.id)
             .collect()
     }
@@ -219,6 +317,7 @@ impl Cell {
     pub fn leader(&self) -> Option<u64> {
         self.members
             .iter()
+            .filter(|m| !m.retired)
             .filter_map(|m| m.node())
             .map(|n| n.raft.metrics())
             .filter(|m| m.state == openraft::ServerState::Leader)
@@ -252,7 +351,7 @@ impl Cell {
     pub fn restart(&mut self, id: u64) {
         let sim = self.handle.clone();
         let member = self.member_mut(id);
-        if !member.down {
+        if !member.down || member.retired {
             return;
         }
         member.down = false;
@@ -263,7 +362,7 @@ impl Cell {
     pub fn pause(&mut self, id: u64) {
         let sim = self.handle.clone();
         let member = self.member_mut(id);
-        if member.down || member.paused {
+        if member.down || member.paused || member.retired {
             return;
         }
         member.paused = true;

@@ -17,8 +17,15 @@
 //! | snapshot | `cellkv-cli cluster snapshot` on a random member: a snapshot built now | (one call) |
 //! | clock jump | a member's wall clock (half the time the leader's) jumps 0.2–3 s forward or back | jumps back |
 //! | slow disk | a member's (half the time the leader's) syncs take 50–500 ms instead of 2 ms | usual speed |
+//! | membership | a voter (half the time the leader) removed and a new node added, in either order, through the admin service | when both are done |
+//!
+//! A membership change is a task of its own that outlives the fault loop's turns: one runs at
+//! a time, retrying its admin calls through random live members while the other faults
+//! come and go, and the chaos phase ends only when it finished (or gave up).
 
+use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use madsim::net::NetSim;
@@ -27,6 +34,8 @@ use tokio::time::Instant;
 
 use cellkv_client::admin::{AdminClient, AdminOptions};
 use madsim::runtime::NodeHandle;
+use madsim::task::JoinHandle;
+use parking_lot::Mutex;
 
 use crate::cluster::{member_ip, Cell, RAFT_PORT};
 
@@ -49,6 +58,8 @@ pub enum Fault {
     ClockJump(u64, i64),
     /// A member's disk syncs this slowly (ms).
     SlowDisk(u64, u64),
+    /// A membership change (adding first when true); runs as its own task.
+    Reshape(bool),
 }
 
 impl fmt::Display for Fault {
@@ -62,6 +73,8 @@ impl fmt::Display for Fault {
             Fault::Admin => write!(f, "admin call"),
             Fault::ClockJump(id, ms) => write!(f, "clock of n{id} {ms:+} ms"),
             Fault::SlowDisk(id, ms) => write!(f, "disk of n{id} syncs in {ms} ms"),
+            Fault::Reshape(true) => write!(f, "membership change: add a node, then remove one"),
+            Fault::Reshape(false) => write!(f, "membership change: remove a node, then add one"),
         }
     }
 }
@@ -92,15 +105,206 @@ fn admin_call(admin: &NodeHandle, via: u64, transfer_to: Option<u64>) {
     });
 }
 
+/// How long a membership change may still take once the chaos phase is over: the longest
+/// add-node (a 30 s catch-up plus the change) with room for a retry.
+const MEMBERSHIP_GRACE: Duration = Duration::from_secs(60);
+
+/// Log lines of a membership change, stamped with the time since the run began; the fault
+/// loop moves them into the fault log.
+type Lines = Arc<Mutex<Vec<String>>>;
+
+/// One admin call through member `via`'s Raft port: `Ok` with the reply's message, or why it
+/// failed (no connection, no answer, or the cell's refusal).
+pub async fn admin_change(via: u64, change: Change) -> Result<String, String> {
+    let addr = format!("{}:{}", member_ip(via), RAFT_PORT);
+    let options = AdminOptions {
+        connect_timeout: Duration::from_secs(1),
+        // An add-node waits up to 30 s for the catch-up and 10 s for the change.
+        call_timeout: Duration::from_secs(45),
+    };
+    let mut client = AdminClient::connect(&addr, options)
+        .await
+        .map_err(|e| e.to_string())?;
+    let reply = match change {
+        Change::Remove(id) => client.remove_node(id).await,
+        Change::Add(id) => {
+            let raft_addr = format!("{}:{}", member_ip(id), RAFT_PORT);
+            client.add_node(id, &raft_addr).await
+        }
+        Change::Transfer(id) => client.transfer_leader(id).await,
+    };
+    reply.map(|r| r.message).map_err(|e| e.to_string())
+}
+
+/// A membership call.
+#[derive(Clone, Copy, Debug)]
+pub enum Change {
+    /// `cluster remove-node ID`.
+    Remove(u64),
+    /// `cluster add-node ID ADDR` (the node's own address).
+    Add(u64),
+    /// `cluster transfer-leader ID`.
+    Transfer(u64),
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Change::Remove(id) => write!(f, "remove n{id}"),
+            Change::Add(id) => write!(f, "add n{id}"),
+            Change::Transfer(id) => write!(f, "transfer leadership to n{id}"),
+        }
+    }
+}
+
+/// Drives membership changes through the admin service as an operator would, checking
+/// the outcome against the committed membership rather than the calls' replies.
+#[derive(Clone)]
+pub struct Reshaper {
+    /// The cell.
+    pub cell: Arc<Mutex<Cell>>,
+    /// When to give up.
+    pub deadline: Instant,
+    /// What it did, for the fault log.
+    pub lines: Lines,
+    /// Start of the run, for the log's times.
+    pub origin: Instant,
+}
+
+impl Reshaper {
+    fn say(&self, text: String) {
+        let t = Instant::now().duration_since(self.origin).as_millis();
+        self.lines.lock().push(format!("{t:>6} ms  {text}"));
+    }
+
+    /// Waits for the committed membership (no change in flight, a leader to report it).
+    pub async fn membership(&self) -> Result<(BTreeSet<u64>, BTreeSet<u64>), String> {
+        loop {
+            if let Some(m) = self.cell.lock().committed_membership() {
+                return Ok(m);
+            }
+            if Instant::now() >= self.deadline {
+                return Err("no leader reported a settled membership".into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Calls `change` through random live members until the committed membership shows it
+    /// done, or until the deadline. A call's own answer is not trusted: one that timed out
+    /// may have been applied, and one answered OK is checked like any other.
+    pub async fn apply(&self, change: Change) -> Result<(), String> {
+        let done = |voters: &BTreeSet<u64>, learners: &BTreeSet<u64>| match change {
+            Change::Remove(id) => !voters.contains(&id) && !learners.contains(&id),
+            Change::Add(id) => voters.contains(&id) && !learners.contains(&id),
+            Change::Transfer(_) => true,
+        };
+        let mut failed = 0;
+        let mut last_error = String::new();
+        loop {
+            // Not settled (no leader, or a change in joint consensus): call anyway, as the
+            // call is what finishes an interrupted change.
+            let settled = self.cell.lock().committed_membership();
+            if let Some((voters, learners)) = &settled {
+                if done(voters, learners) {
+                    self.say(format!("{change}: done ({failed} calls failed)"));
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= self.deadline {
+                return Err(format!(
+                    "membership change `{change}` not done by the deadline (settled membership \
+                     (voters, learners): {settled:?}; {failed} calls failed, the last with: \
+                     {last_error})"
+                ));
+            }
+            // The node being added cannot usefully take its own call.
+            let vias: Vec<u64> = self
+                .cell
+                .lock()
+                .up_ids()
+                .into_iter()
+                .filter(|id| !matches!(change, Change::Add(a) if a == *id))
+                .collect();
+            let Some(via) = pick(&vias) else {
+                tokio::time::sleep(ms(100, 500)).await;
+                continue;
+            };
+            if let Err(e) = admin_change(via, change).await {
+                failed += 1;
+                last_error = format!("n{via}: {e}");
+                if failed <= 3 {
+                    self.say(format!("{change} through n{via}: {e}"));
+                }
+                tokio::time::sleep(ms(100, 600)).await;
+            } else {
+                // The reply follows the leader's metrics; another member's may lag a moment.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    /// Removes voter `victim`, then stops it for good: it leaves the clients' roster first,
+    /// runs on for a moment (an operator stops it after the call returns), then loses power
+    /// and is never restarted.
+    pub async fn remove_voter(&self, victim: u64) -> Result<(), String> {
+        self.say(format!("membership: remove n{victim}"));
+        self.apply(Change::Remove(victim)).await?;
+        self.cell.lock().unlist(victim);
+        tokio::time::sleep(ms(0, 1000)).await;
+        self.cell.lock().retire(victim);
+        self.say(format!("n{victim} stopped and wiped"));
+        Ok(())
+    }
+
+    /// Starts a new node under a fresh id on an empty disk and adds it: it joins as a
+    /// learner, catches up (by snapshot when the log was purged) and becomes a voter; then
+    /// the clients may use it.
+    pub async fn add_voter(&self) -> Result<u64, String> {
+        let id = self.cell.lock().start_new_node();
+        self.say(format!("membership: start n{id} (empty disk) and add it"));
+        self.apply(Change::Add(id)).await?;
+        self.cell.lock().list(id);
+        Ok(id)
+    }
+
+    /// A voter to remove: half the time the leader (removing it moves leadership first),
+    /// never `keep`.
+    async fn victim(&self, keep: Option<u64>) -> Result<u64, String> {
+        let (voters, _) = self.membership().await?;
+        let voters: Vec<u64> = voters.into_iter().filter(|v| Some(*v) != keep).collect();
+        let leader = self.cell.lock().leader().filter(|l| voters.contains(l));
+        match leader {
+            Some(l) if thread_rng().gen_bool(0.5) => Ok(l),
+            _ => pick(&voters).ok_or_else(|| "no voter to remove".to_string()),
+        }
+    }
+
+    /// One membership change from start to end: remove a voter then add a node (two voters
+    /// meanwhile), or add first then remove (four meanwhile). Ends with three voters.
+    pub async fn reshape(self, grow_first: bool) -> Result<(), String> {
+        if grow_first {
+            let added = self.add_voter().await?;
+            let v = self.victim(Some(added)).await?;
+            self.remove_voter(v).await
+        } else {
+            let v = self.victim(None).await?;
+            self.remove_voter(v).await?;
+            self.add_voter().await.map(|_| ())
+        }
+    }
+}
+
 /// Starts a random fault; returns it with how long it lasts.
 fn start_fault(
     cell: &mut Cell,
     admin: &NodeHandle,
+    reshaping: bool,
     log: &mut Vec<String>,
 ) -> Option<(Fault, Duration)> {
     let ids = cell.ids();
     let up = cell.up_ids();
-    let roll = thread_rng().gen_range(0..112);
+    let roll = thread_rng().gen_range(0..120);
     let (fault, lasts) = match roll {
         0..=19 => {
             let id = pick(&up)?;
@@ -202,6 +406,13 @@ fn start_fault(
             cell.set_disk_fsync(id, Some(Duration::from_millis(fsync)));
             (Fault::SlowDisk(id, fsync), ms(1000, 5000))
         }
+        112..=119 => {
+            // One membership change at a time, as an operator would run them.
+            if reshaping {
+                return None;
+            }
+            (Fault::Reshape(thread_rng().gen_bool(0.5)), Duration::ZERO)
+        }
         _ => {
             let loss = thread_rng().gen_range(0.05..0.3);
             let hi = thread_rng().gen_range(5..80);
@@ -218,7 +429,10 @@ fn start_fault(
             cell.cut(a, b);
         }
     }
-    if !matches!(fault, Fault::Crashed(_) | Fault::LossyNet | Fault::Admin) {
+    if !matches!(
+        fault,
+        Fault::Crashed(_) | Fault::LossyNet | Fault::Admin | Fault::Reshape(_)
+    ) {
         log.push(format!("{fault}"));
     }
     Some((fault, lasts))
@@ -242,26 +456,30 @@ fn end_fault(cell: &mut Cell, fault: &Fault, log: &mut Vec<String>) {
             c.packet_loss_rate = 0.0;
             c.send_latency = Duration::from_millis(1)..Duration::from_millis(5);
         }),
-        Fault::Admin => return,
+        Fault::Admin | Fault::Reshape(_) => return,
         Fault::ClockJump(id, _) => cell.set_clock_offset(*id, 0),
         Fault::SlowDisk(id, _) => cell.set_disk_fsync(*id, None),
     }
     log.push(format!("end: {fault}"));
 }
 
-/// Runs faults until `until`, then ends every active one. `cell` is locked only between
-/// awaits. Every line of `log` is prefixed with the simulated time.
+/// Runs faults until `until`, then ends every active one and waits for a membership change
+/// in flight to finish (pushing to `failures` if it could not). `cell` is locked only
+/// between awaits. Every line of `log` is prefixed with the simulated time.
 pub async fn chaos(
-    cell: &parking_lot::Mutex<Cell>,
+    cell: &Arc<Mutex<Cell>>,
     origin: Instant,
     until: Instant,
     log: &mut Vec<String>,
+    failures: &mut Vec<String>,
 ) -> u64 {
     let admin = madsim::runtime::Handle::current()
         .create_node()
         .name("admin")
         .ip(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 2, 3)))
         .build();
+    let lines: Lines = Arc::default();
+    let mut reshaping: Option<JoinHandle<Result<(), String>>> = None;
     let mut active: Vec<(Instant, Fault)> = Vec::new();
     let mut started = 0;
     let stamp = |log: &mut Vec<String>, from: usize| {
@@ -272,8 +490,19 @@ pub async fn chaos(
     };
     while Instant::now() < until {
         tokio::time::sleep(ms(100, 1000)).await;
+        log.append(&mut lines.lock());
         let from = log.len();
         let now = Instant::now();
+        if reshaping.as_ref().is_some_and(|t| t.is_finished()) {
+            if let Some(task) = reshaping.take() {
+                match task.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => failures.push(e),
+                    Err(_) => failures.push("the membership change task failed".into()),
+                }
+            }
+        }
+        let mut reshape = None;
         {
             let mut cell = cell.lock();
             let mut i = 0;
@@ -286,19 +515,46 @@ pub async fn chaos(
                 }
             }
             if active.len() < 2 && now < until && thread_rng().gen_bool(0.6) {
-                if let Some((fault, lasts)) = start_fault(&mut cell, &admin, log) {
-                    active.push((now + lasts, fault));
-                    started += 1;
+                match start_fault(&mut cell, &admin, reshaping.is_some(), log) {
+                    Some((Fault::Reshape(grow_first), _)) => {
+                        log.push(format!("{}", Fault::Reshape(grow_first)));
+                        reshape = Some(grow_first);
+                        started += 1;
+                    }
+                    Some((fault, lasts)) => {
+                        active.push((now + lasts, fault));
+                        started += 1;
+                    }
+                    None => {}
                 }
             }
+        }
+        if let Some(grow_first) = reshape {
+            let reshaper = Reshaper {
+                cell: cell.clone(),
+                deadline: until + MEMBERSHIP_GRACE,
+                lines: lines.clone(),
+                origin,
+            };
+            reshaping = Some(admin.spawn(reshaper.reshape(grow_first)));
         }
         stamp(log, from);
     }
     let from = log.len();
-    let mut cell = cell.lock();
-    for (_, fault) in active.drain(..) {
-        end_fault(&mut cell, &fault, log);
+    {
+        let mut cell = cell.lock();
+        for (_, fault) in active.drain(..) {
+            end_fault(&mut cell, &fault, log);
+        }
     }
     stamp(log, from);
+    if let Some(task) = reshaping {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failures.push(e),
+            Err(_) => failures.push("the membership change task failed".into()),
+        }
+    }
+    log.append(&mut lines.lock());
     started
 }

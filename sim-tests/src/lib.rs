@@ -3,10 +3,12 @@
 //! Built with `RUSTFLAGS="--cfg madsim"`; see `docs/simulation.md`. Map of the crate:
 //! - [`linearizability`]: the single-register checker (built in every configuration, so its
 //!   unit tests also run without the simulator).
-//! - `client`: a small RESP client over simulated TCP.
+//! - `client`: a small RESP client over simulated TCP, and the roster of members the
+//!   workloads talk to (it follows membership changes).
 //! - `cluster`: the simulated cell, booting each member through `Server::start_with` with a
 //!   `Config` parsed from the binary's flags, on a simulated disk.
-//! - `faults`: the faults drawn from the seed.
+//! - `faults`: the faults drawn from the seed, membership changes through the admin service
+//!   among them.
 //! - `workload`: the kill-switch clients and their history.
 //! - `queue`: Celery-style queues (LPUSH, BRPOP, kombu's unacked bookkeeping) and their checks.
 //! - `cache`: caches under a small `maxmemory`, evicted while queues and the kill switch

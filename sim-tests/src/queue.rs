@@ -22,7 +22,7 @@ use madsim::rand::{thread_rng, Rng};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
-use crate::client::{CallError, Members};
+use crate::client::{CallError, Members, Roster};
 
 /// The queues.
 pub const QUEUES: [&str; 3] = ["default", "backtest", "agents"];
@@ -131,16 +131,20 @@ pub struct QueueClient {
 
 impl QueueClient {
     /// A client with id `id` (task ids are `id * 1 000 000 + n`).
-    pub fn new(id: u32, targets: Vec<SocketAddr>, log: SharedQueueLog) -> QueueClient {
+    pub fn new(id: u32, roster: Roster, log: SharedQueueLog) -> QueueClient {
         QueueClient {
             id,
-            members: Members::new(targets),
+            members: Members::new(roster),
             log,
             seq: 0,
         }
     }
 
-    async fn call(&mut self, target: usize, args: &[&[u8]]) -> Option<Result<Frame, CallError>> {
+    async fn call(
+        &mut self,
+        target: SocketAddr,
+        args: &[&[u8]],
+    ) -> Option<Result<Frame, CallError>> {
         self.members
             .call(target, args, Duration::from_secs(4))
             .await
@@ -151,7 +155,7 @@ impl QueueClient {
         self.seq += 1;
         let task = u64::from(self.id) * 1_000_000 + self.seq;
         let queue = QUEUES[thread_rng().gen_range(0..QUEUES.len())];
-        let target = thread_rng().gen_range(0..self.members.count());
+        let target = self.members.pick();
         let text = task.to_string();
         let Some(result) = self
             .call(target, &[b"LPUSH", queue.as_bytes(), text.as_bytes()])
@@ -174,7 +178,7 @@ impl QueueClient {
 
     /// Runs `commands` as one `MULTI`/`EXEC` on member `target`; whether `EXEC` was answered
     /// with its replies.
-    async fn transaction(&mut self, target: usize, commands: &[Vec<Vec<u8>>]) -> bool {
+    async fn transaction(&mut self, target: SocketAddr, commands: &[Vec<Vec<u8>>]) -> bool {
         let Some(Ok(Frame::Simple(_))) = self.call(target, &[b"MULTI"]).await else {
             self.members.forget(target);
             return false;
@@ -199,7 +203,7 @@ impl QueueClient {
     /// One `BRPOP` over the three queues through a random member; a delivered task is
     /// recorded in `unacked`, then acknowledged. Returns whether a task was delivered.
     pub async fn consume(&mut self, now_ms: u64) -> bool {
-        let target = thread_rng().gen_range(0..self.members.count());
+        let target = self.members.pick();
         let Some(result) = self
             .call(
                 target,
@@ -294,7 +298,10 @@ impl QueueClient {
             }
             let mut lengths = Vec::new();
             for queue in QUEUES {
-                match self.call(0, &[b"LLEN", queue.as_bytes()]).await {
+                match self
+                    .call(self.members.first(), &[b"LLEN", queue.as_bytes()])
+                    .await
+                {
                     Some(Ok(Frame::Integer(n))) => lengths.push(n),
                     _ => break,
                 }
@@ -302,7 +309,10 @@ impl QueueClient {
             if lengths.len() != QUEUES.len() || lengths.iter().any(|&l| l != 0) {
                 continue;
             }
-            let unacked = match self.call(0, &[b"HKEYS", b"unacked"]).await {
+            let unacked = match self
+                .call(self.members.first(), &[b"HKEYS", b"unacked"])
+                .await
+            {
                 Some(Ok(Frame::Array(items))) => items
                     .iter()
                     .filter_map(|f| match f {

@@ -2,7 +2,7 @@
 //! heal, let the clients go on in the healed phase, then require that the cell converges and
 //! serves, and check the history and the Raft invariants.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use crate::append::{Appender, SharedAppendLog};
 use crate::cache::{CacheClient, SharedCacheLog};
+use crate::client::Roster;
 use crate::cluster::{Cell, CellOptions};
 use crate::invariants::{keyspace_digest, Monitor};
 use crate::linearizability::{self, Operation};
@@ -121,7 +122,8 @@ pub async fn simulate(seed: u64, options: RunOptions) -> RunReport {
         ..RunReport::default()
     };
     let cell = Arc::new(Mutex::new(Cell::start(&options.cell)));
-    let targets: Vec<SocketAddr> = cell.lock().members.iter().map(|m| m.resp_addr()).collect();
+    // The clients follow the cell's members as they change.
+    let targets: Roster = cell.lock().roster();
     let recorder: SharedRecorder = Arc::new(Mutex::new(Recorder::default()));
 
     // The monitor samples every running member every 20 ms until told to stop, and every
@@ -231,7 +233,14 @@ pub async fn simulate(seed: u64, options: RunOptions) -> RunReport {
     }
 
     if options.faults {
-        report.faults = crate::faults::chaos(&cell, origin, chaos_end, &mut report.fault_log).await;
+        report.faults = crate::faults::chaos(
+            &cell,
+            origin,
+            chaos_end,
+            &mut report.fault_log,
+            &mut report.failures,
+        )
+        .await;
     } else {
         tokio::time::sleep_until(chaos_end).await;
     }
@@ -427,7 +436,7 @@ pub fn check_history(ops: &[Operation], max_steps: u64) -> Result<(), String> {
 /// After healing: through every member in turn a `SET` must be acknowledged within 20 s of
 /// simulated time, and then a `GET` on every member must return it.
 async fn probe_cell(
-    targets: Vec<SocketAddr>,
+    targets: Roster,
     origin: Instant,
     recorder: SharedRecorder,
 ) -> Result<(), String> {
@@ -440,8 +449,8 @@ async fn probe_cell(
             }
             if Instant::now() >= deadline {
                 return Err(format!(
-                    "healed cell: no SET acknowledged through n{} within 20 s",
-                    target + 1
+                    "healed cell: no SET acknowledged through {:?} within 20 s",
+                    client.member_addr(target)
                 ));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -456,14 +465,14 @@ async fn probe_cell(
                 Some(Some(v)) if v == last => break,
                 Some(seen) => {
                     return Err(format!(
-                        "healed cell: n{} read {seen:?} after the probe wrote {last}",
-                        target + 1
+                        "healed cell: {:?} read {seen:?} after the probe wrote {last}",
+                        client.member_addr(target)
                     ))
                 }
                 None if Instant::now() >= deadline => {
                     return Err(format!(
-                        "healed cell: no GET answered by n{} within 20 s",
-                        target + 1
+                        "healed cell: no GET answered by {:?} within 20 s",
+                        client.member_addr(target)
                     ))
                 }
                 None => tokio::time::sleep(Duration::from_millis(100)).await,
@@ -473,28 +482,53 @@ async fn probe_cell(
     Ok(())
 }
 
-/// Waits (up to 20 s of simulated time) until every member applied the same index, then
-/// compares their keyspaces.
+/// Waits (up to 20 s of simulated time) until every member of the cell (removed nodes left
+/// out) applied the same index, then compares their keyspaces and requires that all of them
+/// see the same membership: three voters, exactly the cell's members, no learner.
 pub async fn converge(cell: &Mutex<Cell>) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let states: Vec<(u64, Option<(u64, u64)>)> = {
+        // (applied, keyspace digest, voter sets (two while a change is in joint consensus),
+        // learners)
+        type State = Option<(u64, u64, Vec<Vec<u64>>, Vec<u64>)>;
+        let (ids, states): (Vec<u64>, Vec<(u64, State)>) = {
             let cell = cell.lock();
-            cell.members
+            let ids = cell.ids();
+            let states = ids
                 .iter()
-                .map(|m| {
-                    let state = m.node().map(|n| {
+                .map(|&id| {
+                    let state = cell.member(id).node().map(|n| {
+                        let metrics = n.raft.metrics();
+                        let membership = metrics.membership_config.membership();
+                        let voters = membership
+                            .get_joint_config()
+                            .iter()
+                            .map(|c| c.iter().copied().collect())
+                            .collect();
+                        let learners = membership.learner_ids().collect();
                         let k = n.keyspace.read();
-                        (k.applied_index(), keyspace_digest(&k))
+                        (k.applied_index(), keyspace_digest(&k), voters, learners)
                     });
-                    (m.id, state)
+                    (id, state)
                 })
-                .collect()
+                .collect();
+            (ids, states)
         };
-        let all_up = states.iter().all(|(_, s)| s.is_some());
-        let indexes: Vec<u64> = states.iter().filter_map(|(_, s)| s.map(|s| s.0)).collect();
-        if all_up && indexes.windows(2).all(|w| w[0] == w[1]) {
-            let digests: Vec<u64> = states.iter().filter_map(|(_, s)| s.map(|s| s.1)).collect();
+        let settled = |s: &State| {
+            s.as_ref().is_some_and(|(_, _, voters, learners)| {
+                *voters == [ids.clone()] && learners.is_empty() && ids.len() == 3
+            })
+        };
+        let all_settled = states.iter().all(|(_, s)| settled(s));
+        let indexes: Vec<u64> = states
+            .iter()
+            .filter_map(|(_, s)| s.as_ref().map(|s| s.0))
+            .collect();
+        if all_settled && indexes.windows(2).all(|w| w[0] == w[1]) {
+            let digests: Vec<u64> = states
+                .iter()
+                .filter_map(|(_, s)| s.as_ref().map(|s| s.1))
+                .collect();
             if digests.windows(2).all(|w| w[0] == w[1]) {
                 return Ok(());
             }
@@ -505,7 +539,7 @@ pub async fn converge(cell: &Mutex<Cell>) -> Result<(), String> {
         }
         if Instant::now() >= deadline {
             return Err(format!(
-                "members did not converge within 20 s: (id, (applied, digest)) = {states:?}"
+                "members did not converge to three voters at one index within 20 s: (id, (applied, digest, voters, learners)) = {states:?}"
             ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

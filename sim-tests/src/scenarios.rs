@@ -267,14 +267,14 @@ async fn presence_everywhere(
 ) -> Result<Vec<bool>, String> {
     use cellkv_node::resp::Frame;
     let mut found = Vec::new();
-    for target in 0..members.count() {
+    for target in members.addrs() {
         match members
             .call(target, &[b"GET", key.as_bytes()], Duration::from_secs(3))
             .await
         {
             Some(Ok(Frame::Null)) => found.push(false),
             Some(Ok(Frame::Bulk(_))) => found.push(true),
-            other => return Err(format!("GET {key} through n{}: {other:?}", target + 1)),
+            other => return Err(format!("GET {key} through {target}: {other:?}")),
         }
     }
     Ok(found)
@@ -293,11 +293,11 @@ pub async fn ttl_across_clock_jumps(options: CellOptions) -> Result<(), String> 
     let targets = targets(&cell.lock());
     let jumps = cell.clone();
     let client = client_node(1).spawn(async move {
+        let through = targets[(leader - 1) as usize];
         let mut members = crate::client::Members::new(targets);
-        let through = (leader - 1) as usize;
         async fn set(
             members: &mut crate::client::Members,
-            through: usize,
+            through: SocketAddr,
             key: &str,
             px: &str,
         ) -> Result<(), String> {
@@ -394,18 +394,42 @@ async fn read_through_every_member(mut client: Client) -> Result<(), String> {
 
 /// A write answered as failed must not appear later: a client writes through a follower
 /// while the link between it and the leader loses one direction (first the leader's replies,
-/// then the follower's requests), 2.5 s each. Writes answered `-CLUSTERDOWN`/`-TRYAGAIN` are
-/// left out of the history, so one that was applied after all shows as a read of a value
-/// nobody wrote. Reads through every member afterwards; at least one write must have gone
-/// unanswered or failed, or the scenario tested nothing.
+/// then the follower's requests), 2.5 s each, and another client reads through the leader
+/// every 20 ms. Writes answered `-CLUSTERDOWN`/`-TRYAGAIN` are left out of the history, so
+/// one that was applied after all shows as a read of a value nobody wrote. Reads through
+/// every member afterwards; at least one write must have gone unanswered or failed, or the
+/// scenario tested nothing.
 pub async fn failed_write_never_appears(options: CellOptions) -> Result<(), String> {
+    failed_write_never_appears_with(options, false).await
+}
+
+/// [`failed_write_never_appears`], with the writer's test-only mutation
+/// ([`Client::take_silence_as_failure`]) when `mutated`: the scenario must then fail.
+pub async fn failed_write_never_appears_with(
+    options: CellOptions,
+    mutated: bool,
+) -> Result<(), String> {
     let cell = Arc::new(Mutex::new(Cell::start(&options)));
     let leader = wait_leader(&cell, Duration::from_secs(5)).await?;
     let follower = leader % 3 + 1;
     let origin = Instant::now();
     let recorder: SharedRecorder = Arc::new(Mutex::new(Recorder::default()));
     let targets = targets(&cell.lock());
-    let writer = Client::new(1, targets.clone(), origin, recorder.clone());
+    let mut writer = Client::new(1, targets.clone(), origin, recorder.clone());
+    if mutated {
+        writer.take_silence_as_failure();
+    }
+    let reads = {
+        let mut reader = Client::new(3, targets.clone(), origin, recorder.clone());
+        let target = (leader - 1) as usize;
+        client_node(3).spawn(async move {
+            let until = Instant::now() + Duration::from_millis(5600);
+            while Instant::now() < until {
+                reader.get(target).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
     let writes = keep_writing(
         writer,
         follower,
@@ -419,6 +443,7 @@ pub async fn failed_write_never_appears(options: CellOptions) -> Result<(), Stri
         cell.lock().mend(from, to);
     }
     let client = writes.await.map_err(|_| "writer failed".to_string())?;
+    reads.await.map_err(|_| "reader failed".to_string())?;
     // Let any entry still in flight settle, then read through every member.
     tokio::time::sleep(Duration::from_secs(2)).await;
     read_through_every_member(client).await?;
@@ -505,4 +530,345 @@ pub async fn crash_during_snapshot_install(options: CellOptions) -> Result<(), S
     }
     let ops = std::mem::take(&mut recorder.lock().ops);
     check_history(&ops, 10_000_000)
+}
+
+/// The Raft invariants of every running member, sampled every `period` by a task of its own
+/// until [`Sampler::finish`].
+struct Sampler {
+    cell: Arc<Mutex<Cell>>,
+    monitor: Arc<Mutex<crate::invariants::Monitor>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    task: madsim::task::JoinHandle<()>,
+    origin: Instant,
+}
+
+impl Sampler {
+    fn start(cell: &Arc<Mutex<Cell>>, origin: Instant, period: Duration) -> Sampler {
+        let monitor = Arc::new(Mutex::new(crate::invariants::Monitor::default()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let task = {
+            let (cell, monitor, stop) = (cell.clone(), monitor.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let now_ms = Instant::now().duration_since(origin).as_millis() as u64;
+                    monitor.lock().sample(&cell.lock(), now_ms);
+                    tokio::time::sleep(period).await;
+                }
+            })
+        };
+        Sampler {
+            cell: cell.clone(),
+            monitor,
+            stop,
+            task,
+            origin,
+        }
+    }
+
+    /// Stops sampling, takes one last sample, and returns every broken invariant.
+    async fn finish(self) -> Result<(), String> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.task.await;
+        let now_ms = Instant::now().duration_since(self.origin).as_millis() as u64;
+        let mut monitor = self.monitor.lock();
+        monitor.sample(&self.cell.lock(), now_ms);
+        if monitor.violations.is_empty() {
+            Ok(())
+        } else {
+            Err(monitor.violations.join("\n"))
+        }
+    }
+}
+
+/// Cuts every link between the nodes of `a` and those of `b`, both ways.
+fn split(cell: &Cell, a: &[u64], b: &[u64]) {
+    for &x in a {
+        for &y in b {
+            cell.cut(x, y);
+            cell.cut(y, x);
+        }
+    }
+}
+
+/// The voter sets of the configuration the leader holds (two while a change is in joint
+/// consensus), once there is a leader (at most 10 s).
+async fn leader_config(cell: &Mutex<Cell>) -> Result<Vec<std::collections::BTreeSet<u64>>, String> {
+    let leader = wait_leader(cell, Duration::from_secs(10)).await?;
+    let node = cell
+        .lock()
+        .member(leader)
+        .node()
+        .ok_or("the leader stopped")?;
+    let metrics = node.raft.metrics();
+    Ok(metrics
+        .membership_config
+        .membership()
+        .get_joint_config()
+        .clone())
+}
+
+/// Waits (at most `timeout`) until a running member other than `leader` holds a joint
+/// configuration, polling every millisecond; whether one did.
+async fn joint_on_a_follower(cell: &Mutex<Cell>, leader: u64, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        let joint = cell
+            .lock()
+            .members
+            .iter()
+            .filter(|m| m.id != leader)
+            .filter_map(|m| m.node())
+            .any(|n| {
+                let metrics = n.raft.metrics();
+                metrics
+                    .membership_config
+                    .membership()
+                    .get_joint_config()
+                    .len()
+                    > 1
+            });
+        if joint {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    false
+}
+
+/// Membership changes during partitions, both through the real admin service:
+///
+/// 1. an `add-node` of a new node (fresh id, empty disk) is sent to the leader, and once a
+///    follower holds the change's joint configuration the leader is cut off from every other
+///    node for 3 s: the majority's new leader inherits the change half done;
+/// 2. with four voters, a `remove-node` of the leader is sent through a follower (leadership
+///    moves first, then the new leader removes it), and 50–300 ms later (or once a follower
+///    holds the joint configuration, up to 500 ms more) the cell is split two against two, so
+///    no side has a majority, for 3 s.
+///
+/// After each partition heals and the call returns, the committed membership must be the old
+/// one or the new one, never a mix, once settled, and a retried call must finish the change
+/// (before the fix in `server::admin`, a change left in joint consensus was never finished
+/// and the retried add-node was refused: "already a voter"). Clients read and write the kill
+/// switch through the members throughout: the history is linearizable, the Raft invariants
+/// (sampled every 10 ms) hold, and the cell ends with three voters that converge.
+pub async fn membership_change_during_partition(options: CellOptions) -> Result<(), String> {
+    use crate::faults::{admin_change, Change, Reshaper};
+    use madsim::rand::{thread_rng, Rng};
+    use std::collections::BTreeSet;
+    let cell = Arc::new(Mutex::new(Cell::start(&options)));
+    let leader = wait_leader(&cell, Duration::from_secs(5)).await?;
+    let origin = Instant::now();
+    let sampler = Sampler::start(&cell, origin, Duration::from_millis(10));
+    let recorder: SharedRecorder = Arc::new(Mutex::new(Recorder::default()));
+    let roster = cell.lock().roster();
+    // The admin calls may take their full timeouts; the clients run until the end.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (1..=2)
+        .map(|n| {
+            let mut client = Client::new(n, roster.clone(), origin, recorder.clone());
+            let stop = stop.clone();
+            client_node(n as u8).spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    client
+                        .run_until(Instant::now() + Duration::from_millis(500))
+                        .await;
+                }
+            })
+        })
+        .collect();
+    let admin = client_node(9);
+    let reshaper = Reshaper {
+        cell: cell.clone(),
+        deadline: origin + Duration::from_secs(240),
+        lines: Arc::default(),
+        origin,
+    };
+    // Enough writes that the log is purged and the new node catches up by snapshot.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // 1. The leader cut off with an add-node in flight.
+    let old: BTreeSet<u64> = cell.lock().ids().into_iter().collect();
+    let new = cell.lock().start_new_node();
+    let call = admin.spawn(admin_change(leader, Change::Add(new)));
+    // Cut the leader off once a follower holds the joint configuration: the majority then
+    // elects a leader whose log holds it.
+    joint_on_a_follower(&cell, leader, Duration::from_secs(20)).await;
+    {
+        let cell = cell.lock();
+        let others: Vec<u64> = cell.ids().into_iter().filter(|&id| id != leader).collect();
+        split(&cell, &[leader], &others);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cell.lock().mend_all();
+    let first = call
+        .await
+        .map_err(|_| "the admin call failed".to_string())?;
+    let mut grown = old.clone();
+    grown.insert(new);
+    let config = leader_config(&cell).await?;
+    if ![vec![old.clone()], vec![grown.clone()], vec![old, grown]].contains(&config) {
+        return Err(format!(
+            "add n{new} during the leader's isolation left voters {config:?}; the call said \
+             {first:?}"
+        ));
+    }
+    reshaper.apply(Change::Add(new)).await?;
+    cell.lock().list(new);
+
+    // 2. Two against two with a remove-node of the leader in flight.
+    let leader = wait_leader(&cell, Duration::from_secs(10)).await?;
+    let voters: Vec<u64> = reshaper.membership().await?.0.into_iter().collect();
+    let followers: Vec<u64> = voters.iter().copied().filter(|&v| v != leader).collect();
+    let via = followers[thread_rng().gen_range(0..followers.len())];
+    let call = admin.spawn(admin_change(via, Change::Remove(leader)));
+    tokio::time::sleep(Duration::from_millis(thread_rng().gen_range(50..300))).await;
+    joint_on_a_follower(&cell, leader, Duration::from_millis(500)).await;
+    {
+        let cell = cell.lock();
+        let partner = followers[thread_rng().gen_range(0..followers.len())];
+        let side: Vec<u64> = vec![leader, partner];
+        let rest: Vec<u64> = cell
+            .ids()
+            .into_iter()
+            .filter(|id| !side.contains(id))
+            .collect();
+        split(&cell, &side, &rest);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cell.lock().mend_all();
+    let second = call
+        .await
+        .map_err(|_| "the admin call failed".to_string())?;
+    let all: BTreeSet<u64> = voters.iter().copied().collect();
+    let mut shrunk = all.clone();
+    shrunk.remove(&leader);
+    let config = leader_config(&cell).await?;
+    if ![vec![all.clone()], vec![shrunk.clone()], vec![all, shrunk]].contains(&config) {
+        return Err(format!(
+            "remove n{leader} during a two-two split left voters {config:?}; the call said \
+             {second:?}"
+        ));
+    }
+    reshaper.remove_voter(leader).await?;
+
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for client in clients {
+        client.await.map_err(|_| "client task failed".to_string())?;
+    }
+    crate::run::converge(&cell).await?;
+    sampler.finish().await?;
+    let ops = std::mem::take(&mut recorder.lock().ops);
+    check_history(&ops, 10_000_000)
+}
+
+/// `-OOM` after an election (seed 37): with `maxmemory` near the data size and every key
+/// evictable (`allkeys-lru`), a write must never be refused for memory, since the leader can
+/// always evict. Twelve cache clients write 400-byte values as fast as they are answered;
+/// sixteen times the keyspace is flushed and, once the leader holds 94–100 % of `maxmemory`,
+/// leadership moves: alternately the leader loses power or hands over (`transfer-leader`).
+/// The new leader's log then holds its predecessor's last writes, which it has not applied
+/// yet; if it projected memory from its keyspace at once it would reserve too little room,
+/// and the writes that apply after those entries would find memory over the limit.
+pub async fn no_oom_after_election(options: CellOptions) -> Result<(), String> {
+    use crate::cache::{CacheClient, SharedCacheLog, LIMIT_BYTES};
+    use crate::faults::{admin_change, Change};
+    use cellkv_node::resp::Frame;
+    use madsim::rand::{thread_rng, Rng};
+    let options = CellOptions {
+        maxmemory: true,
+        ..options
+    };
+    let cell = Arc::new(Mutex::new(Cell::start(&options)));
+    wait_leader(&cell, Duration::from_secs(5)).await?;
+    let origin = Instant::now();
+    let roster = cell.lock().roster();
+    let log: SharedCacheLog = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (1..=12)
+        .map(|n| {
+            let mut client = CacheClient::new(n, roster.clone(), origin, log.clone());
+            let stop = stop.clone();
+            client_node(10 + n as u8).spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    client.step().await;
+                }
+            })
+        })
+        .collect();
+    let admin = client_node(9);
+    let flusher = client_node(8);
+    let mut moved = 0;
+    for round in 0..16 {
+        let leader = wait_leader(&cell, Duration::from_secs(10)).await?;
+        let flushed = flusher
+            .spawn({
+                let roster = roster.clone();
+                async move {
+                    let mut members = crate::client::Members::new(roster);
+                    let via = members.pick();
+                    members
+                        .call(via, &[b"FLUSHALL"], Duration::from_secs(3))
+                        .await
+                }
+            })
+            .await;
+        if !matches!(flushed, Ok(Some(Ok(Frame::Simple(_))))) {
+            continue;
+        }
+        let threshold = LIMIT_BYTES * thread_rng().gen_range(94..100) / 100;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let full = loop {
+            let used = cell
+                .lock()
+                .member(leader)
+                .node()
+                .map(|n| n.keyspace.read().used_memory());
+            match used {
+                Some(used) if used >= threshold => break true,
+                None => break false,
+                _ if Instant::now() >= deadline => break false,
+                _ => tokio::time::sleep(Duration::from_millis(1)).await,
+            }
+        };
+        if !full {
+            continue;
+        }
+        if round % 2 == 0 {
+            cell.lock().crash(leader);
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            cell.lock().restart(leader);
+        } else {
+            let to = cell
+                .lock()
+                .ids()
+                .into_iter()
+                .find(|&id| id != leader)
+                .ok_or("no other member")?;
+            let _ = admin
+                .spawn(admin_change(leader, Change::Transfer(to)))
+                .await;
+        }
+        moved += 1;
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for writer in writers {
+        writer.await.map_err(|_| "writer failed".to_string())?;
+    }
+    let log = log.lock();
+    if moved < 8 {
+        return Err(format!(
+            "leadership moved only {moved} times near the limit"
+        ));
+    }
+    if log.written < 500 {
+        return Err(format!("only {} cache writes acknowledged", log.written));
+    }
+    if log.oom > 0 {
+        return Err(format!(
+            "{} cache writes refused with -OOM though every key could be evicted (at {:?} ms)",
+            log.oom, log.oom_at
+        ));
+    }
+    Ok(())
 }

@@ -20,7 +20,6 @@
 //! milliseconds, so the check is tight.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +28,7 @@ use madsim::rand::{thread_rng, Rng};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
-use crate::client::{CallError, Members};
+use crate::client::{CallError, Members, Roster};
 
 /// Rounding of milliseconds on the way (expiry compared with `<=` or `<`, times truncated).
 const SLACK_MS: u64 = 2;
@@ -67,8 +66,8 @@ pub struct ReadOp {
     pub invoked: u64,
     /// Reply.
     pub completed: u64,
-    /// The member read.
-    pub member: usize,
+    /// The id of the member read.
+    pub member: u64,
     /// What it found: `None` for nothing, else the value's text.
     pub found: Option<String>,
 }
@@ -129,7 +128,7 @@ impl TtlLog {
                     set.invoked,
                     set.completed,
                     set.ttl_ms,
-                    read.member + 1,
+                    read.member,
                     read.invoked,
                     read.completed
                 )
@@ -175,15 +174,10 @@ pub struct SessionClient {
 
 impl SessionClient {
     /// A client; its keys are `session:{id * 1 000 000 + n}`.
-    pub fn new(
-        id: u32,
-        targets: Vec<SocketAddr>,
-        origin: Instant,
-        log: SharedTtlLog,
-    ) -> SessionClient {
+    pub fn new(id: u32, roster: Roster, origin: Instant, log: SharedTtlLog) -> SessionClient {
         SessionClient {
             id,
-            members: Members::new(targets),
+            members: Members::new(roster),
             log,
             origin,
             seq: 0,
@@ -213,7 +207,7 @@ impl SessionClient {
         let name = format!("session:{key}");
         let value = key.to_string();
         let amount = amount.to_string();
-        let target = thread_rng().gen_range(0..self.members.count());
+        let target = self.members.pick();
         let invoked = self.now_ms();
         let result = self
             .members
@@ -274,7 +268,7 @@ impl SessionClient {
             self.recent[thread_rng().gen_range(0..self.recent.len())].0
         };
         let name = format!("session:{key}");
-        let target = thread_rng().gen_range(0..self.members.count());
+        let target = self.members.pick();
         let invoked = self.now_ms();
         let result = self
             .members
@@ -304,7 +298,7 @@ impl SessionClient {
             key,
             invoked,
             completed,
-            member: target,
+            member: crate::client::node_of(target),
             found,
         });
     }

@@ -2,7 +2,8 @@
 //! random members and record what they saw, for the linearizability checker.
 //!
 //! Each client runs on its own madsim node with its own IP and talks RESP to the members over
-//! simulated TCP, one request at a time, one connection per member. Every `SET` writes a value
+//! simulated TCP, one request at a time, one connection per member of the cell's current
+//! [`Roster`]. Every `SET` writes a value
 //! no other write uses (`client * 1 000 000 + sequence`), so a read names the write it saw.
 //!
 //! What goes into the history: an acknowledged write with its reply; a write that timed out,
@@ -10,6 +11,7 @@
 //! time; a read only when it got a value. Writes refused with `-CLUSTERDOWN` or `-TRYAGAIN`
 //! were not applied (docs/consistency.md) and are left out.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,7 +22,7 @@ use madsim::rand::{thread_rng, Rng};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
-use crate::client::{CallError, Connection};
+use crate::client::{CallError, Connection, Roster};
 use crate::linearizability::{Action, Operation};
 
 /// The key every client works on.
@@ -57,32 +59,43 @@ fn not_applied(text: &str) -> bool {
     text.starts_with("CLUSTERDOWN") || text.starts_with("TRYAGAIN") || text.starts_with("OOM")
 }
 
-/// One client: its id, the members' RESP addresses, and its open connections.
+/// One client: its id, the cell's members, and its open connections.
 pub struct Client {
     id: u32,
-    targets: Vec<SocketAddr>,
-    connections: BTreeMap<usize, Connection>,
+    roster: Roster,
+    connections: BTreeMap<SocketAddr, Connection>,
     seq: u64,
     origin: Instant,
     recorder: SharedRecorder,
+    /// Test-only mutation: see [`Client::take_silence_as_failure`].
+    silence_is_failure: bool,
 }
 
 impl Client {
     /// A client that will record into `recorder`, with times relative to `origin`.
     pub fn new(
         id: u32,
-        targets: Vec<SocketAddr>,
+        roster: impl Into<Roster>,
         origin: Instant,
         recorder: SharedRecorder,
     ) -> Client {
         Client {
             id,
-            targets,
+            roster: roster.into(),
             connections: BTreeMap::new(),
             seq: 0,
             origin,
             recorder,
+            silence_is_failure: false,
         }
+    }
+
+    /// Test-only mutation: a `SET` that got no reply is left out of the history as if it had
+    /// been answered `-TRYAGAIN`. That is what a node that reported a write as failed while
+    /// it was still on its way to the log would look like; a scenario for that shape must
+    /// then fail.
+    pub fn take_silence_as_failure(&mut self) {
+        self.silence_is_failure = true;
     }
 
     fn count(&self, outcome: impl Into<String>) {
@@ -94,21 +107,27 @@ impl Client {
             .or_default() += 1;
     }
 
-    /// Sends one command to member `target`; connects first if needed. `None` when no
-    /// connection could be made (nothing was sent).
+    /// Sends one command to member number `target` of the roster as it is now; connects first
+    /// if needed. `None` when no connection could be made (nothing was sent).
     async fn call(&mut self, target: usize, args: &[&[u8]]) -> Option<Result<Frame, CallError>> {
-        if !self.connections.contains_key(&target) {
-            match Connection::connect(self.targets[target], Duration::from_secs(1)).await {
-                Ok(c) => {
-                    self.connections.insert(target, c);
-                }
-                Err(_) => {
-                    self.count("connect-failed");
-                    return None;
+        let current = self.roster.addrs();
+        let Some(&target) = current.get(target) else {
+            self.count("no-such-member");
+            return None;
+        };
+        self.connections.retain(|addr, _| current.contains(addr));
+        let conn = match self.connections.entry(target) {
+            Entry::Occupied(open) => open.into_mut(),
+            Entry::Vacant(slot) => {
+                match Connection::connect(target, Duration::from_secs(1)).await {
+                    Ok(c) => slot.insert(c),
+                    Err(_) => {
+                        self.count("connect-failed");
+                        return None;
+                    }
                 }
             }
-        }
-        let conn = self.connections.get_mut(&target)?;
+        };
         let result = conn.call(args, CALL_TIMEOUT).await;
         if result.is_err() {
             self.connections.remove(&target);
@@ -151,7 +170,9 @@ impl Client {
             }
             Err(e) => {
                 self.count(format!("SET {}", describe_err(&e)));
-                self.record(Action::Set(value), invoked, None);
+                if !self.silence_is_failure {
+                    self.record(Action::Set(value), invoked, None);
+                }
                 false
             }
         }
@@ -217,7 +238,7 @@ impl Client {
     /// Random operations on random members until `until`.
     pub async fn run_until(&mut self, until: Instant) {
         while Instant::now() < until {
-            let target = thread_rng().gen_range(0..self.targets.len());
+            let target = thread_rng().gen_range(0..self.roster.len().max(1));
             let roll: u32 = thread_rng().gen_range(0..100);
             if roll < 40 {
                 self.set(target).await;
@@ -236,9 +257,14 @@ impl Client {
         u64::from(self.id) * 1_000_000 + self.seq
     }
 
-    /// Number of members this client can reach.
+    /// The address of member number `target` now.
+    pub fn member_addr(&self, target: usize) -> Option<SocketAddr> {
+        self.roster.get(target)
+    }
+
+    /// Number of members now.
     pub fn members(&self) -> usize {
-        self.targets.len()
+        self.roster.len()
     }
 }
 
