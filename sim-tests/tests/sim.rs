@@ -63,6 +63,20 @@ fn chaos_seeds_pass() {
     assert!(ok, "{stdout}");
 }
 
+/// A full chaos run whose faults include a membership change (seed 3: a node added under a
+/// fresh id on an empty disk, then a voter removed and stopped) passes and ends with three
+/// voters that converge.
+#[test]
+fn chaos_with_membership_changes_passes() {
+    let report = run_seed(3, &RunOptions::default());
+    must_pass(&report);
+    let log = report.fault_log.join("\n");
+    assert!(
+        log.contains("add n4: done") && log.contains("stopped and wiped"),
+        "{log}"
+    );
+}
+
 /// Without faults nothing may even be unknown.
 #[test]
 fn calm_run_has_no_unknown_outcomes() {
