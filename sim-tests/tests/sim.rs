@@ -40,6 +40,35 @@ where
         .unwrap_or_else(|_| Err("panicked".into()))
 }
 
+/// The seeds every pinned scenario runs on.
+const SEEDS: std::ops::RangeInclusive<u64> = 1..=3;
+
+/// The scenario `run` passes on every seed of [`SEEDS`].
+fn passes_on_seeds<F, Fut>(run: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>> + 'static,
+{
+    for seed in SEEDS {
+        assert_eq!(scenario(seed, &run), Ok(()), "seed {seed}");
+    }
+}
+
+/// The scenario `run` fails on every seed of [`SEEDS`] with an error containing `expected`:
+/// the checkers catch the bug the options inject (`missed` says what would go unnoticed).
+fn caught_on_seeds<F, Fut>(expected: &str, missed: &str, run: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>> + 'static,
+{
+    for seed in SEEDS {
+        match scenario(seed, &run) {
+            Ok(()) => panic!("seed {seed}: {missed} went unnoticed"),
+            Err(text) => assert!(text.contains(expected), "seed {seed}: {text}"),
+        }
+    }
+}
+
 /// Runs `cellkv-sim` with `args` (one process per seed) and returns its output.
 fn cellkv_sim(args: &[&str]) -> (bool, String) {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_cellkv-sim"))
@@ -93,61 +122,39 @@ fn calm_run_has_no_unknown_outcomes() {
 /// Every acknowledged write survives a power loss of the whole cell.
 #[test]
 fn acknowledged_writes_survive_power_loss() {
-    for seed in 1..=3 {
-        let result = scenario(seed, || scenarios::power_loss(CellOptions::default()));
-        assert_eq!(result, Ok(()), "seed {seed}");
-    }
+    passes_on_seeds(|| scenarios::power_loss(CellOptions::default()));
 }
 
 /// ... and the checkers notice when a disk acknowledges appends before syncing them.
 #[test]
 fn ack_before_sync_is_caught() {
-    for seed in 1..=3 {
-        let options = CellOptions {
-            ack_before_sync: true,
-            ..CellOptions::default()
-        };
-        let result = scenario(seed, || scenarios::power_loss(options));
-        assert!(
-            result.is_err(),
-            "seed {seed}: the lost writes went unnoticed"
-        );
-    }
+    let options = CellOptions {
+        ack_before_sync: true,
+        ..CellOptions::default()
+    };
+    caught_on_seeds("", "the lost writes", || {
+        scenarios::power_loss(options.clone())
+    });
 }
 
 /// An isolated leader does not answer reads with what it had before the majority moved on.
 #[test]
 fn isolated_leader_serves_no_stale_read() {
-    for seed in 1..=3 {
-        let result = scenario(seed, || {
-            scenarios::isolated_leader_reads(CellOptions::default())
-        });
-        assert_eq!(result, Ok(()), "seed {seed}");
-    }
+    passes_on_seeds(|| scenarios::isolated_leader_reads(CellOptions::default()));
 }
 
 /// A leader loses power right after acknowledged writes; reads on the survivors during and
 /// after the election all see the last write.
 #[test]
 fn no_stale_read_after_failover() {
-    for seed in 1..=3 {
-        let result = scenario(seed, || {
-            scenarios::read_after_failover(CellOptions::default())
-        });
-        assert_eq!(result, Ok(()), "seed {seed}");
-    }
+    passes_on_seeds(|| scenarios::read_after_failover(CellOptions::default()));
 }
 
 /// Four clients writing and reading their own keys through one forwarding follower never
 /// get each other's replies.
 #[test]
 fn forwarded_replies_are_not_crossed() {
-    for seed in 1..=3 {
-        let result = scenario(seed, || {
-            scenarios::no_crossed_replies(CellOptions::default())
-        });
-        assert_eq!(result, Ok(()), "seed {seed}");
-    }
+    passes_on_seeds(|| scenarios::no_crossed_replies(CellOptions::default()));
 }
 
 /// ... and the checker notices when reads skip the read index (`read-consistency local`).
@@ -157,11 +164,9 @@ fn reads_without_read_index_are_caught() {
         read_consistency: "local".into(),
         ..CellOptions::default()
     };
-    for seed in 1..=3 {
-        let result = scenario(seed, || scenarios::isolated_leader_reads(options.clone()));
-        let text = result.expect_err("a stale read went unnoticed");
-        assert!(text.contains("not linearizable"), "seed {seed}: {text}");
-    }
+    caught_on_seeds("not linearizable", "a stale read", || {
+        scenarios::isolated_leader_reads(options.clone())
+    });
     let mut run = short_run();
     run.cell.read_consistency = "local".into();
     assert!(!run_seed(1, &run).passed(), "chaos with local reads passed");
@@ -171,12 +176,7 @@ fn reads_without_read_index_are_caught() {
 /// failed appears afterwards, and the scenario did make writes fail or go unanswered.
 #[test]
 fn failed_writes_never_appear() {
-    for seed in 1..=3 {
-        let result = scenario(seed, || {
-            scenarios::failed_write_never_appears(CellOptions::default())
-        });
-        assert_eq!(result, Ok(()), "seed {seed}");
-    }
+    passes_on_seeds(|| scenarios::failed_write_never_appears(CellOptions::default()));
 }
 
 /// ... and the scenario can fail: a writer that leaves its unanswered writes out of the
@@ -184,25 +184,16 @@ fn failed_writes_never_appear() {
 /// make it, is caught reading a value nobody wrote.
 #[test]
 fn writes_misreported_as_failed_are_caught() {
-    for seed in 1..=3 {
-        let result = scenario(seed, || {
-            scenarios::failed_write_never_appears_with(CellOptions::default(), true)
-        });
-        let text = result.expect_err("the misreported writes went unnoticed");
-        assert!(text.contains("not linearizable"), "seed {seed}: {text}");
-    }
+    caught_on_seeds("not linearizable", "the misreported writes", || {
+        scenarios::failed_write_never_appears_with(CellOptions::default(), true)
+    });
 }
 
 /// A follower that must catch up by snapshot loses power five times a few milliseconds into
 /// the catch-up; its log and state still match the others' and the cell converges.
 #[test]
 fn crash_during_snapshot_install_recovers() {
-    for seed in 1..=3 {
-        let result = scenario(seed, || {
-            scenarios::crash_during_snapshot_install(CellOptions::default())
-        });
-        assert_eq!(result, Ok(()), "seed {seed}");
-    }
+    passes_on_seeds(|| scenarios::crash_during_snapshot_install(CellOptions::default()));
 }
 
 /// ... and the scenario can fail: with disks that acknowledge appends before syncing them,
@@ -215,15 +206,9 @@ fn crash_during_snapshot_install_catches_ack_before_sync() {
         ack_before_sync: true,
         ..CellOptions::default()
     };
-    for seed in 1..=3 {
-        let result = scenario(seed, || {
-            scenarios::crash_during_snapshot_install(options.clone())
-        });
-        assert!(
-            result.is_err(),
-            "seed {seed}: the lost entries went unnoticed"
-        );
-    }
+    caught_on_seeds("", "the lost entries", || {
+        scenarios::crash_during_snapshot_install(options.clone())
+    });
 }
 
 /// A membership change during a partition (the leader cut off with an add-node in flight;
@@ -232,12 +217,7 @@ fn crash_during_snapshot_install_catches_ack_before_sync() {
 /// with three voters that converge.
 #[test]
 fn membership_change_during_partition_settles() {
-    for seed in 1..=3 {
-        let result = scenario(seed, || {
-            scenarios::membership_change_during_partition(CellOptions::default())
-        });
-        assert_eq!(result, Ok(()), "seed {seed}");
-    }
+    passes_on_seeds(|| scenarios::membership_change_during_partition(CellOptions::default()));
 }
 
 /// No cache write is refused with `-OOM` right after leadership moves, while every key can
@@ -245,24 +225,14 @@ fn membership_change_during_partition_settles() {
 /// entries).
 #[test]
 fn no_oom_after_election() {
-    for seed in 1..=3 {
-        let result = scenario(seed, || {
-            scenarios::no_oom_after_election(CellOptions::default())
-        });
-        assert_eq!(result, Ok(()), "seed {seed}");
-    }
+    passes_on_seeds(|| scenarios::no_oom_after_election(CellOptions::default()));
 }
 
 /// Keys expire on time on every member though the leader's clock jumps forward and a
 /// follower's back (cell time runs on the monotonic clock; docs/consistency.md, "Time").
 #[test]
 fn ttls_survive_clock_jumps() {
-    for seed in 1..=3 {
-        let result = scenario(seed, || {
-            scenarios::ttl_across_clock_jumps(CellOptions::default())
-        });
-        assert_eq!(result, Ok(()), "seed {seed}");
-    }
+    passes_on_seeds(|| scenarios::ttl_across_clock_jumps(CellOptions::default()));
 }
 
 /// Two runs of one seed, each in its own process, produce the same fingerprint (every
