@@ -313,6 +313,33 @@ impl Cell {
             .collect()
     }
 
+    /// One line per node of the cell as its own Raft sees itself (state, term, leader,
+    /// applied index, voter sets), for failure messages.
+    pub fn describe(&self) -> String {
+        let mut lines = Vec::new();
+        for member in self.members.iter().filter(|m| !m.retired) {
+            let line = match member.node() {
+                None if member.down => format!("n{}: down", member.id),
+                None => format!("n{}: starting", member.id),
+                Some(node) => {
+                    let m = node.raft.metrics();
+                    format!(
+                        "n{}: {:?} term {} leader {:?} applied {:?} voter sets {:?}{}",
+                        member.id,
+                        m.state,
+                        m.current_term,
+                        m.current_leader,
+                        m.last_applied.map(|l| l.index),
+                        m.membership_config.membership().get_joint_config(),
+                        if member.paused { " (paused)" } else { "" },
+                    )
+                }
+            };
+            lines.push(line);
+        }
+        lines.join("; ")
+    }
+
     /// The leader as some running member believes it to be (the highest term wins).
     pub fn leader(&self) -> Option<u64> {
         self.members

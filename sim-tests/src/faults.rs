@@ -212,10 +212,14 @@ impl Reshaper {
                 }
             }
             if Instant::now() >= self.deadline {
+                let log = self.lines.lock();
+                let recent = &log[log.len().saturating_sub(20)..];
                 return Err(format!(
                     "membership change `{change}` not done by the deadline (settled membership \
                      (voters, learners): {settled:?}; {failed} calls failed, the last with: \
-                     {last_error})"
+                     {last_error}); the cell: {}; the last admin steps:\n{}",
+                    self.cell.lock().describe(),
+                    recent.join("\n")
                 ));
             }
             // The node being added cannot usefully take its own call.
