@@ -478,18 +478,7 @@ pub async fn crash_during_snapshot_install(options: CellOptions) -> Result<(), S
     let origin = Instant::now();
     let recorder: SharedRecorder = Arc::new(Mutex::new(Recorder::default()));
     let targets = targets(&cell.lock());
-    let monitor = Arc::new(Mutex::new(crate::invariants::Monitor::default()));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sampler = {
-        let (cell, monitor, stop) = (cell.clone(), monitor.clone(), stop.clone());
-        tokio::spawn(async move {
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let now_ms = Instant::now().duration_since(origin).as_millis() as u64;
-                monitor.lock().sample(&cell.lock(), now_ms);
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-    };
+    let sampler = Sampler::start(&cell, origin, Duration::from_millis(5));
     let writer = Client::new(1, targets.clone(), origin, recorder.clone());
     let writes = keep_writing(
         writer,
@@ -522,12 +511,7 @@ pub async fn crash_during_snapshot_install(options: CellOptions) -> Result<(), S
     let client = writes.await.map_err(|_| "writer failed".to_string())?;
     read_through_every_member(client).await?;
     crate::run::converge(&cell).await?;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let _ = sampler.await;
-    let violations = monitor.lock().violations.clone();
-    if !violations.is_empty() {
-        return Err(violations.join("\n"));
-    }
+    sampler.finish().await?;
     let ops = std::mem::take(&mut recorder.lock().ops);
     check_history(&ops, 10_000_000)
 }
