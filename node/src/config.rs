@@ -12,6 +12,7 @@ use clap::Parser;
 use serde::Deserialize;
 
 use crate::keyspace::memory::{parse_memory, MemorySettings, Policy, PrefixRule};
+use crate::server::pubsub::OutputLimits;
 
 /// Errors in the configuration; each names the option at fault.
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +154,11 @@ pub struct Flags {
     /// Close a client whose unparsed input grows past this many bytes [default: 1073741824].
     #[arg(long, env = "CELLKV_CLIENT_QUERY_BUFFER_LIMIT")]
     pub client_query_buffer_limit: Option<usize>,
+    /// Output limits per client class, as redis.conf and CONFIG SET write them:
+    /// `<class> <hard> <soft> <soft-seconds>` groups, classes normal, pubsub (replica is
+    /// accepted and ignored) [default: normal 0 0 0 pubsub 32mb 8mb 60].
+    #[arg(long, env = "CELLKV_CLIENT_OUTPUT_BUFFER_LIMIT")]
+    pub client_output_buffer_limit: Option<String>,
     /// RESP port served over TLS; 0 = any free port. With it, `--port 0` turns the plain
     /// port off (TLS only) [default: none].
     #[arg(long, env = "CELLKV_TLS_PORT")]
@@ -207,6 +213,7 @@ pub struct FileConfig {
     secret_prefixes: Option<Vec<String>>,
     timeout: Option<u64>,
     client_query_buffer_limit: Option<usize>,
+    client_output_buffer_limit: Option<OutputLimitValue>,
     maxmemory: Option<MemoryValue>,
     maxmemory_policy: Option<String>,
     maxmemory_samples: Option<u32>,
@@ -221,6 +228,24 @@ pub struct FileConfig {
     tls_auth_clients: Option<YesNoValue>,
     tls_replication: Option<YesNoValue>,
     protected_mode: Option<YesNoValue>,
+}
+
+/// `client-output-buffer-limit` in the TOML file: one string of groups, or a list with one
+/// group per entry (as redis.conf repeats the option once per class).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OutputLimitValue {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OutputLimitValue {
+    fn into_text(self) -> String {
+        match self {
+            OutputLimitValue::One(text) => text,
+            OutputLimitValue::Many(groups) => groups.join(" "),
+        }
+    }
 }
 
 /// A Redis yes/no option in the TOML file: a boolean or the text `yes`/`no` (as in
@@ -462,6 +487,8 @@ pub struct Config {
     pub timeout: u64,
     /// `client-query-buffer-limit`: most unparsed input bytes per client.
     pub client_query_buffer_limit: usize,
+    /// `client-output-buffer-limit`: the initial limits (CONFIG SET changes them at run time).
+    pub client_output_buffer_limit: OutputLimits,
     /// `tls-*`: the TLS port and node-to-node TLS.
     pub tls: TlsConfig,
     /// `protected-mode`.
@@ -527,6 +554,7 @@ impl Default for Config {
             secret_prefixes: vec!["bff:session:".into(), "m2m:tokens:".into()],
             timeout: 0,
             client_query_buffer_limit: 1024 * 1024 * 1024,
+            client_output_buffer_limit: OutputLimits::default(),
             tls: TlsConfig::default(),
             protected_mode: true,
         }
@@ -782,6 +810,22 @@ impl Config {
             None => defaults.protected_mode,
             Some(text) => parse_yes_no("protected-mode", &text)?,
         };
+        let client_output_buffer_limit = match flags.client_output_buffer_limit.or(file
+            .client_output_buffer_limit
+            .map(OutputLimitValue::into_text))
+        {
+            None => defaults.client_output_buffer_limit,
+            Some(text) => {
+                OutputLimits::parse_config(text.as_bytes(), defaults.client_output_buffer_limit)
+                    .ok_or_else(|| ConfigError::Invalid {
+                        option: "client-output-buffer-limit",
+                        reason: format!(
+                            "'{text}' is not groups of <class> <hard> <soft> <soft-seconds> with \
+                         class normal, pubsub or replica"
+                        ),
+                    })?
+            }
+        };
         let config = Config {
             port,
             bind: flags.bind.or(file.bind).unwrap_or(defaults.bind),
@@ -840,6 +884,7 @@ impl Config {
                 .client_query_buffer_limit
                 .or(file.client_query_buffer_limit)
                 .unwrap_or(defaults.client_query_buffer_limit),
+            client_output_buffer_limit,
             tls,
             protected_mode,
         };
@@ -1021,6 +1066,49 @@ mod tests {
         assert_eq!(config.raft_port, 17100);
         assert_eq!(config.node_id, 3);
         assert_eq!(config.snapshot_interval, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn client_output_buffer_limit_takes_redis_groups_from_file_and_flags() {
+        use crate::server::pubsub::OutputLimit;
+        let file = Config::parse_file(
+            "client-output-buffer-limit = [\"normal 1mb 512kb 10\", \"replica 0 0 0\"]\n",
+        )
+        .expect("toml");
+        let config = Config::merge(Flags::default(), file).expect("valid");
+        let limits = config.client_output_buffer_limit;
+        assert_eq!(
+            limits.normal,
+            OutputLimit {
+                hard: 1024 * 1024,
+                soft: 512 * 1024,
+                soft_seconds: 10
+            }
+        );
+        // A class the value does not name keeps Redis's default.
+        assert_eq!(limits.pubsub, OutputLimits::default().pubsub);
+
+        let flags = Flags {
+            client_output_buffer_limit: Some("pubsub 64kb 0 0".into()),
+            ..Flags::default()
+        };
+        let file =
+            Config::parse_file("client-output-buffer-limit = \"pubsub 1mb 0 0\"\n").expect("toml");
+        let config = Config::merge(flags, file).expect("valid");
+        assert_eq!(config.client_output_buffer_limit.pubsub.hard, 64 * 1024);
+        assert_eq!(config.client_output_buffer_limit.normal, OutputLimit::NONE);
+
+        for bad in ["pubsub 1mb 0", "subscribers 1mb 0 0", "normal lots 0 0"] {
+            let flags = Flags {
+                client_output_buffer_limit: Some(bad.into()),
+                ..Flags::default()
+            };
+            let error = Config::merge(flags, FileConfig::default()).expect_err(bad);
+            assert!(
+                error.to_string().contains("client-output-buffer-limit"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

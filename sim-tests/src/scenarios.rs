@@ -591,6 +591,22 @@ async fn leader_config(cell: &Mutex<Cell>) -> Result<Vec<std::collections::BTree
         .clone())
 }
 
+/// The leader's voter sets once they are one set again, polling for at most `timeout`; the
+/// last ones seen if they never are.
+async fn uniform_config(
+    cell: &Mutex<Cell>,
+    timeout: Duration,
+) -> Result<Vec<std::collections::BTreeSet<u64>>, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let config = leader_config(cell).await?;
+        if config.len() == 1 || Instant::now() >= deadline {
+            return Ok(config);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits (at most `timeout`) until a running member other than `leader` holds a joint
 /// configuration, polling every millisecond; whether one did.
 async fn joint_on_a_follower(cell: &Mutex<Cell>, leader: u64, timeout: Duration) -> bool {
@@ -630,9 +646,11 @@ async fn joint_on_a_follower(cell: &Mutex<Cell>, leader: u64, timeout: Duration)
 ///    no side has a majority, for 3 s.
 ///
 /// After each partition heals and the call returns, the committed membership must be the old
-/// one or the new one, never a mix, once settled, and a retried call must finish the change
-/// (before the fix in `server::admin`, a change left in joint consensus was never finished
-/// and the retried add-node was refused: "already a voter"). Clients read and write the kill
+/// one or the new one, never a mix, once settled: a change left in joint consensus must be
+/// finished by the leader itself within 20 s, with no admin call (before `server::admin`'s
+/// `finish_left_joint`, it stayed joint until the next add-node or remove-node, and before
+/// that fix a retried add-node was even refused: "already a voter"); a retried call then
+/// completes what was not applied. Clients read and write the kill
 /// switch through the members throughout: the history is linearizable, the Raft invariants
 /// (sampled every 10 ms) hold, and the cell ends with three voters that converge.
 pub async fn membership_change_during_partition(options: CellOptions) -> Result<(), String> {
@@ -690,11 +708,27 @@ pub async fn membership_change_during_partition(options: CellOptions) -> Result<
     let mut grown = old.clone();
     grown.insert(new);
     let config = leader_config(&cell).await?;
-    if ![vec![old.clone()], vec![grown.clone()], vec![old, grown]].contains(&config) {
+    if ![
+        vec![old.clone()],
+        vec![grown.clone()],
+        vec![old, grown.clone()],
+    ]
+    .contains(&config)
+    {
         return Err(format!(
             "add n{new} during the leader's isolation left voters {config:?}; the call said \
              {first:?}"
         ));
+    }
+    // Left in joint consensus, the cell is finished by its leader, with no admin call.
+    if config.len() > 1 {
+        let settled = uniform_config(&cell, Duration::from_secs(20)).await?;
+        if settled != vec![grown.clone()] {
+            return Err(format!(
+                "the add of n{new} was left joint and the leader did not finish it by itself: \
+                 voters {settled:?} 20 s after the partition healed"
+            ));
+        }
     }
     // Calls that finish the change go out from the admin client's host, as in the chaos
     // runs: from the scenario's own task no call ever connected (seed 3 of the in-process
@@ -734,11 +768,26 @@ pub async fn membership_change_during_partition(options: CellOptions) -> Result<
     let mut shrunk = all.clone();
     shrunk.remove(&leader);
     let config = leader_config(&cell).await?;
-    if ![vec![all.clone()], vec![shrunk.clone()], vec![all, shrunk]].contains(&config) {
+    if ![
+        vec![all.clone()],
+        vec![shrunk.clone()],
+        vec![all, shrunk.clone()],
+    ]
+    .contains(&config)
+    {
         return Err(format!(
             "remove n{leader} during a two-two split left voters {config:?}; the call said \
              {second:?}"
         ));
+    }
+    if config.len() > 1 {
+        let settled = uniform_config(&cell, Duration::from_secs(20)).await?;
+        if settled != vec![shrunk.clone()] {
+            return Err(format!(
+                "the removal of n{leader} was left joint and the leader did not finish it by \
+                 itself: voters {settled:?} 20 s after the partition healed"
+            ));
+        }
     }
     let finisher = reshaper.clone();
     admin

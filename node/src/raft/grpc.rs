@@ -14,9 +14,9 @@
 //! or a stray process, cannot move this node's term or log. Two exceptions keep the cell
 //! live: a pristine node (no membership yet) accepts the members its `--peers` lists, since
 //! that is how the node forming the cell, or the leader adding it, first reaches it; and an
-//! append or snapshot that brings log entries past this node's last one is accepted from a
-//! leader this node does not know yet (a follower that missed the entries adding that
-//! leader). With `tls-replication` the transport has already checked the caller's
+//! append or snapshot that brings log entries past this node's last one (by index, or from a
+//! later leader's term, see [`newer_term`]) is accepted from a leader this node does not know
+//! yet (a follower that missed the entries adding that leader). With `tls-replication` the transport has already checked the caller's
 //! certificate against the CA before any of this runs.
 //!
 //! A snapshot arrives as a client stream: the first chunk carries the leader's vote and the
@@ -33,7 +33,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::raft::{NodeId, Raft, Snapshot, SnapshotMeta, TypeConfig, Vote};
+use crate::raft::{LogId, NodeId, Raft, Snapshot, SnapshotMeta, TypeConfig, Vote};
 
 type AppendEntriesRequest = openraft::raft::AppendEntriesRequest<TypeConfig>;
 type VoteRequest = openraft::raft::VoteRequest<TypeConfig>;
@@ -118,6 +118,18 @@ fn past(index: Option<u64>, last_log: Option<u64>) -> bool {
     }
 }
 
+/// Whether log position `newest` comes from a later leader than this node's last entry: a
+/// follower cut off while it led (or followed a leader that was cut off) may hold a longer
+/// log of entries that were never committed, and the leader that overwrites them may be one
+/// it never heard of, whose entries have lower indexes but a newer term (sim seed 5130).
+fn newer_term(newest: Option<&LogId>, own_last: Option<&LogId>) -> bool {
+    match (newest, own_last) {
+        (Some(newest), Some(own)) => newest.leader_id > own.leader_id,
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
 /// The address a call came from, for the refusal log line.
 fn caller<T>(request: &Request<T>) -> String {
     request
@@ -154,21 +166,36 @@ impl RaftService {
         }
     }
 
-    /// Refuses (`PermissionDenied`) a call from a non-member, logging who it was.
-    fn check_sender(
+    /// Refuses (`PermissionDenied`) a call from a non-member, logging who it was. `newest` is
+    /// the newest log position the call carries (an append's last entry, else its previous
+    /// log id; a snapshot's last log id), `None` for calls that carry none.
+    async fn check_sender(
         &self,
         rpc: &'static str,
         from: NodeId,
         addr: &str,
-        brings_news: impl FnOnce(Option<u64>) -> bool,
+        newest: Option<LogId>,
     ) -> Result<(), Status> {
-        match sender_refusal(&self.raft, self.me, &self.configured, from, brings_news) {
-            None => Ok(()),
-            Some(reason) => {
-                tracing::warn!(from, %addr, rpc, "refused raft traffic from a non-member");
-                Err(Status::permission_denied(reason))
+        let newest_index = newest.map(|id| id.index);
+        let Some(reason) = sender_refusal(&self.raft, self.me, &self.configured, from, |last| {
+            past(newest_index, last)
+        }) else {
+            return Ok(());
+        };
+        // Only now, on the rare path, ask the core for this node's last log id.
+        if from != 0 && newest.is_some() {
+            let own_last = self
+                .raft
+                .with_raft_state(|state| state.log_ids.last().cloned())
+                .await;
+            if let Ok(own_last) = own_last {
+                if newer_term(newest.as_ref(), own_last.as_ref()) {
+                    return Ok(());
+                }
             }
         }
+        tracing::warn!(from, %addr, rpc, "refused raft traffic from a non-member");
+        Err(Status::permission_denied(reason))
     }
 
     /// The tonic server wrapper, with message limits fit for large appends and snapshots.
@@ -183,7 +210,7 @@ impl RaftService {
         &self,
         name: &'static str,
         request: Request<RaftRequest>,
-        brings_news: impl FnOnce(&Req, Option<u64>) -> bool,
+        newest: impl FnOnce(&Req) -> Option<LogId>,
         handle: impl FnOnce(Raft, Req) -> Fut,
     ) -> Result<Response<RaftReply>, Status>
     where
@@ -205,7 +232,8 @@ impl RaftService {
                 ))))
             }
         };
-        self.check_sender(name, request.from, &addr, |last| brings_news(&rpc, last))?;
+        self.check_sender(name, request.from, &addr, newest(&rpc))
+            .await?;
         Ok(Response::new(self.run(rpc, handle).await))
     }
 
@@ -257,10 +285,8 @@ impl RaftService {
                     Ok(meta) => meta,
                     Err(e) => return Ok(error_reply(format!("undecodable metadata: {e}"))),
                 };
-                let newer = meta.last_log_id.map(|id| id.index);
-                self.check_sender("install_snapshot", chunk.from, &addr, |last| {
-                    past(newer, last)
-                })?;
+                self.check_sender("install_snapshot", chunk.from, &addr, meta.last_log_id)
+                    .await?;
                 tracing::info!(from = chunk.from, last_log_id = ?meta.last_log_id, "receiving a snapshot");
                 header = Some((vote, meta));
             }
@@ -314,14 +340,7 @@ impl raft_server::Raft for RaftService {
         self.answer(
             "append_entries",
             request,
-            |rpc: &AppendEntriesRequest, last| {
-                let newest = rpc
-                    .entries
-                    .last()
-                    .map(|e| e.log_id.index)
-                    .or(rpc.prev_log_id.map(|id| id.index));
-                past(newest, last)
-            },
+            |rpc: &AppendEntriesRequest| rpc.entries.last().map(|e| e.log_id).or(rpc.prev_log_id),
             |raft, rpc| async move { raft.append_entries(rpc).await.map_err(|e| e.to_string()) },
         )
         .await
@@ -331,7 +350,7 @@ impl raft_server::Raft for RaftService {
         self.answer(
             "vote",
             request,
-            |_: &VoteRequest, _| false,
+            |_: &VoteRequest| None,
             |raft, rpc| async move { raft.vote(rpc).await.map_err(|e| e.to_string()) },
         )
         .await
@@ -341,7 +360,7 @@ impl raft_server::Raft for RaftService {
         self.answer(
             "pre_vote",
             request,
-            |_: &VoteRequest, _| false,
+            |_: &VoteRequest| None,
             |raft, rpc| async move { raft.pre_vote(rpc).await.map_err(|e| e.to_string()) },
         )
         .await
@@ -354,7 +373,7 @@ impl raft_server::Raft for RaftService {
         self.answer(
             "transfer_leader",
             request,
-            |_: &TransferLeaderRequest, _| false,
+            |_: &TransferLeaderRequest| None,
             |raft, rpc| async move {
                 raft.handle_transfer_leader(rpc)
                     .await
@@ -412,6 +431,19 @@ mod tests {
         );
         assert!(!admits(0, true, true, true, true), "no sender id");
         assert!(past(Some(5), Some(4)) && past(Some(1), None));
+        let id = |term: u64, node_id: u64, index: u64| {
+            LogId::new(
+                openraft::vote::leader_id_adv::LeaderId { term, node_id },
+                index,
+            )
+        };
+        // Seed 5130's shape: this node led term 3 alone and appended up to index 110; the
+        // leader of term 5 it never heard of overwrites from index 100.
+        assert!(newer_term(Some(&id(5, 20, 100)), Some(&id(3, 19, 110))));
+        assert!(!newer_term(Some(&id(3, 19, 100)), Some(&id(3, 19, 110))));
+        assert!(!newer_term(Some(&id(2, 1, 200)), Some(&id(3, 19, 110))));
+        assert!(newer_term(Some(&id(1, 1, 1)), None));
+        assert!(!newer_term(None, Some(&id(3, 19, 110))) && !newer_term(None, None));
         assert!(!past(Some(4), Some(4)) && !past(None, Some(4)) && !past(None, None));
     }
 }

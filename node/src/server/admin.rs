@@ -6,9 +6,11 @@
 //! a tool may talk to any member. Removing the leader moves leadership to the most caught-up
 //! other voter first; the new leader then removes the old one.
 //!
-//! A change that leadership interrupted between its two entries leaves the cell in joint
-//! consensus, which openraft does not leave by itself: the next add-node or remove-node,
-//! whichever it is, first finishes that change (see `finish_joint`).
+//! A change interrupted between its two entries (leadership moved, or the call that drove it
+//! gave up) leaves the cell in joint consensus, which openraft does not leave by itself: the
+//! second entry is proposed by the call, not by Raft's core. The leader finishes such a change
+//! itself after a grace period (`finish_left_joint`), and the next add-node or remove-node
+//! first finishes it too (`finish_joint`).
 //!
 //! Node ids are never reused: an id that is in the membership, or was in any membership this
 //! node applied (kept across log purges in the snapshot header, see `raft::snapshot`), is
@@ -42,6 +44,13 @@ const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(60);
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(60);
 /// Pause before looking at the leader again after leadership moved under a call.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// How long a leader leaves a joint configuration alone before finishing it: the call that
+/// proposed it proposes the second entry as soon as the first commits, and two proposals of
+/// the same change would make one of them fail.
+const JOINT_GRACE: Duration = Duration::from_secs(2);
+/// Proposals a leader makes at finishing a joint configuration before it leaves that to a
+/// later look (its next change of metrics) or to the next add-node or remove-node.
+const JOINT_FINISH_ATTEMPTS: u32 = 20;
 
 /// A membership call.
 #[derive(Clone, Debug)]
@@ -115,6 +124,14 @@ async fn on_leader(node: &Node, change: &Change) -> Step {
     let membership = metrics.membership_config.membership().clone();
     let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
     if matches!(change, Change::Add { .. } | Change::Remove { .. }) {
+        // The leader's own finisher is at it: wait for it rather than propose the same change.
+        if node
+            .joint_finisher
+            .load(std::sync::atomic::Ordering::Acquire)
+            && membership.get_joint_config().len() > 1
+        {
+            return Step::Again;
+        }
         if let Some(step) = finish_joint(node, &membership).await {
             return step;
         }
@@ -245,6 +262,54 @@ async fn finish_joint(
             Err(step) => step,
         },
     )
+}
+
+/// Run on the leader while its membership is joint: finishes the change an earlier leader or
+/// an abandoned call left half done, so the cell does not go on needing a majority of both
+/// voter sets for every commit until an operator notices. It acts only on a joint
+/// configuration that is applied and has stayed the last one for [`JOINT_GRACE`], so a call
+/// still driving its change is not raced. Stops when this node no longer leads, the
+/// membership is uniform, or after [`JOINT_FINISH_ATTEMPTS`] proposals.
+pub(crate) async fn finish_left_joint(node: std::sync::Arc<Node>) {
+    let mut attempts = 0;
+    let mut settled_since: Option<(Option<crate::raft::LogId>, u64)> = None;
+    while attempts < JOINT_FINISH_ATTEMPTS && node.is_leader() {
+        let metrics = node.raft.metrics();
+        let stored = &metrics.membership_config;
+        if stored.membership().get_joint_config().len() < 2 {
+            break;
+        }
+        let at = *stored.log_id();
+        let applied = metrics.last_applied.map_or(0, |id| id.index);
+        let now = clock::now_ms();
+        let ripe = match settled_since {
+            Some((seen, since)) if seen == at => {
+                now.saturating_sub(since) >= JOINT_GRACE.as_millis() as u64
+            }
+            _ => {
+                // A new joint entry (or the first look): its grace starts once it is applied.
+                if at.is_some_and(|id| id.index <= applied) {
+                    settled_since = Some((at, now));
+                }
+                false
+            }
+        };
+        if ripe {
+            attempts += 1;
+            let membership = stored.membership().clone();
+            match finish_joint(&node, &membership).await {
+                None | Some(Step::Done(_)) => break,
+                // Finished (the next look finds it uniform) or leadership is moving.
+                Some(Step::Again) => {}
+                Some(Step::Failed(reason)) => {
+                    tracing::info!(attempts, %reason, "the joint configuration is not finished yet");
+                }
+            }
+        }
+        tokio::time::sleep(RETRY_PAUSE).await;
+    }
+    node.joint_finisher
+        .store(false, std::sync::atomic::Ordering::Release);
 }
 
 /// Proposes a membership change and waits until it is committed.

@@ -179,6 +179,9 @@ pub struct Node {
     /// The last log index when this node last took office: its projections of memory wait
     /// until everything up to it is applied.
     office_index: AtomicU64,
+    /// A task of this leader is finishing a membership change left in joint consensus
+    /// (`admin::finish_left_joint`).
+    pub(crate) joint_finisher: AtomicBool,
 }
 
 impl Node {
@@ -523,6 +526,7 @@ impl Server {
         let acl_epoch = Arc::new(AtomicU64::new(1));
         let blocked = Arc::new(blocking::BlockedClients::default());
         let pubsub = Arc::new(pubsub::Hub::default());
+        pubsub.set_limit(config.client_output_buffer_limit.pubsub);
         let members: BTreeMap<raft::NodeId, String> = config
             .peers
             .iter()
@@ -590,7 +594,7 @@ impl Server {
             secret_prefixes: Arc::new(config.secret_prefixes.clone()),
             timeout: config.timeout,
             client_query_buffer_limit: config.client_query_buffer_limit,
-            normal_output_limit: pubsub::OutputLimit::NONE,
+            normal_output_limit: config.client_output_buffer_limit.normal,
             protected_mode: config.protected_mode,
             encoding: EncodingLimits::default(),
         };
@@ -627,6 +631,7 @@ impl Server {
             shutdown,
             leader: AtomicBool::new(false),
             office_index: AtomicU64::new(0),
+            joint_finisher: AtomicBool::new(false),
         });
         let mut tasks = Vec::new();
         if let Some((listener, addr)) = listener {
@@ -800,16 +805,15 @@ async fn watch_leadership(node: Arc<Node>) {
     let me = node.config.node_id;
     let mut metrics = node.raft.raft.metrics();
     loop {
-        let (leads, sole_voter, last_log_index) = {
+        let (leads, sole_voter, joint, last_log_index) = {
             let m = openraft_rt::WatchReceiver::borrow_watched(&metrics);
             let leads = m.current_leader == Some(me) && m.state == openraft::ServerState::Leader;
             let membership = m.membership_config.membership();
             let mut voters = membership.voter_ids();
+            let joint = membership.get_joint_config().len() > 1;
             // A joint configuration (a change in progress) never counts as sole.
-            let sole = voters.next() == Some(me)
-                && voters.next().is_none()
-                && membership.get_joint_config().len() == 1;
-            (leads, sole, m.last_log_index.unwrap_or(0))
+            let sole = voters.next() == Some(me) && voters.next().is_none() && !joint;
+            (leads, sole, joint, m.last_log_index.unwrap_or(0))
         };
         if leads && !node.leader.load(Ordering::Relaxed) {
             // Taking office is the one moment the wall clock may move cell time (forward
@@ -820,6 +824,9 @@ async fn watch_leadership(node: Arc<Node>) {
         }
         node.leader.store(leads, Ordering::Relaxed);
         node.read_barrier.set_sole_voter_leader(leads && sole_voter);
+        if leads && joint && !node.joint_finisher.swap(true, Ordering::AcqRel) {
+            tokio::spawn(admin::finish_left_joint(node.clone()));
+        }
         if openraft_rt::WatchReceiver::changed(&mut metrics)
             .await
             .is_err()

@@ -103,15 +103,13 @@ fn a_client_over_the_query_buffer_limit_is_cut_off() {
         .contains("closing client over client-query-buffer-limit"));
 }
 
-/// `client-output-buffer-limit normal 1mb 0 0`: a client whose pipelined reads produce
-/// more reply bytes than that at once is cut off with a log line; a client reading the same
-/// value once, and any other client, is served.
+/// `client-output-buffer-limit normal 1mb 0 0` set with CONFIG SET: a client whose pipelined
+/// reads produce more reply bytes than that at once is cut off with a log line; a client
+/// reading the same value once, and any other client, is served.
 #[test]
 fn a_client_over_the_normal_output_limit_is_cut_off() {
     let (node, _dir) = must_start(&[]);
     let mut admin = node.must_connect();
-    let value = "v".repeat(300_000);
-    must_cmd(&mut admin, &["SET", "big", &value]);
     must_cmd(
         &mut admin,
         &[
@@ -121,14 +119,31 @@ fn a_client_over_the_normal_output_limit_is_cut_off() {
             "normal 1mb 0 0",
         ],
     );
+    greedy_reader_is_cut_off_at_one_megabyte(&node, &mut admin);
+}
+
+/// The same limit given at start, in redis.conf's words, acts from the first client on.
+#[test]
+fn the_normal_output_limit_can_be_set_at_start() {
+    let (node, _dir) = must_start(&["--client-output-buffer-limit", "normal 1mb 0 0"]);
+    let mut admin = node.must_connect();
+    greedy_reader_is_cut_off_at_one_megabyte(&node, &mut admin);
+}
+
+fn greedy_reader_is_cut_off_at_one_megabyte(
+    node: &crate::harness::NodeProcess,
+    admin: &mut redis::Connection,
+) {
+    let value = "v".repeat(300_000);
+    must_cmd(admin, &["SET", "big", &value]);
     let limits: Vec<String> = redis::cmd("CONFIG")
         .arg("GET")
         .arg("client-output-buffer-limit")
-        .query(&mut admin)
+        .query(admin)
         .expect("CONFIG GET");
     assert!(limits[1].starts_with("normal 1048576 0 0 "), "{limits:?}");
     // One GET of the value fits.
-    let Value::BulkString(one) = must_cmd(&mut admin, &["GET", "big"]) else {
+    let Value::BulkString(one) = must_cmd(admin, &["GET", "big"]) else {
         panic!("GET big");
     };
     assert_eq!(one.len(), 300_000);
@@ -138,7 +153,7 @@ fn a_client_over_the_normal_output_limit_is_cut_off() {
     let received = crate::harness::read_to_close(&mut greedy);
     assert!(received.len() < 1024 * 1024, "got {} bytes", received.len());
     assert_eq!(
-        must_cmd(&mut admin, &["PING"]),
+        must_cmd(admin, &["PING"]),
         Value::SimpleString("PONG".into())
     );
     assert!(node
