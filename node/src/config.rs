@@ -195,7 +195,7 @@ pub struct FileConfig {
     dir: Option<PathBuf>,
     node_id: Option<u64>,
     raft_port: Option<u16>,
-    peers: Option<PeersValue>,
+    peers: Option<TextOrList>,
     cluster_name: Option<String>,
     cluster_wait_timeout: Option<String>,
     read_consistency: Option<String>,
@@ -213,7 +213,7 @@ pub struct FileConfig {
     secret_prefixes: Option<Vec<String>>,
     timeout: Option<u64>,
     client_query_buffer_limit: Option<usize>,
-    client_output_buffer_limit: Option<OutputLimitValue>,
+    client_output_buffer_limit: Option<TextOrList>,
     maxmemory: Option<MemoryValue>,
     maxmemory_policy: Option<String>,
     maxmemory_samples: Option<u32>,
@@ -228,24 +228,6 @@ pub struct FileConfig {
     tls_auth_clients: Option<YesNoValue>,
     tls_replication: Option<YesNoValue>,
     protected_mode: Option<YesNoValue>,
-}
-
-/// `client-output-buffer-limit` in the TOML file: one string of groups, or a list with one
-/// group per entry (as redis.conf repeats the option once per class).
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum OutputLimitValue {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl OutputLimitValue {
-    fn into_text(self) -> String {
-        match self {
-            OutputLimitValue::One(text) => text,
-            OutputLimitValue::Many(groups) => groups.join(" "),
-        }
-    }
 }
 
 /// A Redis yes/no option in the TOML file: a boolean or the text `yes`/`no` (as in
@@ -357,19 +339,22 @@ struct EvictionRule {
     policy: String,
 }
 
-/// `peers` in the TOML file: one string as on the command line, or a list of `ID@HOST:PORT`.
+/// An option the TOML file takes as one string, as on the command line, or as a list of its
+/// parts: `peers` (`ID@HOST:PORT` entries) and `client-output-buffer-limit` (one class per
+/// entry, as redis.conf repeats the line).
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-enum PeersValue {
+enum TextOrList {
     One(String),
     Many(Vec<String>),
 }
 
-impl PeersValue {
-    fn into_text(self) -> String {
+impl TextOrList {
+    /// The command line's spelling: the list's parts joined by `separator`.
+    fn into_text(self, separator: &str) -> String {
         match self {
-            PeersValue::One(text) => text,
-            PeersValue::Many(list) => list.join(","),
+            TextOrList::One(text) => text,
+            TextOrList::Many(list) => list.join(separator),
         }
     }
 }
@@ -765,7 +750,7 @@ impl Config {
             })?,
         };
         let node_id = flags.node_id.or(file.node_id).unwrap_or(defaults.node_id);
-        let peers = match flags.peers.or(file.peers.map(PeersValue::into_text)) {
+        let peers = match flags.peers.or(file.peers.map(|peers| peers.into_text(","))) {
             None => Vec::new(),
             Some(text) => parse_peers(&text)?,
         };
@@ -812,7 +797,7 @@ impl Config {
         };
         let client_output_buffer_limit = match flags.client_output_buffer_limit.or(file
             .client_output_buffer_limit
-            .map(OutputLimitValue::into_text))
+            .map(|limits| limits.into_text(" ")))
         {
             None => defaults.client_output_buffer_limit,
             Some(text) => {

@@ -16,8 +16,9 @@
 //! that is how the node forming the cell, or the leader adding it, first reaches it; and an
 //! append or snapshot that brings log entries past this node's last one (by index, or from a
 //! later leader's term, see [`newer_term`]) is accepted from a leader this node does not know
-//! yet (a follower that missed the entries adding that leader). With `tls-replication` the transport has already checked the caller's
-//! certificate against the CA before any of this runs.
+//! yet (a follower that missed the entries adding that leader). With `tls-replication` the
+//! transport has already checked the caller's certificate against the CA before any of this
+//! runs.
 //!
 //! A snapshot arrives as a client stream: the first chunk carries the leader's vote and the
 //! snapshot's metadata, every chunk its offset, the last one `done`. Chunks must arrive in
