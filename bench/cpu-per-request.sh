@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# CPU time the server spends per request, cellkv beside redis-server (`appendfsync always`),
+# read from /proc/PID/stat around one redis-benchmark run per test. On two cores shared with
+# the load generator, throughput follows this figure, and unlike req/s it hardly moves with
+# what else the machine is doing, so it is the number to watch when changing the write path.
+#
+#   bench/cpu-per-request.sh                    # SET, GET, INCR, LPUSH, HSET at -P 1
+#   TESTS="set" PIPELINE=16 bench/cpu-per-request.sh
+#   CELLKV_BIN=path/to/cellkv REDIS=0 bench/cpu-per-request.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CELLKV_BENCH_DEPS=1 scripts/ensure-deps
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cellkv/target}"
+if [ -z "${CELLKV_BIN:-}" ]; then
+    cargo build --release --bin cellkv >&2
+    CELLKV_BIN="$CARGO_TARGET_DIR/release/cellkv"
+fi
+REQUESTS="${REQUESTS:-200000}"
+CLIENTS="${CLIENTS:-50}"
+PIPELINE="${PIPELINE:-1}"
+TESTS="${TESTS:-set get incr lpush hset}"
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+
+# utime + stime of process $1, in clock ticks.
+ticks() {
+    awk '{print $14 + $15}' "/proc/$1/stat"
+}
+
+# One line: test, req/s and microseconds of server CPU per request.
+measure() {
+    local name=$1 pid=$2 port=$3 test=$4
+    local before after rps
+    before=$(ticks "$pid")
+    rps=$(redis-benchmark -h 127.0.0.1 -p "$port" -c "$CLIENTS" -n "$REQUESTS" -P "$PIPELINE" \
+        -r 100000 -t "$test" --csv 2>/dev/null | awk -F'","' 'NR==2 {print $2}' | tr -d '"')
+    after=$(ticks "$pid")
+    python3 -c "
+hz = $(getconf CLK_TCK)
+us = ($after - $before) / hz * 1e6 / $REQUESTS
+print(f'| $name | ${test^^} | $PIPELINE | {float(\"$rps\"):.0f} | {us:.1f} |')"
+}
+
+echo "| server | test | pipeline | req/s | CPU µs per request |"
+echo "|---|---|---|---|---|"
+if [ "${REDIS:-1}" = 1 ]; then
+    REDIS_PORT=$(free_port)
+    mkdir -p "$WORK/redis"
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$WORK/redis" --save "" \
+        --appendonly yes --appendfsync always --daemonize no >"$WORK/redis.log" 2>&1 &
+    REDIS_PID=$!
+    PIDS+=("$REDIS_PID")
+    wait_ping "$REDIS_PORT"
+    for test in $TESTS; do measure redis "$REDIS_PID" "$REDIS_PORT" "$test"; done
+fi
+PORT=$(free_port)
+"$CELLKV_BIN" --port "$PORT" --raft-port "$(free_port)" --dir "$WORK/cellkv" --log-level warn \
+    ${CELLKV_ARGS:-} >"$WORK/cellkv.out" 2>"$WORK/cellkv.log" &
+CELLKV_PID=$!
+PIDS+=("$CELLKV_PID")
+wait_ping "$PORT"
+for test in $TESTS; do measure cellkv "$CELLKV_PID" "$PORT" "$test"; done
