@@ -9,18 +9,12 @@
 #   CELLKV_BIN=path/to/cellkv REDIS=0 bench/cpu-per-request.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CELLKV_BENCH_DEPS=1 scripts/ensure-deps
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cellkv/target}"
-if [ -z "${CELLKV_BIN:-}" ]; then
-    cargo build --release --bin cellkv >&2
-    CELLKV_BIN="$CARGO_TARGET_DIR/release/cellkv"
-fi
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 REQUESTS="${REQUESTS:-200000}"
 CLIENTS="${CLIENTS:-50}"
 PIPELINE="${PIPELINE:-1}"
 TESTS="${TESTS:-set get incr lpush hset}"
-# shellcheck source=bench/lib.sh
-source bench/lib.sh
 
 # utime + stime of process $1, in clock ticks.
 ticks() {

@@ -1,5 +1,15 @@
-# Shared by the bench scripts (sourced): a scratch directory and the processes started in
-# it, both gone on exit, and the two helpers every script needs.
+# Shared by the bench scripts (sourced from the repository root): the packages they need,
+# the release binaries unless CELLKV_BIN (and, with BENCH_NEEDS_CLI=1, CELLKV_CLI) name
+# them, a scratch directory and the processes started in it, both gone on exit, and the two
+# helpers every script needs.
+
+CELLKV_BENCH_DEPS=1 scripts/ensure-deps
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cellkv/target}"
+if [ -z "${CELLKV_BIN:-}" ] || { [ "${BENCH_NEEDS_CLI:-0}" = 1 ] && [ -z "${CELLKV_CLI:-}" ]; }; then
+    cargo build --release --bin cellkv --bin cellkv-cli >&2
+    CELLKV_BIN="$CARGO_TARGET_DIR/release/cellkv"
+    CELLKV_CLI="$CARGO_TARGET_DIR/release/cellkv-cli"
+fi
 
 WORK="$(mktemp -d)"
 PIDS=()

@@ -10,16 +10,10 @@
 #   CELLKV_BIN=path/to/cellkv KEYS=200000 bench/memory.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CELLKV_BENCH_DEPS=1 scripts/ensure-deps
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cellkv/target}"
-if [ -z "${CELLKV_BIN:-}" ]; then
-    cargo build --release --bin cellkv >&2
-    CELLKV_BIN="$CARGO_TARGET_DIR/release/cellkv"
-fi
-KEYS="${KEYS:-1000000}"
-HASHES="${HASHES:-100000}"
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
+KEYS="${KEYS:-1000000}"
+HASHES="${HASHES:-100000}"
 
 # The load files, in RESP, generated once for both servers.
 python3 - "$WORK" "$KEYS" "$HASHES" <<'EOF'

@@ -12,19 +12,13 @@
 #   CELLKV_BIN=path/to/cellkv CLUSTER_ONLY=1 bench/redis-benchmark.sh   # the cell's table only
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CELLKV_BENCH_DEPS=1 scripts/ensure-deps
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cellkv/target}"
-if [ -z "${CELLKV_BIN:-}" ]; then
-    cargo build --release --bin cellkv >&2
-    CELLKV_BIN="$CARGO_TARGET_DIR/release/cellkv"
-fi
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 CELLKV="$CELLKV_BIN"
 
 REQUESTS="${REQUESTS:-200000}"
 CLIENTS="${CLIENTS:-50}"
 OUT="${BENCH_OUT:-docs/benchmarks.md}"
-# shellcheck source=bench/lib.sh
-source bench/lib.sh
 
 REDIS_PORT=$(free_port)
 mkdir -p "$WORK/redis"

@@ -15,18 +15,12 @@
 #   KEYS=200000 CELLKV_BIN=... CELLKV_CLI=... bench/snapshot-p99.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CELLKV_BENCH_DEPS=1 scripts/ensure-deps
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cellkv/target}"
-if [ -z "${CELLKV_BIN:-}" ] || [ -z "${CELLKV_CLI:-}" ]; then
-    cargo build --release --bin cellkv --bin cellkv-cli >&2
-    CELLKV_BIN="$CARGO_TARGET_DIR/release/cellkv"
-    CELLKV_CLI="$CARGO_TARGET_DIR/release/cellkv-cli"
-fi
+BENCH_NEEDS_CLI=1
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 KEYS="${KEYS:-1000000}"
 CLIENTS="${CLIENTS:-10}"
 REQUESTS="${REQUESTS:-60000}"
-# shellcheck source=bench/lib.sh
-source bench/lib.sh
 declare -A PID_OF
 
 read -r -a RAFT_PORTS <<<"$(free_port) $(free_port) $(free_port)"

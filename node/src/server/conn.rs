@@ -355,19 +355,20 @@ async fn write_monitor_lines(
 }
 
 /// Puts a command that took long enough in the node's slow log, its arguments redacted.
-fn observe_slow(session: &Session, args: &[Bytes], started: tokio::time::Instant) {
-    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+fn observe_slow(session: &Session, args: &[Bytes], took: std::time::Duration) {
+    let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
     let (slower_than, max_len, prefixes) = {
         let runtime = session.node.runtime.read();
+        let slower_than = runtime.slowlog_log_slower_than;
+        if slower_than < 0 || micros < slower_than as u64 {
+            return;
+        }
         (
-            runtime.slowlog_log_slower_than,
+            slower_than,
             runtime.slowlog_max_len,
             runtime.secret_prefixes.clone(),
         )
     };
-    if slower_than < 0 || micros < slower_than as u64 {
-        return;
-    }
     let name = session.client.name.lock().clone();
     session.node.slowlog.lock().observe(
         args,
@@ -502,6 +503,11 @@ struct Batch {
     gone: bool,
     /// Writes of this batch to put in the slow log once their replies arrive.
     slow: Vec<(Vec<Bytes>, tokio::time::Instant)>,
+    /// When the last timed command of this batch ended.
+    clock_mark: Option<tokio::time::Instant>,
+    /// Cell time read for this batch's first read, in ms: the batch's reads share it, raised
+    /// to the replicated clock by each.
+    read_time_ms: Option<u64>,
     /// Bytes of the ready replies held in `replies` (an estimate: their encoded size is
     /// known only once written), for the output limit.
     queued_bytes: usize,
@@ -534,8 +540,12 @@ impl Batch {
             };
             encode(&frame, session.resp3, output);
         }
-        for (args, started) in std::mem::take(&mut self.slow) {
-            observe_slow(session, &args, started);
+        if !self.slow.is_empty() {
+            let now = tokio::time::Instant::now();
+            self.clock_mark = Some(now);
+            for (args, started) in std::mem::take(&mut self.slow) {
+                observe_slow(session, &args, now.duration_since(started));
+            }
         }
     }
 
@@ -544,39 +554,53 @@ impl Batch {
     async fn run(
         &mut self,
         session: &mut Session,
-        args: Vec<Bytes>,
+        mut args: Vec<Bytes>,
         output: &mut BytesMut,
         io: &mut Io,
     ) {
-        let started = tokio::time::Instant::now();
-        let timed = session.node.runtime.read().slowlog_log_slower_than >= 0
-            && args
-                .first()
-                .and_then(|name| command::lookup(name))
-                .is_some_and(|spec| spec.flags & (flag::BLOCKING | flag::SKIP_SLOWLOG) == 0);
-        let kept = timed.then(|| args.clone());
+        let resolved = command::resolve(&args);
+        let timed = matches!(resolved, Resolved::Command(spec)
+                if spec.flags & (flag::BLOCKING | flag::SKIP_SLOWLOG) == 0)
+            && session.node.runtime.read().slowlog_log_slower_than >= 0;
+        if !timed {
+            return self
+                .run_command(session, resolved, &mut args, output, io)
+                .await;
+        }
+        // One clock reading per command: the end of one command is the start of the next in
+        // the same batch.
+        let started = self.clock_mark.unwrap_or_else(tokio::time::Instant::now);
+        // A write (or a command queued in MULTI) takes its arguments along: keep a copy for
+        // the slow log.
+        let consumed = session.multi.is_some()
+            || matches!(resolved, Resolved::Command(spec) if matches!(spec.handler, Handler::Write(_)));
+        let kept = consumed.then(|| args.clone());
         let writes_before = self.writes.len();
-        self.run_command(session, args, output, io).await;
-        let Some(args) = kept else {
-            return;
-        };
+        self.run_command(session, resolved, &mut args, output, io)
+            .await;
+        let now = tokio::time::Instant::now();
+        self.clock_mark = Some(now);
+        let args = kept.unwrap_or(args);
         if self.writes.len() > writes_before {
             self.slow.push((args, started));
         } else {
-            observe_slow(session, &args, started);
+            observe_slow(session, &args, now.duration_since(started));
         }
     }
 
+    /// Runs one resolved command. `args` is left empty when the command took it along (a
+    /// write, a command queued in MULTI, a blocking pop).
     async fn run_command(
         &mut self,
         session: &mut Session,
-        args: Vec<Bytes>,
+        resolved: Resolved,
+        args: &mut Vec<Bytes>,
         output: &mut BytesMut,
         io: &mut Io,
     ) {
         let node = session.node.clone();
         self.commands += 1;
-        let spec = match command::resolve(&args) {
+        let spec = match resolved {
             Resolved::Error(text) => {
                 if let Some(multi) = session.multi.as_mut() {
                     multi.failed = true;
@@ -585,7 +609,11 @@ impl Batch {
             }
             Resolved::Command(spec) => spec,
         };
-        if let Err(reply) = self.admit(session, spec, &args, output).await {
+        // Only reads in a row share a cell time: anything else may wait.
+        if !matches!(spec.handler, Handler::Read(_)) {
+            self.read_time_ms = None;
+        }
+        if let Err(reply) = self.admit(session, spec, &args[..], output).await {
             if let Some(multi) = session.multi.as_mut() {
                 multi.failed = true;
             }
@@ -597,19 +625,19 @@ impl Batch {
         if node.monitors.is_active() {
             let prefixes = node.runtime.read().secret_prefixes.clone();
             node.monitors
-                .feed(session.db, &session.client.addr, &args, &prefixes);
+                .feed(session.db, &session.client.addr, &args[..], &prefixes);
         }
         if session.in_subscriber_mode() && !sub::allowed_in_subscriber_mode(spec.name) {
             return self.push(session, sub::not_in_subscriber_mode(spec.name), output);
         }
         if session.multi.is_some() && !runs_inside_multi(spec) {
-            return self.queue(session, spec, args, output);
+            return self.queue(session, spec, std::mem::take(args), output);
         }
         match spec.handler {
             Handler::Write(_) if spec.flags & flag::BLOCKING != 0 => {
                 self.finish(session, output).await;
                 session.client.blocked.store(true, Ordering::Relaxed);
-                let reply = block(session, spec, args, output, io).await;
+                let reply = block(session, spec, std::mem::take(args), output, io).await;
                 session.client.blocked.store(false, Ordering::Relaxed);
                 match reply {
                     Some(reply) => self.push(session, reply, output),
@@ -619,7 +647,7 @@ impl Batch {
             Handler::Write(_) => {
                 let op = Op::Command {
                     db: session.db,
-                    args,
+                    args: std::mem::take(args),
                 };
                 self.writes.push(if spec.acl.contains(&"scripting") {
                     as_user(session, op)
@@ -635,15 +663,20 @@ impl Batch {
                 }
                 let reply = {
                     let keyspace = node.keyspace.read();
+                    let now_ms = match self.read_time_ms {
+                        Some(ms) => ms.max(keyspace.clock_ms()),
+                        None => node.cell_now_ms(&keyspace),
+                    };
+                    self.read_time_ms = Some(now_ms);
                     let ctx = ReadCtx {
                         keyspace: &keyspace,
                         db: session.db,
-                        now_ms: node.cell_now_ms(&keyspace),
+                        now_ms,
                         seed: rand::random(),
                         touch: !session.no_touch || spec.name == "touch",
                         user: restricted(session),
                     };
-                    run(&ctx, &args)
+                    run(&ctx, &args[..])
                 };
                 self.push(session, reply, output);
             }
@@ -656,7 +689,7 @@ impl Batch {
                         Frame::Bulk(args.get(1).cloned().unwrap_or_default()),
                     ])
                 } else {
-                    run(session, &args)
+                    run(session, &args[..])
                 };
                 if !session.skip_reply {
                     self.push(session, reply, output);
@@ -667,19 +700,19 @@ impl Batch {
             Handler::Replies(run) => {
                 self.finish(session, output).await;
                 *session.client.last_cmd.lock() = spec.name.to_string();
-                for reply in run(session, &args) {
+                for reply in run(session, &args[..]) {
                     self.push(session, reply, output);
                 }
                 session.publish_state();
             }
             Handler::Connection => {
                 self.finish(session, output).await;
-                let reply = match crate::acl::full_name(spec, &args).as_str() {
+                let reply = match crate::acl::full_name(spec, &args[..]).as_str() {
                     "exec" => self.exec(session).await,
-                    "watch" => self.watch(session, &args).await,
-                    "acl|setuser" => security::acl_setuser(session, &args).await,
-                    "acl|deluser" => security::acl_deluser(session, &args).await,
-                    "config|set" => security::config_set(session, &args).await,
+                    "watch" => self.watch(session, &args[..]).await,
+                    "acl|setuser" => security::acl_setuser(session, &args[..]).await,
+                    "acl|deluser" => security::acl_deluser(session, &args[..]).await,
+                    "config|set" => security::config_set(session, &args[..]).await,
                     other => Frame::error(format!("ERR '{other}' has no connection handler")),
                 };
                 self.push(session, reply, output);

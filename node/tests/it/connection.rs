@@ -399,3 +399,56 @@ fn config_set_changes_limits_at_run_time() {
     // Only the INFO itself (and at most the RESETSTAT's batch) counted since the reset.
     assert!(processed <= 2, "total_commands_processed {processed}");
 }
+
+/// With `slowlog-log-slower-than 0`, every command of a pipelined batch that ran is in
+/// `SLOWLOG GET`, reads and writes alike, and one refused for its arity is not (as in
+/// Redis, where it never reaches the command).
+#[test]
+fn a_pipelined_batch_is_in_the_slow_log_without_its_refused_command() {
+    let (node, _dir) = must_start(&["--slowlog-log-slower-than", "0"]);
+    let mut raw = node.must_tcp();
+    let expected: &[u8] =
+        b"$-1\r\n+OK\r\n$1\r\n1\r\n-ERR wrong number of arguments for 'get' command\r\n";
+    let reply = must_exchange(
+        &mut raw,
+        b"GET slow:a\r\nSET slow:b 1\r\nGET slow:b\r\nGET\r\n",
+        expected.len(),
+    );
+    assert_eq!(reply, expected, "{}", String::from_utf8_lossy(&reply));
+    let mut con = node.must_connect();
+    let Value::Array(entries) = must_cmd(&mut con, &["SLOWLOG", "GET", "-1"]) else {
+        panic!("SLOWLOG GET is not an array");
+    };
+    let logged: Vec<Vec<String>> = entries
+        .iter()
+        .filter_map(|entry| match entry {
+            // id, time, duration, arguments, client address, client name
+            Value::Array(fields) => match fields.get(3) {
+                Some(Value::Array(args)) => Some(
+                    args.iter()
+                        .map(|arg| match arg {
+                            Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+                            other => format!("{other:?}"),
+                        })
+                        .collect(),
+                ),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    for command in [
+        &["GET", "slow:a"][..],
+        &["SET", "slow:b", "1"],
+        &["GET", "slow:b"],
+    ] {
+        assert!(
+            logged.iter().any(|args| args == command),
+            "{command:?} missing from {logged:?}"
+        );
+    }
+    assert!(
+        !logged.iter().any(|args| args == &["GET"]),
+        "the refused GET was logged: {logged:?}"
+    );
+}
