@@ -5,9 +5,12 @@
 
 CELLKV_BENCH_DEPS=1 scripts/ensure-deps
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cellkv/target}"
-if [ -z "${CELLKV_BIN:-}" ] || { [ "${BENCH_NEEDS_CLI:-0}" = 1 ] && [ -z "${CELLKV_CLI:-}" ]; }; then
-    cargo build --release --bin cellkv --bin cellkv-cli >&2
+if [ -z "${CELLKV_BIN:-}" ]; then
+    cargo build --release --bin cellkv >&2
     CELLKV_BIN="$CARGO_TARGET_DIR/release/cellkv"
+fi
+if [ "${BENCH_NEEDS_CLI:-0}" = 1 ] && [ -z "${CELLKV_CLI:-}" ]; then
+    cargo build --release --bin cellkv-cli >&2
     CELLKV_CLI="$CARGO_TARGET_DIR/release/cellkv-cli"
 fi
 

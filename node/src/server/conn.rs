@@ -503,7 +503,7 @@ struct Batch {
     gone: bool,
     /// Writes of this batch to put in the slow log once their replies arrive.
     slow: Vec<(Vec<Bytes>, tokio::time::Instant)>,
-    /// When the last timed command of this batch ended.
+    /// When the command just run ended, if it was timed: the next one starts there.
     clock_mark: Option<tokio::time::Instant>,
     /// Cell time read for this batch's first read, in ms: the batch's reads share it, raised
     /// to the replicated clock by each.
@@ -563,9 +563,12 @@ impl Batch {
                 if spec.flags & (flag::BLOCKING | flag::SKIP_SLOWLOG) == 0)
             && session.node.runtime.read().slowlog_log_slower_than >= 0;
         if !timed {
-            return self
-                .run_command(session, resolved, &mut args, output, io)
+            self.run_command(session, resolved, &mut args, output, io)
                 .await;
+            // An untimed command may have waited (a blocking pop, EXEC): the next command's
+            // time starts after it, not at the last timed one.
+            self.clock_mark = None;
+            return;
         }
         // One clock reading per command: the end of one command is the start of the next in
         // the same batch.

@@ -400,26 +400,12 @@ fn config_set_changes_limits_at_run_time() {
     assert!(processed <= 2, "total_commands_processed {processed}");
 }
 
-/// With `slowlog-log-slower-than 0`, every command of a pipelined batch that ran is in
-/// `SLOWLOG GET`, reads and writes alike, and one refused for its arity is not (as in
-/// Redis, where it never reaches the command).
-#[test]
-fn a_pipelined_batch_is_in_the_slow_log_without_its_refused_command() {
-    let (node, _dir) = must_start(&["--slowlog-log-slower-than", "0"]);
-    let mut raw = node.must_tcp();
-    let expected: &[u8] =
-        b"$-1\r\n+OK\r\n$1\r\n1\r\n-ERR wrong number of arguments for 'get' command\r\n";
-    let reply = must_exchange(
-        &mut raw,
-        b"GET slow:a\r\nSET slow:b 1\r\nGET slow:b\r\nGET\r\n",
-        expected.len(),
-    );
-    assert_eq!(reply, expected, "{}", String::from_utf8_lossy(&reply));
-    let mut con = node.must_connect();
-    let Value::Array(entries) = must_cmd(&mut con, &["SLOWLOG", "GET", "-1"]) else {
+/// The arguments of every entry in `SLOWLOG GET -1`, newest first.
+fn slow_log_commands(con: &mut redis::Connection) -> Vec<Vec<String>> {
+    let Value::Array(entries) = must_cmd(con, &["SLOWLOG", "GET", "-1"]) else {
         panic!("SLOWLOG GET is not an array");
     };
-    let logged: Vec<Vec<String>> = entries
+    entries
         .iter()
         .filter_map(|entry| match entry {
             // id, time, duration, arguments, client address, client name
@@ -436,7 +422,25 @@ fn a_pipelined_batch_is_in_the_slow_log_without_its_refused_command() {
             },
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+/// With `slowlog-log-slower-than 0`, every command of a pipelined batch that ran is in
+/// `SLOWLOG GET`, reads and writes alike, and one refused for its arity is not (as in
+/// Redis, where it never reaches the command).
+#[test]
+fn a_pipelined_batch_is_in_the_slow_log_without_its_refused_command() {
+    let (node, _dir) = must_start(&["--slowlog-log-slower-than", "0"]);
+    let mut raw = node.must_tcp();
+    let expected: &[u8] =
+        b"$-1\r\n+OK\r\n$1\r\n1\r\n-ERR wrong number of arguments for 'get' command\r\n";
+    let reply = must_exchange(
+        &mut raw,
+        b"GET slow:a\r\nSET slow:b 1\r\nGET slow:b\r\nGET\r\n",
+        expected.len(),
+    );
+    assert_eq!(reply, expected, "{}", String::from_utf8_lossy(&reply));
+    let logged = slow_log_commands(&mut node.must_connect());
     for command in [
         &["GET", "slow:a"][..],
         &["SET", "slow:b", "1"],
@@ -451,4 +455,21 @@ fn a_pipelined_batch_is_in_the_slow_log_without_its_refused_command() {
         !logged.iter().any(|args| args == &["GET"]),
         "the refused GET was logged: {logged:?}"
     );
+}
+
+/// A blocking pop's wait is its own, untimed: the command after it in the same pipelined
+/// batch is not charged with it.
+#[test]
+fn a_blocking_pop_in_a_batch_does_not_slow_the_next_command() {
+    let (node, _dir) = must_start(&["--slowlog-log-slower-than", "200000"]);
+    let mut raw = node.must_tcp();
+    let expected: &[u8] = b"+PONG\r\n*-1\r\n+PONG\r\n";
+    let reply = must_exchange(
+        &mut raw,
+        b"PING\r\nBLPOP slow:empty 0.5\r\nPING\r\n",
+        expected.len(),
+    );
+    assert_eq!(reply, expected, "{}", String::from_utf8_lossy(&reply));
+    let logged = slow_log_commands(&mut node.must_connect());
+    assert!(logged.is_empty(), "logged over 200 ms: {logged:?}");
 }
