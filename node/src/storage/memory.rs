@@ -373,19 +373,9 @@ impl RaftLogStorage<TypeConfig> for MemLogStore {
 #[cfg(test)]
 mod tests {
     use openraft::entry::RaftEntry;
-    use openraft::vote::leader_id_adv::LeaderId;
 
     use super::*;
-
-    fn log_id(index: u64) -> LogId {
-        LogId::new(
-            LeaderId {
-                term: 1,
-                node_id: 1,
-            },
-            index,
-        )
-    }
+    use crate::storage::test_log_id as log_id;
 
     fn blank(index: u64) -> Entry {
         Entry::new_blank(log_id(index))

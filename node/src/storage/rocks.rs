@@ -348,20 +348,10 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
 mod tests {
     use bytes::Bytes;
     use openraft::entry::RaftEntry;
-    use openraft::vote::leader_id_adv::LeaderId;
 
     use super::*;
     use crate::keyspace::{Op, Request};
-
-    fn log_id(index: u64) -> LogId {
-        LogId::new(
-            LeaderId {
-                term: 1,
-                node_id: 1,
-            },
-            index,
-        )
-    }
+    use crate::storage::test_log_id as log_id;
 
     /// A SET of a kilobyte, as a client would propose it.
     fn set_entry(index: u64) -> Entry {
