@@ -119,6 +119,14 @@ impl AsRef<[u8]> for CompactBytes {
     }
 }
 
+// Lookups in a collection of `CompactBytes` by a request's `&[u8]`: `Ord` above compares
+// the same bytes, as `Borrow` requires.
+impl std::borrow::Borrow<[u8]> for CompactBytes {
+    fn borrow(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
 impl PartialEq for CompactBytes {
     fn eq(&self, other: &Self) -> bool {
         self.as_slice() == other.as_slice()
@@ -161,5 +169,49 @@ impl Serialize for CompactBytes {
 impl<'de> Deserialize<'de> for CompactBytes {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         Bytes::deserialize(deserializer).map(CompactBytes::from_owned)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use imbl::OrdSet;
+
+    use super::*;
+
+    /// A collection of `CompactBytes` is searched by a request's `&[u8]` (`Borrow`): that is
+    /// only sound if the order of `CompactBytes` is the order of their bytes, whether held
+    /// in place or on the heap.
+    #[test]
+    fn ordered_and_found_by_their_bytes_in_place_or_on_the_heap() {
+        let texts: Vec<Vec<u8>> = ["", "a", "ab", "b", "element:42", "element:420"]
+            .iter()
+            .map(|t| t.as_bytes().to_vec())
+            .chain([vec![b'a'; INLINE], vec![b'a'; INLINE + 1], vec![b'b'; 100]])
+            .collect();
+        let set: OrdSet<CompactBytes> = texts.iter().map(|t| CompactBytes::copy(t)).collect();
+        assert!(set.iter().any(|m| m.is_inline()) && set.iter().any(|m| !m.is_inline()));
+        let mut sorted = texts.clone();
+        sorted.sort();
+        let in_set: Vec<&[u8]> = set.iter().map(|m| m.as_slice()).collect();
+        let expected: Vec<&[u8]> = sorted.iter().map(|t| t.as_slice()).collect();
+        assert_eq!(in_set, expected);
+        for text in &texts {
+            assert!(set.contains(text.as_slice()), "{text:?} not found");
+        }
+        assert!(!set.contains(&b"element:4"[..]));
+        assert!(!set.contains(&[b'a'; INLINE + 2][..]));
+    }
+
+    /// Sets were `OrdSet<Bytes>` in snapshots written before their members were
+    /// `CompactBytes`: both encode alike, so old snapshots load.
+    #[test]
+    fn a_set_encodes_as_it_did_with_bytes_members() {
+        let texts = ["a", "element:42", "a member longer than twenty-two bytes"];
+        let old: OrdSet<Bytes> = texts.iter().map(|t| Bytes::from(*t)).collect();
+        let new: OrdSet<CompactBytes> = texts.iter().map(|t| CompactBytes::from(*t)).collect();
+        let encoded = postcard::to_allocvec(&old).expect("encode");
+        assert_eq!(postcard::to_allocvec(&new).expect("encode"), encoded);
+        let decoded: OrdSet<CompactBytes> = postcard::from_bytes(&encoded).expect("decode");
+        assert_eq!(decoded, new);
     }
 }

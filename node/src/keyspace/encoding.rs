@@ -380,7 +380,12 @@ mod tests {
     }
 
     fn set(members: &[&str]) -> Value {
-        Value::Set(Box::new(members.iter().map(|s| b(s)).collect()))
+        Value::Set(Box::new(
+            members
+                .iter()
+                .map(|s| crate::keyspace::CompactBytes::from(*s))
+                .collect(),
+        ))
     }
 
     fn zset(members: &[&str]) -> Value {

@@ -22,6 +22,8 @@ use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize};
 
+use super::CompactBytes;
+
 /// Most pairs a packed hash holds (Redis's `hash-max-listpack-entries` default).
 pub const PACKED_MAX_ENTRIES: usize = 128;
 /// Longest field or value a packed hash holds (Redis's `hash-max-listpack-value` default);
@@ -40,7 +42,7 @@ enum Repr {
         count: u32,
         buf: Box<[u8]>,
     },
-    Map(OrdMap<Bytes, Bytes>),
+    Map(OrdMap<CompactBytes, CompactBytes>),
 }
 
 impl Default for Repr {
@@ -197,7 +199,7 @@ impl HashFields {
             return false;
         };
         let new = map
-            .insert(Bytes::copy_from_slice(field), Bytes::copy_from_slice(value))
+            .insert(CompactBytes::copy(field), CompactBytes::copy(value))
             .is_none();
         // Replacing a long value with a short one may make the hash fit again.
         if !new {
@@ -264,7 +266,7 @@ impl HashFields {
     fn unpack(&mut self) {
         if let Repr::Packed { buf, .. } = &self.0 {
             let map = pairs(buf)
-                .map(|(_, f, v, _)| (Bytes::copy_from_slice(f), Bytes::copy_from_slice(v)))
+                .map(|(_, f, v, _)| (CompactBytes::copy(f), CompactBytes::copy(v)))
                 .collect();
             self.0 = Repr::Map(map);
         }
@@ -298,7 +300,14 @@ pub enum Iter<'a> {
     /// Over a packed buffer.
     Packed(Pairs<'a>),
     /// Over the map form.
-    Map(imbl::ordmap::RangedIter<'a, Bytes, Bytes, imbl::shared_ptr::DefaultSharedPtr>),
+    Map(
+        imbl::ordmap::RangedIter<
+            'a,
+            CompactBytes,
+            CompactBytes,
+            imbl::shared_ptr::DefaultSharedPtr,
+        >,
+    ),
 }
 
 impl<'a> Iterator for Iter<'a> {
@@ -307,7 +316,7 @@ impl<'a> Iterator for Iter<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         match self {
             Iter::Packed(pairs) => pairs.next().map(|(_, f, v, _)| (f, v)),
-            Iter::Map(range) => range.next().map(|(f, v)| (f.as_ref(), v.as_ref())),
+            Iter::Map(range) => range.next().map(|(f, v)| (f.as_slice(), v.as_slice())),
         }
     }
 }
@@ -444,7 +453,12 @@ mod tests {
         let mut mapped = HashFields(Repr::Map(
             small
                 .iter()
-                .map(|(f, v)| (Bytes::from(f.clone()), Bytes::from(v.clone())))
+                .map(|(f, v)| {
+                    (
+                        CompactBytes::from(f.as_str()),
+                        CompactBytes::from(v.as_str()),
+                    )
+                })
                 .collect(),
         ));
         assert!(packed.packed_bytes().is_some() && mapped.packed_bytes().is_none());

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{compact, Entry, HashFields, Value};
+use super::{compact, CompactBytes, Entry, HashFields, Value};
 
 /// Elements examined to estimate a large collection's size, extrapolated to all of it (as
 /// Redis's `MEMORY USAGE ... SAMPLES` does); collections up to this size are summed exactly.
@@ -435,14 +435,13 @@ pub fn entry_size(name: &[u8], entry: &Entry, samples: usize) -> u64 {
 pub fn value_size(value: &Value, samples: usize) -> u64 {
     // A list element: the Bytes handle and its allocation, plus its share of the tree node.
     let list_item = |b: &Bytes| 40 + alloc(b.len());
-    // A set member or hash field: handle, allocation and its share of the B-tree node.
-    let tree_item = |b: &[u8]| 48 + alloc(b.len());
     match value {
         Value::Str(s) => compact_size(s.len()),
         Value::List(list) => {
             COLLECTION_OVERHEAD + extrapolate(list.len(), samples, list.iter().map(list_item))
         }
-        // A small hash is its boxed header and one buffer, summed exactly.
+        // A small hash is its boxed header and one buffer, summed exactly; a larger one's pair
+        // is two `CompactBytes` and its share of the tree node.
         Value::Hash(hash) => match hash.packed_bytes() {
             Some(bytes) => alloc(std::mem::size_of::<HashFields>()) + alloc(bytes),
             None => {
@@ -450,12 +449,15 @@ pub fn value_size(value: &Value, samples: usize) -> u64 {
                     + extrapolate(
                         hash.len(),
                         samples,
-                        hash.iter().map(|(f, v)| tree_item(f) + 32 + alloc(v.len())),
+                        hash.iter()
+                            .map(|(f, v)| 56 + compact_size(f.len()) + compact_size(v.len())),
                     )
             }
         },
+        // A set member is a `CompactBytes` in the tree node (a short one has no allocation).
         Value::Set(set) => {
-            COLLECTION_OVERHEAD + extrapolate(set.len(), samples, set.iter().map(|m| tree_item(m)))
+            let member = |m: &CompactBytes| 32 + compact_size(m.len());
+            COLLECTION_OVERHEAD + extrapolate(set.len(), samples, set.iter().map(member))
         }
         // Each member sits in two trees (by member and by score), sharing one allocation.
         Value::ZSet(zset) => {

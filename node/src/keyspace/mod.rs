@@ -82,7 +82,7 @@ pub enum Value {
     /// A hash of field to value, in field order; never empty while stored.
     Hash(Box<HashFields>),
     /// A set, in member order; never empty while stored.
-    Set(Box<imbl::OrdSet<Bytes>>),
+    Set(Box<imbl::OrdSet<CompactBytes>>),
     /// A sorted set; never empty while stored.
     ZSet(Box<SortedSet>),
 }

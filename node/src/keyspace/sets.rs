@@ -10,7 +10,7 @@ use super::hashes::{
     distinct_positions, empty_scan, items_at, items_with_repeats, parse_cursor, parse_random_count,
     parse_scan_options, scan_step, MAX_REPEATED_PICKS,
 };
-use super::{owned, seed_from_index, Entry, ReadCtx, Rng, Value, WriteCtx};
+use super::{seed_from_index, CompactBytes, Entry, ReadCtx, Rng, Value, WriteCtx};
 use crate::command::errors as err;
 use crate::command::parse_i64;
 use crate::resp::Frame;
@@ -24,7 +24,7 @@ macro_rules! try_frame {
     };
 }
 
-type Members = OrdSet<Bytes>;
+type Members = OrdSet<CompactBytes>;
 
 /// The set in `entry`, if any; `Err` carries WRONGTYPE for other types.
 fn set_of(entry: Option<&Entry>) -> Result<Option<&Members>, Frame> {
@@ -48,8 +48,19 @@ fn set_mut<'a>(ctx: &'a mut WriteCtx<'_>, key: &Bytes) -> Option<&'a mut Members
     }
 }
 
-fn members_frame(members: impl IntoIterator<Item = Bytes>) -> Frame {
-    Frame::Set(members.into_iter().map(Frame::Bulk).collect())
+/// A stored member, copied out of the request: members of up to 22 bytes sit inside the
+/// set's tree nodes, so comparing them during a lookup reads no other memory.
+fn member(bytes: &Bytes) -> CompactBytes {
+    CompactBytes::copy(bytes)
+}
+
+fn members_frame(members: impl IntoIterator<Item = CompactBytes>) -> Frame {
+    Frame::Set(
+        members
+            .into_iter()
+            .map(|mut m| Frame::Bulk(m.take_bytes()))
+            .collect(),
+    )
 }
 
 /// SADD key member [member ...]
@@ -59,18 +70,18 @@ pub fn sadd(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     // Adding only members already there changes nothing (and must not touch WATCH).
     let adds = match try_frame!(set_of(ctx.get(key))) {
         None => {
-            let set: Members = members.iter().map(owned).collect();
+            let set: Members = members.iter().map(member).collect();
             let added = set.len() as i64;
             ctx.set(key, Value::Set(Box::new(set)), None);
             return Frame::Integer(added);
         }
-        Some(set) => members.iter().any(|m| !set.contains(m)),
+        Some(set) => members.iter().any(|m| !set.contains(&m[..])),
     };
     let mut added = 0;
     if adds {
         if let Some(set) = set_mut(ctx, key) {
-            for member in members {
-                if set.insert(owned(member)).is_none() {
+            for new_member in members {
+                if set.insert(member(new_member)).is_none() {
                     added += 1;
                 }
             }
@@ -83,15 +94,15 @@ pub fn sadd(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
 pub fn srem(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     let key = &args[1];
     let members = &args[2..];
-    let any =
-        try_frame!(set_of(ctx.get(key))).is_some_and(|s| members.iter().any(|m| s.contains(m)));
+    let any = try_frame!(set_of(ctx.get(key)))
+        .is_some_and(|s| members.iter().any(|m| s.contains(&m[..])));
     if !any {
         return Frame::Integer(0);
     }
     let mut removed = 0;
     if let Some(set) = set_mut(ctx, key) {
         for member in members {
-            if set.remove(member).is_some() {
+            if set.remove(&member[..]).is_some() {
                 removed += 1;
             }
         }
@@ -103,13 +114,18 @@ pub fn srem(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
 /// SMEMBERS key: a set in RESP3.
 pub fn smembers(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
     let set = try_frame!(read_set(ctx, &args[1]));
-    members_frame(set.into_iter().flat_map(|s| s.iter().cloned()))
+    Frame::Set(
+        set.into_iter()
+            .flat_map(|s| s.iter())
+            .map(|m| Frame::Bulk(m.to_bytes()))
+            .collect(),
+    )
 }
 
 /// SISMEMBER key member
 pub fn sismember(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
     let set = try_frame!(read_set(ctx, &args[1]));
-    Frame::Integer(set.is_some_and(|s| s.contains(&args[2])) as i64)
+    Frame::Integer(set.is_some_and(|s| s.contains(&args[2][..])) as i64)
 }
 
 /// SMISMEMBER key member [member ...]
@@ -118,7 +134,7 @@ pub fn smismember(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
     Frame::Array(
         args[2..]
             .iter()
-            .map(|m| Frame::Integer(set.is_some_and(|s| s.contains(m)) as i64))
+            .map(|m| Frame::Integer(set.is_some_and(|s| s.contains(&m[..])) as i64))
             .collect(),
     )
 }
@@ -146,7 +162,7 @@ pub fn spop(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
         },
     };
     let mut rng = Rng::new(seed_from_index(ctx.index));
-    let picked: Vec<Bytes> = {
+    let picked: Vec<CompactBytes> = {
         let Some(set) = try_frame!(set_of(ctx.get(key))) else {
             return match count {
                 None => Frame::Null,
@@ -179,7 +195,10 @@ pub fn spop(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     }
     ctx.remove_if_empty(key);
     match count {
-        None => picked.into_iter().next().map_or(Frame::Null, Frame::Bulk),
+        None => picked
+            .into_iter()
+            .next()
+            .map_or(Frame::Null, |mut m| Frame::Bulk(m.take_bytes())),
         Some(_) => members_frame(picked),
     }
 }
@@ -198,14 +217,14 @@ pub fn srandmember(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
         return set
             .iter()
             .nth(pick)
-            .map_or(Frame::Null, |m| Frame::Bulk(m.clone()));
+            .map_or(Frame::Null, |m| Frame::Bulk(m.to_bytes()));
     };
     let count = try_frame!(parse_random_count(raw));
     let Some(set) = try_frame!(read_set(ctx, &args[1])) else {
         return Frame::Array(Vec::new());
     };
     let len = set.len();
-    let picks: Vec<&Bytes> = if count < 0 {
+    let picks: Vec<&CompactBytes> = if count < 0 {
         let wanted = count.unsigned_abs();
         if wanted > MAX_REPEATED_PICKS {
             return Frame::error(err::OUT_OF_RANGE);
@@ -217,14 +236,19 @@ pub fn srandmember(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
         let positions = distinct_positions(&mut rng, len, count as usize);
         items_at(set.iter(), &positions)
     };
-    Frame::Array(picks.into_iter().map(|m| Frame::Bulk(m.clone())).collect())
+    Frame::Array(
+        picks
+            .into_iter()
+            .map(|m| Frame::Bulk(m.to_bytes()))
+            .collect(),
+    )
 }
 
 /// SMOVE source destination member
 pub fn smove(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     let (src, dst, member) = (&args[1], &args[2], &args[3]);
     // Redis answers 0 for a missing source before it looks at the destination's type.
-    let Some(in_src) = try_frame!(set_of(ctx.get(src))).map(|s| s.contains(member)) else {
+    let Some(in_src) = try_frame!(set_of(ctx.get(src))).map(|s| s.contains(&member[..])) else {
         return Frame::Integer(0);
     };
     let dst_exists = try_frame!(set_of(ctx.get(dst))).is_some();
@@ -235,15 +259,19 @@ pub fn smove(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
         return Frame::Integer(0);
     }
     if let Some(set) = set_mut(ctx, src) {
-        set.remove(member);
+        set.remove(&member[..]);
     }
     ctx.remove_if_empty(src);
     if dst_exists {
         if let Some(set) = set_mut(ctx, dst) {
-            set.insert(owned(member));
+            set.insert(self::member(member));
         }
     } else {
-        ctx.set(dst, Value::Set(Box::new(OrdSet::unit(owned(member)))), None);
+        ctx.set(
+            dst,
+            Value::Set(Box::new(OrdSet::unit(self::member(member)))),
+            None,
+        );
     }
     Frame::Integer(1)
 }
@@ -263,7 +291,7 @@ fn smallest_first<'a>(sets: &[Option<&'a Members>]) -> Option<Vec<&'a Members>> 
 }
 
 /// The members of the intersection, lazily.
-fn intersect<'a>(sets: &'a [&'a Members]) -> impl Iterator<Item = &'a Bytes> + 'a {
+fn intersect<'a>(sets: &'a [&'a Members]) -> impl Iterator<Item = &'a CompactBytes> + 'a {
     let (smallest, others) = match sets.split_first() {
         Some((first, rest)) => (Some(*first), rest),
         None => (None, sets),

@@ -279,7 +279,7 @@ mod tests {
         list.push_back(Bytes::from("a"));
         let mut hash = crate::keyspace::HashFields::new();
         hash.insert(b"f", b"v");
-        let set: imbl::OrdSet<Bytes> = [Bytes::from("m")].into_iter().collect();
+        let set: imbl::OrdSet<CompactBytes> = [CompactBytes::from("m")].into_iter().collect();
         let mut zset = SortedSet::new();
         zset.insert(Bytes::from("z"), 1.5);
         let values = [

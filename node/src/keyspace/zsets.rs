@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
-use super::{glob, owned, Entry, ReadCtx, Rng, SortedSet, Value, WriteCtx, BLOCKED};
+use super::{glob, owned, CompactBytes, Entry, ReadCtx, Rng, SortedSet, Value, WriteCtx, BLOCKED};
 use crate::command::errors as err;
 use crate::command::parse_i64;
 use crate::resp::{format_double, Frame};
@@ -1296,7 +1296,31 @@ impl Aggregate {
 enum Input<'a> {
     Missing,
     Sorted(&'a SortedSet),
-    Plain(&'a imbl::OrdSet<Bytes>),
+    Plain(&'a imbl::OrdSet<CompactBytes>),
+}
+
+/// A member of an input, borrowed: a sorted set's `Bytes` is shared when the member is kept,
+/// a set's in-place member is copied out.
+#[derive(Clone, Copy)]
+enum InputMember<'a> {
+    Sorted(&'a Bytes),
+    Plain(&'a CompactBytes),
+}
+
+impl<'a> InputMember<'a> {
+    fn as_slice(self) -> &'a [u8] {
+        match self {
+            InputMember::Sorted(m) => m,
+            InputMember::Plain(m) => m.as_slice(),
+        }
+    }
+
+    fn to_bytes(self) -> Bytes {
+        match self {
+            InputMember::Sorted(m) => m.clone(),
+            InputMember::Plain(m) => m.to_bytes(),
+        }
+    }
 }
 
 impl<'a> Input<'a> {
@@ -1316,11 +1340,11 @@ impl<'a> Input<'a> {
         }
     }
 
-    fn iter(&self) -> Box<dyn Iterator<Item = Item<'a>> + 'a> {
+    fn iter(&self) -> Box<dyn Iterator<Item = (InputMember<'a>, f64)> + 'a> {
         match *self {
             Input::Missing => Box::new(std::iter::empty()),
-            Input::Sorted(z) => Box::new(z.iter()),
-            Input::Plain(s) => Box::new(s.iter().map(|m| (m, 1.0))),
+            Input::Sorted(z) => Box::new(z.iter().map(|(m, s)| (InputMember::Sorted(m), s))),
+            Input::Plain(s) => Box::new(s.iter().map(|m| (InputMember::Plain(m), 1.0))),
         }
     }
 }
@@ -1424,7 +1448,7 @@ fn combine(
                 let mut total = weighted(score, *first_weight);
                 let mut everywhere = true;
                 for (input, weight) in rest {
-                    match input.score(member) {
+                    match input.score(member.as_slice()) {
                         Some(value) => aggregate.fold(&mut total, value * weight),
                         None => {
                             everywhere = false;
@@ -1441,7 +1465,7 @@ fn combine(
                         break;
                     }
                 } else {
-                    members.push((member.clone(), total));
+                    members.push((member.to_bytes(), total));
                 }
             }
             if count_only {
@@ -1449,22 +1473,28 @@ fn combine(
             }
         }
         SetOp::Union => {
-            let mut totals: HashMap<&Bytes, f64> = HashMap::new();
+            let mut totals: HashMap<&[u8], (InputMember<'_>, f64)> = HashMap::new();
             for (input, weight) in &sources {
                 for (member, score) in input.iter() {
                     let score = weighted(score, *weight);
                     totals
-                        .entry(member)
-                        .and_modify(|total| aggregate.fold(total, score))
-                        .or_insert(score);
+                        .entry(member.as_slice())
+                        .and_modify(|(_, total)| aggregate.fold(total, score))
+                        .or_insert((member, score));
                 }
             }
-            members = totals.into_iter().map(|(m, s)| (m.clone(), s)).collect();
+            members = totals
+                .into_values()
+                .map(|(m, s)| (m.to_bytes(), s))
+                .collect();
         }
         SetOp::Diff => {
             for (member, score) in first.iter() {
-                if rest.iter().all(|(input, _)| input.score(member).is_none()) {
-                    members.push((member.clone(), score));
+                if rest
+                    .iter()
+                    .all(|(input, _)| input.score(member.as_slice()).is_none())
+                {
+                    members.push((member.to_bytes(), score));
                 }
             }
         }
@@ -2415,8 +2445,10 @@ mod tests {
                 index: 1,
                 in_transaction: false,
             };
-            let members: imbl::OrdSet<Bytes> =
-                ["a", "b", "x"].into_iter().map(Bytes::from).collect();
+            let members: imbl::OrdSet<CompactBytes> = ["a", "b", "x"]
+                .into_iter()
+                .map(CompactBytes::from)
+                .collect();
             ctx.set(&Bytes::from("s"), Value::Set(Box::new(members)), None);
         }
         must_apply(&mut ks, 1000, "zadd z 5 a 7 b 9 c");
