@@ -45,10 +45,9 @@ run_once() {
         redis-benchmark -h 127.0.0.1 -p "$port" -c "$CLIENTS" -n "$WARM" -P 16 -r 100000 \
             -t set -q >/dev/null 2>&1
     fi
-    before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-    rps=$(redis-benchmark -h 127.0.0.1 -p "$port" -c "$CLIENTS" -n "$REQUESTS" -P "$PIPELINE" \
-        -r 100000 -t "$TEST" --csv 2>/dev/null | awk -F'","' 'NR==2 {print $2}' | tr -d '"')
-    after=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    before=$(cpu_ticks "$pid")
+    rps=$(bench_rps "$port" "$TEST" "$PIPELINE")
+    after=$(cpu_ticks "$pid")
     kill -9 "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     rm -rf "$dir"

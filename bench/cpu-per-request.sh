@@ -16,19 +16,13 @@ CLIENTS="${CLIENTS:-50}"
 PIPELINE="${PIPELINE:-1}"
 TESTS="${TESTS:-set get incr lpush hset}"
 
-# utime + stime of process $1, in clock ticks.
-ticks() {
-    awk '{print $14 + $15}' "/proc/$1/stat"
-}
-
 # One line: test, req/s and microseconds of server CPU per request.
 measure() {
     local name=$1 pid=$2 port=$3 test=$4
     local before after rps
-    before=$(ticks "$pid")
-    rps=$(redis-benchmark -h 127.0.0.1 -p "$port" -c "$CLIENTS" -n "$REQUESTS" -P "$PIPELINE" \
-        -r 100000 -t "$test" --csv 2>/dev/null | awk -F'","' 'NR==2 {print $2}' | tr -d '"')
-    after=$(ticks "$pid")
+    before=$(cpu_ticks "$pid")
+    rps=$(bench_rps "$port" "$test" "$PIPELINE")
+    after=$(cpu_ticks "$pid")
     python3 -c "
 hz = $(getconf CLK_TCK)
 us = ($after - $before) / hz * 1e6 / $REQUESTS

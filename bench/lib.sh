@@ -1,7 +1,7 @@
 # Shared by the bench scripts (sourced from the repository root): the packages they need,
 # the release binaries unless CELLKV_BIN (and, with BENCH_NEEDS_CLI=1, CELLKV_CLI) name
-# them, a scratch directory and the processes started in it, both gone on exit, and the two
-# helpers every script needs.
+# them, a scratch directory and the processes started in it, both gone on exit, and the
+# helpers the scripts share.
 
 CELLKV_BENCH_DEPS=1 scripts/ensure-deps
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cellkv/target}"
@@ -37,4 +37,16 @@ wait_ping() {
     done
     echo "server on port $1 did not come up" >&2
     exit 1
+}
+
+# Requests per second of one redis-benchmark test against port $1: test $2 at pipeline $3,
+# with the sourcing script's $CLIENTS and $REQUESTS, keys drawn from 100 000.
+bench_rps() {
+    redis-benchmark -h 127.0.0.1 -p "$1" -c "$CLIENTS" -n "$REQUESTS" -P "$3" \
+        -r 100000 -t "$2" --csv 2>/dev/null | awk -F'","' 'NR==2 {print $2}' | tr -d '"'
+}
+
+# CPU time process $1 has used (user + system), in clock ticks.
+cpu_ticks() {
+    awk '{print $14 + $15}' "/proc/$1/stat"
 }

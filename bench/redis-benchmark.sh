@@ -27,13 +27,6 @@ redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$WORK/redis" --save ""
 PIDS+=($!)
 wait_ping "$REDIS_PORT"
 
-# Prints requests per second for one test.
-rps() {
-    local port=$1 test=$2 pipeline=$3
-    redis-benchmark -h 127.0.0.1 -p "$port" -c "$CLIENTS" -n "$REQUESTS" -P "$pipeline" \
-        -r 100000 -t "$test" --csv 2>/dev/null | awk -F'","' 'NR==2 {print $2}' | tr -d '"'
-}
-
 # One table row: cellkv's rate against Redis's and the target ratio.
 row() {
     local label=$1 pipeline=$2 r=$3 c=$4 target=$5
@@ -73,8 +66,8 @@ if [ "${CLUSTER_ONLY:-0}" != 1 ]; then
     } >>"$OUT.tmp"
     for pipeline in 1 16; do
         for test in set get incr lpush rpop hset zadd sadd; do
-            row "${test^^}" "$pipeline" "$(rps "$REDIS_PORT" "$test" "$pipeline")" \
-                "$(rps "$CELLKV_PORT" "$test" "$pipeline")" "${TARGET[$test]}"
+            row "${test^^}" "$pipeline" "$(bench_rps "$REDIS_PORT" "$test" "$pipeline")" \
+                "$(bench_rps "$CELLKV_PORT" "$test" "$pipeline")" "${TARGET[$test]}"
         done
     done
     kill -9 "$SINGLE_PID" 2>/dev/null || true
@@ -119,10 +112,10 @@ declare -A CELL_TARGET=([leader:set]=0.7 [follower:set]=0.7 [leader:get]=0.5 [fo
 } >>"$OUT.tmp"
 for pipeline in 1 16; do
     for test in set get; do
-        r=$(rps "$REDIS_PORT" "$test" "$pipeline")
+        r=$(bench_rps "$REDIS_PORT" "$test" "$pipeline")
         for role in leader follower; do
             if [ "$role" = leader ]; then port=${NODE_PORT[$LEADER]}; else port=${NODE_PORT[$FOLLOWER]}; fi
-            row "${test^^} via $role" "$pipeline" "$r" "$(rps "$port" "$test" "$pipeline")" \
+            row "${test^^} via $role" "$pipeline" "$r" "$(bench_rps "$port" "$test" "$pipeline")" \
                 "${CELL_TARGET[$role:$test]}"
         done
     done
