@@ -24,6 +24,8 @@ macro_rules! try_frame {
     };
 }
 
+/// Members are copies of the request's bytes; one of up to 22 bytes sits inside the set's
+/// tree node, so comparing it during a lookup reads no other memory.
 type Members = OrdSet<CompactBytes>;
 
 /// The set in `entry`, if any; `Err` carries WRONGTYPE for other types.
@@ -48,12 +50,6 @@ fn set_mut<'a>(ctx: &'a mut WriteCtx<'_>, key: &Bytes) -> Option<&'a mut Members
     }
 }
 
-/// A stored member, copied out of the request: members of up to 22 bytes sit inside the
-/// set's tree nodes, so comparing them during a lookup reads no other memory.
-fn member(bytes: &Bytes) -> CompactBytes {
-    CompactBytes::copy(bytes)
-}
-
 fn members_frame(members: impl IntoIterator<Item = CompactBytes>) -> Frame {
     Frame::Set(
         members
@@ -70,7 +66,7 @@ pub fn sadd(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     // Adding only members already there changes nothing (and must not touch WATCH).
     let adds = match try_frame!(set_of(ctx.get(key))) {
         None => {
-            let set: Members = members.iter().map(member).collect();
+            let set: Members = members.iter().map(|m| CompactBytes::copy(m)).collect();
             let added = set.len() as i64;
             ctx.set(key, Value::Set(Box::new(set)), None);
             return Frame::Integer(added);
@@ -80,8 +76,8 @@ pub fn sadd(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     let mut added = 0;
     if adds {
         if let Some(set) = set_mut(ctx, key) {
-            for new_member in members {
-                if set.insert(member(new_member)).is_none() {
+            for member in members {
+                if set.insert(CompactBytes::copy(member)).is_none() {
                     added += 1;
                 }
             }
@@ -264,12 +260,12 @@ pub fn smove(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     ctx.remove_if_empty(src);
     if dst_exists {
         if let Some(set) = set_mut(ctx, dst) {
-            set.insert(self::member(member));
+            set.insert(CompactBytes::copy(member));
         }
     } else {
         ctx.set(
             dst,
-            Value::Set(Box::new(OrdSet::unit(self::member(member)))),
+            Value::Set(Box::new(OrdSet::unit(CompactBytes::copy(member)))),
             None,
         );
     }
