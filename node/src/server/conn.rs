@@ -182,6 +182,12 @@ async fn serve(node: Arc<Node>, stream: Box<dyn ClientStream>, origin: Origin, l
     let mut shutdown = node.shutdown_signal();
     let mut parser = RequestParser::new();
     let cut_off = session.mailbox.cut_off_signal();
+    // Armed once for the connection's life: a fresh `changed()` per request would take and
+    // release a lock of the watch channel that every connection shares, on every round trip.
+    let stopping = shutdown.changed();
+    tokio::pin!(stopping);
+    let cut = cut_off.wait();
+    tokio::pin!(cut);
     loop {
         // A large bulk in progress: grow the buffer once rather than read by read.
         if let Some(needed) = parser.bytes_needed() {
@@ -195,12 +201,12 @@ async fn serve(node: Arc<Node>, stream: Box<dyn ClientStream>, origin: Origin, l
         };
         let read = tokio::select! {
             biased;
-            _ = shutdown.changed() => break,
+            _ = &mut stopping => break,
             _ = idle(idle_limit) => {
                 tracing::info!(client = client_id, peer = %peer, "closing client idle past timeout");
                 break;
             }
-            _ = cut_off.wait() => {
+            _ = &mut cut => {
                 tracing::info!(client = client_id, peer = %peer, "closing subscriber over client-output-buffer-limit pubsub");
                 break;
             }

@@ -525,7 +525,11 @@ impl forward_server::Forward for NodeService {
                 ..ForwardReply::default()
             }));
         }
-        let frames = match self.node.propose_local(&ops, COMMIT_WAIT).await {
+        let frames = match self
+            .node
+            .propose_local(&ops, COMMIT_WAIT, &mut super::CommitTimer::default())
+            .await
+        {
             super::Proposal::Replies(frames) => frames,
             super::Proposal::NotProposed(_) => {
                 // Leadership lost, or no quorum heard from yet: the sender tries again.
