@@ -50,3 +50,13 @@ bench_rps() {
 cpu_ticks() {
     awk '{print $14 + $15}' "/proc/$1/stat"
 }
+
+# User and system CPU time of process $1 (clock ticks) and the context switches of all its
+# threads, voluntary and not: three numbers on one line.
+cpu_split() {
+    local utime stime switches
+    read -r utime stime < <(awk '{print $14, $15}' "/proc/$1/stat")
+    switches=$(cat /proc/"$1"/task/*/status 2>/dev/null |
+        awk '/^(non)?voluntary_ctxt_switches/ {n += $2} END {print n + 0}')
+    echo "$utime $stime $switches"
+}
