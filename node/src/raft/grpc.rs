@@ -14,8 +14,9 @@
 //! or a stray process, cannot move this node's term or log. Two exceptions keep the cell
 //! live: a pristine node (no membership yet) accepts the members its `--peers` lists, since
 //! that is how the node forming the cell, or the leader adding it, first reaches it; and an
-//! append or snapshot that brings log entries past this node's last one (by index, or from a
-//! later leader's term, see [`newer_term`]) is accepted from a leader this node does not know
+//! append or snapshot that brings log entries past this node's last one, or an append whose
+//! leader has committed past it (by index, or from a later leader's term, see
+//! [`newer_term`] and [`append_newest`]), is accepted from a leader this node does not know
 //! yet (a follower that missed the entries adding that leader). With `tls-replication` the
 //! transport has already checked the caller's certificate against the CA before any of this
 //! runs.
@@ -131,6 +132,24 @@ fn newer_term(newest: Option<&LogId>, own_last: Option<&LogId>) -> bool {
     }
 }
 
+/// The newest log position an append vouches for: its last entry, its previous log id, or
+/// the leader's commit index, whichever lies furthest. The commit index counts because a
+/// leader this node never heard of probes for the point where their logs meet with appends
+/// that carry no entries and earlier positions; when this node missed entries the cell
+/// committed, only the commit index tells that the leader is ahead (sim seed 11: a follower
+/// behind the entries adding the leader refused its probes and heartbeats for good, and
+/// the joint membership change that needed its vote never finished).
+fn append_newest(rpc: &AppendEntriesRequest) -> Option<LogId> {
+    [
+        rpc.entries.last().map(|e| e.log_id),
+        rpc.prev_log_id,
+        rpc.leader_commit,
+    ]
+    .into_iter()
+    .flatten()
+    .max_by_key(|id| id.index)
+}
+
 /// The address a call came from, for the refusal log line.
 fn caller<T>(request: &Request<T>) -> String {
     request
@@ -168,8 +187,8 @@ impl RaftService {
     }
 
     /// Refuses (`PermissionDenied`) a call from a non-member, logging who it was. `newest` is
-    /// the newest log position the call carries (an append's last entry, else its previous
-    /// log id; a snapshot's last log id), `None` for calls that carry none.
+    /// the newest log position the call vouches for ([`append_newest`]; a snapshot's last
+    /// log id), `None` for calls that carry none.
     async fn check_sender(
         &self,
         rpc: &'static str,
@@ -341,7 +360,7 @@ impl raft_server::Raft for RaftService {
         self.answer(
             "append_entries",
             request,
-            |rpc: &AppendEntriesRequest| rpc.entries.last().map(|e| e.log_id).or(rpc.prev_log_id),
+            append_newest,
             |raft, rpc| async move { raft.append_entries(rpc).await.map_err(|e| e.to_string()) },
         )
         .await
@@ -446,5 +465,38 @@ mod tests {
         assert!(newer_term(Some(&id(1, 1, 1)), None));
         assert!(!newer_term(None, Some(&id(3, 19, 110))) && !newer_term(None, None));
         assert!(!past(Some(4), Some(4)) && !past(None, Some(4)) && !past(None, None));
+    }
+
+    /// Seed 11's shape: a follower whose log ends at index 394 of term 9 never heard of the
+    /// leader of term 11, which has committed up to 428 and probes with an empty append
+    /// whose previous log id lies inside the follower's log.
+    #[test]
+    fn a_probe_from_a_leader_ahead_vouches_for_its_commit_index() {
+        let id = |term: u64, index: u64| {
+            LogId::new(
+                openraft::vote::leader_id_adv::LeaderId { term, node_id: 4 },
+                index,
+            )
+        };
+        let vote = openraft::impls::Vote::new_committed(11, 4);
+        let probe = AppendEntriesRequest {
+            vote,
+            prev_log_id: Some(id(9, 390)),
+            entries: Vec::new(),
+            leader_commit: Some(id(11, 428)),
+        };
+        let newest = append_newest(&probe);
+        assert_eq!(newest, Some(id(11, 428)));
+        assert!(past(newest.map(|id| id.index), Some(394)));
+        let caught_up = AppendEntriesRequest {
+            leader_commit: Some(id(9, 380)),
+            ..probe
+        };
+        assert_eq!(
+            append_newest(&caught_up),
+            Some(id(9, 390)),
+            "nothing past the follower's log: the previous log id, as before"
+        );
+        assert!(!past(Some(390), Some(394)));
     }
 }
