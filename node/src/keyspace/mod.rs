@@ -261,6 +261,19 @@ impl Keyspace {
             self.sessions.prune(now_ms);
         }
         match &request.op {
+            Op::Batch(ops) => Frame::Array(
+                ops.iter()
+                    .map(|op| self.apply_proposed(index, now_ms, op))
+                    .collect(),
+            ),
+            op => self.apply_proposed(index, now_ms, op),
+        }
+    }
+
+    /// One proposal of an entry, or of a gathered batch: a connection's batch of writes runs
+    /// at most once under its session number; anything else runs as it is.
+    fn apply_proposed(&mut self, index: u64, now_ms: u64, op: &Op) -> Frame {
+        match op {
             Op::Client { client, seq, ops } => match self.sessions.admit(client, *seq) {
                 sessions::Admission::Replay(replies) => Frame::Array(replies),
                 sessions::Admission::Stale => Frame::Array(
@@ -374,8 +387,9 @@ impl Keyspace {
                 watches,
                 commands,
             } => transaction::exec(self, index, now_ms, *db, watches, commands),
-            // Batches do not nest: a connection's batch is its writes, each plain.
-            Op::Client { .. } => Frame::error(command::errors::STALE_CLIENT_BATCH),
+            // Batches do not nest: a connection's batch is its writes, each plain, and a
+            // gathered batch holds proposals.
+            Op::Client { .. } | Op::Batch(_) => Frame::error(command::errors::STALE_CLIENT_BATCH),
             Op::Expire { db, keys } => {
                 let Some(target) = self.dbs.get_mut(*db as usize) else {
                     return Frame::Integer(0);
@@ -802,6 +816,46 @@ pub(crate) mod tests {
             },
         );
         assert_eq!(reply, Frame::ok());
+    }
+
+    #[test]
+    fn a_gathered_batch_applies_each_proposal_in_order_and_refuses_nesting() {
+        let mut ks = Keyspace::new();
+        let first = batch(1, 1, &["set k a", "append k b"]).op;
+        let second = batch(2, 1, &["append k c"]).op;
+        let gathered = |ops: Vec<Op>| Request {
+            time_ms: 2_000,
+            op: Op::Batch(ops),
+        };
+        let reply = ks.apply(5, &gathered(vec![first.clone(), second]));
+        assert_eq!(
+            reply,
+            Frame::Array(vec![
+                Frame::Array(vec![Frame::ok(), Frame::Integer(2)]),
+                Frame::Array(vec![Frame::Integer(3)]),
+            ])
+        );
+        let nested = gathered(vec![Op::Batch(vec![]), first]);
+        let reply = ks.apply(6, &nested);
+        let Frame::Array(replies) = reply else {
+            panic!("an array reply, got {reply:?}");
+        };
+        assert!(
+            replies[0].is_error(),
+            "a batch inside a batch: {:?}",
+            replies[0]
+        );
+        assert_eq!(
+            replies[1],
+            Frame::Array(vec![Frame::ok(), Frame::Integer(2)]),
+            "a proposal sent again is answered from its session, not run again"
+        );
+        let value = ks
+            .db(0)
+            .and_then(|db| db.get_any(b"k"))
+            .map(|e| e.value.clone());
+        assert_eq!(value, Some(Value::string(b"abc")));
+        assert_eq!(ks.applied_index(), 6);
     }
 
     #[test]

@@ -86,6 +86,11 @@ pub enum Op {
         /// What to run.
         op: Box<Op>,
     },
+    /// The writes of several connections that the leader gathered into one entry (appended
+    /// last, so older logs still decode): each applies in order as if it were an entry of
+    /// its own at this index and time; the reply is an array with one reply per op.
+    /// Batches do not nest.
+    Batch(Vec<Op>),
 }
 
 /// A change to the ACL users. Passwords are already hashed (`#<sha256>`) by the node that

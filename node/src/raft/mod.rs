@@ -4,10 +4,12 @@
 //! Raft up.
 //!
 //! Every write is a log entry, even on a single node: the server proposes a
-//! [`Request`](crate::keyspace::Request) with `raft.client_write(request)` and answers the
-//! client with the [`Frame`](crate::resp::Frame) it applied with. Concurrent `client_write`
-//! calls are batched by openraft itself: while one append is being fsynced, the proposals that
-//! arrive queue up and go to disk together in the next append (one fsync per batch).
+//! [`Request`](crate::keyspace::Request) with `raft.client_write_ff(request, responder)` and
+//! answers the client with the [`Frame`](crate::resp::Frame) it applied with, which the
+//! [`ReplyCallback`] responder hands over as the entry applies. Concurrent proposals are
+//! batched twice: the server gathers the writes of many connections into one entry
+//! (`server::gather`), and openraft itself queues the entries that arrive while one append
+//! is being fsynced and writes them together in the next append (one fsync per batch).
 //!
 //! Linearizable reads: `raft.ensure_linearizable(ReadPolicy::ReadIndex).await` on the leader
 //! confirms leadership with a quorum and waits until the state machine has applied up to the
@@ -46,17 +48,56 @@ use network::{GrpcNetwork, PeerChannels};
 pub use snapshot::{SnapshotStats, SnapshotStore};
 use state_machine::KeyspaceStateMachine;
 
-openraft::declare_raft_types!(
-    /// openraft's type configuration for cellkv: entries carry keyspace
-    /// [`Request`](crate::keyspace::Request)s and replies are RESP
-    /// [`Frame`](crate::resp::Frame)s.
-    pub TypeConfig:
-        D = crate::keyspace::Request,
-        R = crate::resp::Frame,
-        NodeId = u64,
-        Node = openraft::BasicNode,
-        AsyncRuntime = rt::CellRuntime,
-);
+/// openraft's type configuration for cellkv: entries carry keyspace
+/// [`Request`](crate::keyspace::Request)s and replies are RESP
+/// [`Frame`](crate::resp::Frame)s. Written out rather than declared with
+/// `declare_raft_types!`, whose pattern cannot name the generic `Responder<T>`; everything
+/// but `D`, `R`, the runtime and the responder is openraft's default.
+#[derive(Debug, Clone, Copy, Default, Eq, PartialEq, Ord, PartialOrd)]
+pub struct TypeConfig {}
+
+impl openraft::RaftTypeConfig for TypeConfig {
+    type D = crate::keyspace::Request;
+    type R = crate::resp::Frame;
+    type NodeId = u64;
+    type Node = openraft::BasicNode;
+    type Term = u64;
+    type LeaderId = openraft::impls::leader_id_adv::LeaderId<Self::Term, Self::NodeId>;
+    type Vote = openraft::impls::Vote<Self::LeaderId>;
+    type Payload = openraft::EntryPayload<Self::D, Self::NodeId, Self::Node>;
+    type Entry =
+        openraft::Entry<<Self::LeaderId as openraft::vote::RaftLeaderId>::Committed, Self::Payload>;
+    type Responder<T>
+        = ReplyCallback<T>
+    where
+        T: openraft::OptionalSend + 'static;
+    type Batch<T>
+        = openraft::impls::InlineBatch<T>
+    where
+        T: openraft::OptionalSend + 'static;
+    type AsyncRuntime = rt::CellRuntime;
+    type ErrorSource = openraft::impls::BoxedErrorSource;
+}
+
+/// Where the result of a write proposed with `client_write_ff` goes: a function run by the
+/// state-machine worker as the entry applies, so a gathered batch hands each connection its
+/// replies straight from apply instead of through one more task.
+pub struct ReplyCallback<T>(Box<dyn FnOnce(T) + Send + 'static>);
+
+impl<T> ReplyCallback<T> {
+    /// A responder that calls `deliver` with the result.
+    pub fn new(deliver: impl FnOnce(T) + Send + 'static) -> ReplyCallback<T> {
+        ReplyCallback(Box::new(deliver))
+    }
+}
+
+impl<T: openraft::OptionalSend + 'static> openraft::raft::responder::Responder<TypeConfig, T>
+    for ReplyCallback<T>
+{
+    fn on_complete(self, result: T) {
+        (self.0)(result)
+    }
+}
 
 /// A node's id in the cell.
 pub type NodeId = u64;
@@ -76,6 +117,8 @@ pub type SnapshotData = Cursor<Vec<u8>>;
 pub type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotData>;
 /// The Raft node handle type.
 pub type Raft = openraft::Raft<TypeConfig, KeyspaceStateMachine>;
+/// What a proposed write comes to: its applied reply, or why it was not applied.
+pub type ClientWriteResult = openraft::raft::ClientWriteResult<TypeConfig>;
 /// openraft's live metrics of a node (state, leader, applied, snapshot, purged).
 pub type RaftMetrics = openraft::RaftMetrics<TypeConfig>;
 
@@ -103,6 +146,7 @@ fn describe(op: &Op, time_ms: u64, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             ops.len(),
             time_ms
         ),
+        Op::Batch(ops) => write!(f, "GATHERED({} proposals, t={time_ms})", ops.len()),
         Op::AsUser { user, op } => {
             write!(f, "AS({user}) ")?;
             describe(op, time_ms, f)

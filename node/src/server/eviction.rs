@@ -149,7 +149,7 @@ fn growth_of(op: &Op) -> u64 {
     match op {
         Op::Command { args, .. } => command(args),
         Op::Exec { commands, .. } => commands.iter().map(|c| command(c)).sum(),
-        Op::Client { ops, .. } => ops.iter().map(growth_of).sum(),
+        Op::Client { ops, .. } | Op::Batch(ops) => ops.iter().map(growth_of).sum(),
         Op::AsUser { op, .. } => growth_of(op),
         _ => 0,
     }

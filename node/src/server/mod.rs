@@ -11,6 +11,8 @@ mod conn;
 mod eviction;
 mod expiry;
 pub mod fanout;
+mod forwarding;
+mod gather;
 mod monitor;
 pub mod peers;
 pub mod pubsub;
@@ -34,10 +36,11 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::keyspace::encoding::{self, EncodingLimits};
 use crate::keyspace::sessions::ClientId;
-use crate::keyspace::{Event, EventSink, Keyspace, Op, Request, SharedKeyspace, Value};
+use crate::keyspace::{Event, EventSink, Keyspace, Op, SharedKeyspace, Value};
 use crate::raft::{self, RaftHandle, RaftSettings};
 use crate::resp::Frame;
 use crate::storage::Stores;
+use gather::Gathered;
 
 pub use read_barrier::ReadBarrier;
 pub use session::{ClientState, Session};
@@ -153,6 +156,10 @@ pub struct Node {
     pub pubsub: Arc<pubsub::Hub>,
     /// Links to the other members: leader routing, forwarding, status probes.
     pub peers: Arc<peers::Peers>,
+    /// Gathers the writes proposed here into one log entry per wave.
+    gatherer: gather::Gatherer,
+    /// Gathers the writes this follower forwards into one call to the leader per wave.
+    forwarder: forwarding::Forwarder,
     /// Cell time as this node knows it: what entries are stamped with and TTLs are
     /// measured against (`clock::CellClock`).
     pub cell_clock: Arc<clock::CellClock>,
@@ -214,7 +221,7 @@ impl Node {
             };
             let outcome = match route {
                 Err(text) => Proposal::NotProposed(text),
-                Ok(Some(leader)) => match self.peers.forward(leader, &batch).await {
+                Ok(Some(leader)) => match self.forwarder.forward(leader, &batch).await {
                     peers::Forwarded::Replies(frames) => Proposal::Replies(frames),
                     peers::Forwarded::Failed(text) => Proposal::Failed(text),
                     peers::Forwarded::Unknown(reason) => Proposal::Lost(reason),
@@ -255,15 +262,15 @@ impl Node {
         }
     }
 
-    /// Proposes entries stamped with this node's cell time to its own Raft, in one message to
-    /// the core, and waits up to `wait` (on `timer`) for their replies (one per op).
+    /// Proposes `ops` stamped with this node's cell time to its own Raft, in the entry the
+    /// gatherer proposes next, and waits up to `wait` (on `timer`) for their replies (one per
+    /// op).
     pub async fn propose_local(
         &self,
         ops: &[Op],
         wait: Duration,
         timer: &mut CommitTimer,
     ) -> Proposal {
-        use futures_util::StreamExt;
         // A leader new in office may not have applied its predecessors' last entries yet;
         // projecting memory without them would reserve too little room and let apply refuse
         // writes with -OOM while keys could still be evicted. (Its own entries are in the
@@ -290,62 +297,33 @@ impl Node {
             )
         };
         let evictions = reservation.evictions.len();
-        // Collected first: a borrowing iterator held across the await would make the future
-        // not `Send`.
-        let requests: Vec<Request> = reservation
-            .evictions
-            .iter()
-            .chain(ops)
-            .map(|op| Request {
-                time_ms,
-                op: op.clone(),
-            })
-            .collect();
-        let total = requests.len();
-        let mut stream = match self.raft.raft.client_write_many(requests).await {
-            Ok(stream) => stream,
-            Err(fatal) => {
-                self.evictor.release(reservation);
-                return Proposal::Failed(format!("ERR raft stopped: {fatal}"));
-            }
-        };
-        let collect = async {
-            let mut frames = Vec::with_capacity(ops.len());
-            let mut refused = 0;
-            let mut lost = None;
-            for position in 0..total {
-                match stream.next().await {
-                    Some(Ok(Ok(response))) if position < evictions => {
-                        if let Frame::Integer(evicted) = response.response {
-                            tracing::debug!(evicted, "evicted under maxmemory");
-                        }
-                    }
-                    Some(Ok(Ok(response))) => frames.push(response.response),
-                    Some(Ok(Err(openraft::error::ClientWriteError::ForwardToLeader(_)))) => {
-                        refused += 1;
-                    }
-                    // Proposed and then lost with the leadership: the next leader may still
-                    // commit it.
-                    Some(Ok(Err(e))) => lost = Some(format!("leadership lost: {e}")),
-                    Some(Err(_)) | None => lost = Some("the node is shutting down".to_string()),
-                }
-            }
-            if refused == total {
-                return Proposal::NotProposed("this node does not lead".to_string());
-            }
-            // Refused next to accepted (leadership moved mid-batch) is as unknown as lost.
-            match lost {
-                Some(reason) => Proposal::Lost(reason),
-                None if refused > 0 => Proposal::Lost("leadership moved mid-batch".to_string()),
-                None => Proposal::Replies(frames),
-            }
-        };
+        let proposed: Vec<Op> = reservation.evictions.iter().chain(ops).cloned().collect();
+        let replied = self.gatherer.propose(time_ms, proposed);
         // A leader cut off from the majority may not learn for a while that it no longer
         // leads; its writes must not wait on it for ever.
         let deadline = timer.arm(wait);
         let proposal = tokio::select! {
             biased;
-            proposal = collect => proposal,
+            gathered = replied => match gathered {
+                Ok(Gathered::Applied(mut frames)) => {
+                    for evicted in frames.drain(..evictions.min(frames.len())) {
+                        if let Frame::Integer(evicted) = evicted {
+                            tracing::debug!(evicted, "evicted under maxmemory");
+                        }
+                    }
+                    Proposal::Replies(frames)
+                }
+                Ok(Gathered::NotLeader) => {
+                    Proposal::NotProposed("this node does not lead".to_string())
+                }
+                // Proposed and then lost with the leadership: the next leader may still
+                // commit it.
+                Ok(Gathered::Lost(reason)) => Proposal::Lost(reason),
+                Ok(Gathered::Stopped(reason)) => {
+                    Proposal::Failed(format!("ERR raft stopped: {reason}"))
+                }
+                Err(_) => Proposal::Lost("the node is shutting down".to_string()),
+            },
             _ = deadline => Proposal::Lost(format!("not committed within {} ms", wait.as_millis())),
         };
         self.evictor.release(reservation);
@@ -614,6 +592,8 @@ impl Server {
             raft.channels(),
             config.cluster_wait_timeout,
         ));
+        let (gatherer, gather_task) = gather::Gatherer::start(raft.raft.clone());
+        let (forwarder, forward_task) = forwarding::Forwarder::start(peers.clone());
         let read_barrier =
             ReadBarrier::start(raft.raft.clone(), peers.clone(), config.read_consistency);
         let runtime = RuntimeSettings {
@@ -643,6 +623,8 @@ impl Server {
             blocked,
             pubsub,
             peers,
+            gatherer,
+            forwarder,
             cell_clock,
             evictor: eviction::Evictor::default(),
             acl_epoch,
@@ -663,7 +645,7 @@ impl Server {
             office_index: AtomicU64::new(0),
             joint_finisher: AtomicBool::new(false),
         });
-        let mut tasks = Vec::new();
+        let mut tasks = vec![gather_task, forward_task];
         if let Some((listener, addr)) = listener {
             tracing::info!(%addr, node_id = node.config.node_id, "serving RESP");
             tasks.push(tokio::spawn(conn::accept_loop(

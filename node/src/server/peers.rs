@@ -99,6 +99,7 @@ enum Attempt {
 }
 
 /// The outcome of forwarding writes.
+#[derive(Clone, Debug)]
 pub enum Forwarded {
     /// One reply per write, in order.
     Replies(Vec<Frame>),
