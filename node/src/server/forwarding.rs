@@ -10,24 +10,16 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::gather::{collect_wave, hand_in, hand_out_shares, Handed};
 use super::peers::{Forwarded, Peers};
 use crate::keyspace::Op;
 use crate::raft::NodeId;
-use crate::resp::Frame;
 
 /// Most connection batches sent in one call.
 const MAX_BATCHES: usize = 1024;
 
-/// Once a wave's ops hold this many argument bytes it is sent.
-const MAX_BYTES: usize = 4 << 20;
-
-/// One connection's batch waiting to be forwarded.
-struct Waiting {
-    leader: NodeId,
-    ops: Vec<Op>,
-    bytes: usize,
-    reply: oneshot::Sender<Forwarded>,
-}
+/// One connection's batch waiting to be forwarded, keyed by the leader it goes to.
+type Waiting = Handed<NodeId, Forwarded>;
 
 /// The handle connections forward through.
 pub struct Forwarder {
@@ -45,44 +37,26 @@ impl Forwarder {
     /// Forwards `ops` to `leader` with the other batches of this wave and returns their
     /// replies, as [`Peers::forward`] does for one batch.
     pub async fn forward(&self, leader: NodeId, ops: &[Op]) -> Forwarded {
-        let (reply, replied) = oneshot::channel();
-        let waiting = Waiting {
-            leader,
-            ops: ops.to_vec(),
-            bytes: ops.iter().map(super::gather::op_bytes).sum(),
-            reply,
-        };
-        if self.waiting.send(waiting).is_err() {
+        let Some(replied) = hand_in(&self.waiting, leader, ops.to_vec()) else {
             return Forwarded::Failed("ERR the node is stopping".to_string());
-        }
+        };
         replied
             .await
             .unwrap_or_else(|_| Forwarded::Unknown("the node is stopping".to_string()))
     }
 }
 
-/// Receives batches; after the first of a wave it lets the other ready tasks run, takes what
-/// has arrived, and sends each leader's share in a call of its own task, so that waves
-/// overlap as writes do on the leader.
+/// Receives batches and sends each wave ([`collect_wave`]) to the leaders it names, each
+/// leader's share in a call of its own task, so that waves overlap as writes do on the
+/// leader.
 async fn gather(peers: Arc<Peers>, mut incoming: mpsc::UnboundedReceiver<Waiting>) {
     while let Some(first) = incoming.recv().await {
-        tokio::task::yield_now().await;
-        let mut bytes = first.bytes;
-        let mut wave = vec![first];
-        while wave.len() < MAX_BATCHES && bytes < MAX_BYTES {
-            match incoming.try_recv() {
-                Ok(waiting) => {
-                    bytes += waiting.bytes;
-                    wave.push(waiting);
-                }
-                Err(_) => break,
-            }
-        }
+        let wave = collect_wave(&mut incoming, first, MAX_BATCHES, |w| w.bytes).await;
         // Connections route on their own view of the leader; during a change they may
         // name different ones.
         let mut by_leader: BTreeMap<NodeId, Vec<Waiting>> = BTreeMap::new();
         for waiting in wave {
-            by_leader.entry(waiting.leader).or_default().push(waiting);
+            by_leader.entry(waiting.key).or_default().push(waiting);
         }
         for (leader, share) in by_leader {
             tokio::spawn(send(peers.clone(), leader, share));
@@ -105,19 +79,11 @@ async fn send(peers: Arc<Peers>, leader: NodeId, share: Vec<Waiting>) {
 /// Splits a forwarded wave's outcome among its batches.
 fn hand_out(waiters: Vec<(usize, oneshot::Sender<Forwarded>)>, outcome: Forwarded) {
     match outcome {
-        Forwarded::Replies(frames) => {
-            let mut frames = frames.into_iter();
-            for (count, reply) in waiters {
-                let share: Vec<Frame> = frames.by_ref().take(count).collect();
-                let forwarded = match share.len() == count {
-                    true => Forwarded::Replies(share),
-                    false => Forwarded::Failed(
-                        "ERR the leader answered a forwarded wave with too few replies".to_string(),
-                    ),
-                };
-                let _ = reply.send(forwarded);
-            }
-        }
+        Forwarded::Replies(frames) => hand_out_shares(frames, waiters, Forwarded::Replies, || {
+            Forwarded::Failed(
+                "ERR the leader answered a forwarded wave with too few replies".to_string(),
+            )
+        }),
         failure => {
             for (_, reply) in waiters {
                 let _ = reply.send(failure.clone());
@@ -129,6 +95,7 @@ fn hand_out(waiters: Vec<(usize, oneshot::Sender<Forwarded>)>, outcome: Forwarde
 #[cfg(all(test, not(madsim)))]
 mod tests {
     use super::*;
+    use crate::resp::Frame;
 
     #[test]
     fn a_forwarded_waves_replies_are_split_by_batch_and_failures_reach_everyone() {

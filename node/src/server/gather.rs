@@ -15,8 +15,8 @@ use crate::resp::Frame;
 /// Most proposals gathered into one entry.
 const MAX_PROPOSALS: usize = 1024;
 
-/// Once the gathered arguments reach this many bytes the entry is proposed: one entry is
-/// replicated in one message, and a follower far behind should get its catch-up in pieces.
+/// Once a wave's arguments reach this many bytes it goes: one entry is replicated in one
+/// message, and a follower far behind should get its catch-up in pieces.
 const MAX_BYTES: usize = 4 << 20;
 
 /// Most times the gatherer lets other tasks run while a wave is still growing.
@@ -35,13 +35,34 @@ pub enum Gathered {
     Stopped(String),
 }
 
-/// One proposal waiting to be gathered.
-struct Proposal {
-    time_ms: u64,
-    ops: Vec<Op>,
-    bytes: usize,
-    reply: oneshot::Sender<Gathered>,
+/// Writes handed to a gatherer: `key` is what it stamps or groups them by (the cell time
+/// for a proposal here, the leader for a follower's forward), `bytes` their arguments'.
+pub(super) struct Handed<K, R> {
+    pub(super) key: K,
+    pub(super) ops: Vec<Op>,
+    pub(super) bytes: usize,
+    pub(super) reply: oneshot::Sender<R>,
 }
+
+/// Hands `ops` to the gatherer behind `queue`; `None` once it has stopped.
+pub(super) fn hand_in<K, R>(
+    queue: &mpsc::UnboundedSender<Handed<K, R>>,
+    key: K,
+    ops: Vec<Op>,
+) -> Option<oneshot::Receiver<R>> {
+    let (reply, replied) = oneshot::channel();
+    let bytes = ops.iter().map(op_bytes).sum();
+    let handed = Handed {
+        key,
+        ops,
+        bytes,
+        reply,
+    };
+    queue.send(handed).ok().map(|()| replied)
+}
+
+/// A proposal waiting to be gathered, keyed by its cell time.
+type Proposal = Handed<u64, Gathered>;
 
 /// The handle connections propose through.
 pub struct Gatherer {
@@ -59,54 +80,58 @@ impl Gatherer {
     /// Hands `ops`, stamped with cell time `time_ms`, to the next entry this node proposes;
     /// the receiver gets their replies once it applies.
     pub fn propose(&self, time_ms: u64, ops: Vec<Op>) -> oneshot::Receiver<Gathered> {
-        let (reply, replied) = oneshot::channel();
-        let bytes = ops.iter().map(op_bytes).sum();
-        let proposal = Proposal {
-            time_ms,
-            ops,
-            bytes,
-            reply,
-        };
-        if let Err(mpsc::error::SendError(proposal)) = self.proposals.send(proposal) {
-            let _ = proposal
-                .reply
-                .send(Gathered::Stopped("the node is stopping".to_string()));
-        }
-        replied
+        hand_in(&self.proposals, time_ms, ops).unwrap_or_else(|| {
+            let (reply, replied) = oneshot::channel();
+            let _ = reply.send(Gathered::Stopped("the node is stopping".to_string()));
+            replied
+        })
     }
 }
 
-/// Receives proposals; after the first of a wave it lets the other tasks that are ready run
-/// before it takes what has arrived, so the connections woken by one poll of the network
-/// share an entry. It never waits for an entry to commit: the next wave is proposed while
-/// the last one is on its way to disk, and openraft appends both in one fsync if they meet.
+/// Receives proposals and proposes each wave ([`collect_wave`]) as one entry. It never
+/// waits for an entry to commit: the next wave is proposed while the last one is on its way
+/// to disk, and openraft appends both in one fsync if they meet.
 async fn gather(raft: Raft, mut incoming: mpsc::UnboundedReceiver<Proposal>) {
     while let Some(first) = incoming.recv().await {
-        let mut bytes = first.bytes;
-        let mut wave = vec![first];
-        for _ in 0..MAX_YIELDS {
-            tokio::task::yield_now().await;
-            let before = wave.len();
-            while wave.len() < MAX_PROPOSALS && bytes < MAX_BYTES {
-                match incoming.try_recv() {
-                    Ok(proposal) => {
-                        bytes += proposal.bytes;
-                        wave.push(proposal);
-                    }
-                    Err(_) => break,
-                }
-            }
-            if wave.len() == before || wave.len() >= MAX_PROPOSALS || bytes >= MAX_BYTES {
-                break;
-            }
-        }
+        let wave = collect_wave(&mut incoming, first, MAX_PROPOSALS, |p| p.bytes).await;
         propose_wave(&raft, wave).await;
     }
 }
 
+/// The wave that `first` starts: lets the other tasks that are ready run, then takes what
+/// they handed in, again while the wave keeps growing (at most [`MAX_YIELDS`] times), so
+/// the connections woken by one poll of the network travel together. Stops at `max_items`
+/// or once the items' `bytes_of` reach [`MAX_BYTES`].
+pub(super) async fn collect_wave<T>(
+    incoming: &mut mpsc::UnboundedReceiver<T>,
+    first: T,
+    max_items: usize,
+    bytes_of: impl Fn(&T) -> usize,
+) -> Vec<T> {
+    let mut bytes = bytes_of(&first);
+    let mut wave = vec![first];
+    for _ in 0..MAX_YIELDS {
+        tokio::task::yield_now().await;
+        let before = wave.len();
+        while wave.len() < max_items && bytes < MAX_BYTES {
+            match incoming.try_recv() {
+                Ok(item) => {
+                    bytes += bytes_of(&item);
+                    wave.push(item);
+                }
+                Err(_) => break,
+            }
+        }
+        if wave.len() == before || wave.len() >= max_items || bytes >= MAX_BYTES {
+            break;
+        }
+    }
+    wave
+}
+
 /// Proposes a wave as one entry whose reply is split among the proposals as it applies.
 async fn propose_wave(raft: &Raft, wave: Vec<Proposal>) {
-    let time_ms = wave.iter().map(|p| p.time_ms).max().unwrap_or_default();
+    let time_ms = wave.iter().map(|p| p.key).max().unwrap_or_default();
     let mut ops = Vec::with_capacity(wave.iter().map(|p| p.ops.len()).sum());
     let mut waiters = Vec::with_capacity(wave.len());
     for proposal in wave {
@@ -141,22 +166,33 @@ fn deliver(waiters: Vec<(usize, oneshot::Sender<Gathered>)>, result: ClientWrite
         Err(e) => Err(Gathered::Lost(format!("leadership lost: {e}"))),
     };
     match outcome {
-        Ok(frames) => {
-            let mut frames = frames.into_iter();
-            for (count, reply) in waiters {
-                let share: Vec<Frame> = frames.by_ref().take(count).collect();
-                let gathered = match share.len() == count {
-                    true => Gathered::Applied(share),
-                    false => Gathered::Lost("a gathered entry got too few replies".to_string()),
-                };
-                let _ = reply.send(gathered);
-            }
-        }
+        Ok(frames) => hand_out_shares(frames, waiters, Gathered::Applied, || {
+            Gathered::Lost("a gathered entry got too few replies".to_string())
+        }),
         Err(failure) => {
             for (_, reply) in waiters {
                 let _ = reply.send(failure.clone());
             }
         }
+    }
+}
+
+/// Hands each waiter, in order, the next `count` of `frames` (wrapped by `share`), or
+/// `short()` when too few are left: a waiter never gets part of someone else's replies.
+pub(super) fn hand_out_shares<R>(
+    frames: Vec<Frame>,
+    waiters: Vec<(usize, oneshot::Sender<R>)>,
+    share: impl Fn(Vec<Frame>) -> R,
+    short: impl Fn() -> R,
+) {
+    let mut frames = frames.into_iter();
+    for (count, reply) in waiters {
+        let mine: Vec<Frame> = frames.by_ref().take(count).collect();
+        let outcome = match mine.len() == count {
+            true => share(mine),
+            false => short(),
+        };
+        let _ = reply.send(outcome);
     }
 }
 
