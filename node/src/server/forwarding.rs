@@ -78,18 +78,15 @@ async fn send(peers: Arc<Peers>, leader: NodeId, share: Vec<Waiting>) {
 
 /// Splits a forwarded wave's outcome among its batches.
 fn hand_out(waiters: Vec<(usize, oneshot::Sender<Forwarded>)>, outcome: Forwarded) {
-    match outcome {
-        Forwarded::Replies(frames) => hand_out_shares(frames, waiters, Forwarded::Replies, || {
-            Forwarded::Failed(
-                "ERR the leader answered a forwarded wave with too few replies".to_string(),
-            )
-        }),
-        failure => {
-            for (_, reply) in waiters {
-                let _ = reply.send(failure.clone());
-            }
-        }
-    }
+    let outcome = match outcome {
+        Forwarded::Replies(frames) => Ok(frames),
+        failure => Err(failure),
+    };
+    hand_out_shares(outcome, waiters, Forwarded::Replies, || {
+        Forwarded::Failed(
+            "ERR the leader answered a forwarded wave with too few replies".to_string(),
+        )
+    });
 }
 
 #[cfg(all(test, not(madsim)))]

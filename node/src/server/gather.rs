@@ -165,26 +165,29 @@ fn deliver(waiters: Vec<(usize, oneshot::Sender<Gathered>)>, result: ClientWrite
         Err(openraft::error::ClientWriteError::ForwardToLeader(_)) => Err(Gathered::NotLeader),
         Err(e) => Err(Gathered::Lost(format!("leadership lost: {e}"))),
     };
-    match outcome {
-        Ok(frames) => hand_out_shares(frames, waiters, Gathered::Applied, || {
-            Gathered::Lost("a gathered entry got too few replies".to_string())
-        }),
-        Err(failure) => {
-            for (_, reply) in waiters {
-                let _ = reply.send(failure.clone());
-            }
-        }
-    }
+    hand_out_shares(outcome, waiters, Gathered::Applied, || {
+        Gathered::Lost("a gathered entry got too few replies".to_string())
+    });
 }
 
-/// Hands each waiter, in order, the next `count` of `frames` (wrapped by `share`), or
-/// `short()` when too few are left: a waiter never gets part of someone else's replies.
-pub(super) fn hand_out_shares<R>(
-    frames: Vec<Frame>,
+/// Hands each waiter its part of a wave's outcome. Replies go out in order, each waiter
+/// taking the next `count` of them (wrapped by `share`), or `short()` when too few are left:
+/// a waiter never gets part of someone else's replies. A failure goes to every waiter.
+pub(super) fn hand_out_shares<R: Clone>(
+    outcome: Result<Vec<Frame>, R>,
     waiters: Vec<(usize, oneshot::Sender<R>)>,
     share: impl Fn(Vec<Frame>) -> R,
     short: impl Fn() -> R,
 ) {
+    let frames = match outcome {
+        Ok(frames) => frames,
+        Err(failure) => {
+            for (_, reply) in waiters {
+                let _ = reply.send(failure.clone());
+            }
+            return;
+        }
+    };
     let mut frames = frames.into_iter();
     for (count, reply) in waiters {
         let mine: Vec<Frame> = frames.by_ref().take(count).collect();
