@@ -100,7 +100,8 @@ pub struct Flags {
     /// Most simultaneous client connections [default: 10000].
     #[arg(long, env = "CELLKV_MAXCLIENTS")]
     pub maxclients: Option<usize>,
-    /// Worker threads serving connections and Raft; 0 = one per core [default: 0].
+    /// Worker threads serving connections and Raft; 0 = one for a node without peers, one
+    /// per core in a cell [default: 0].
     #[arg(long, env = "CELLKV_IO_THREADS")]
     pub io_threads: Option<usize>,
     /// Memory limit of the data set, in bytes or Redis units (`64mb`, `2gb`); 0 = none
@@ -453,7 +454,8 @@ pub struct Config {
     pub proto_max_bulk_len: usize,
     /// `maxclients`.
     pub maxclients: usize,
-    /// `io-threads`: Tokio worker threads, 0 = one per core.
+    /// `io-threads`: Tokio worker threads as configured, 0 = chosen by
+    /// [`Config::worker_threads`].
     pub io_threads: usize,
     /// `maxmemory`, `maxmemory-policy`, `maxmemory-samples`, the LFU tuning and the
     /// per-prefix eviction rules, as this node proposes them to its cell.
@@ -485,6 +487,20 @@ impl Config {
     /// while a TLS port is set (TLS only, as in Redis).
     pub fn plain_port_enabled(&self) -> bool {
         self.port != 0 || self.tls.port.is_none()
+    }
+
+    /// The runtime's worker threads. Unset (`io-threads 0`), a node without peers gets one:
+    /// its write is a serial cycle (intake, the log's fsync on Raft's core, apply, replies),
+    /// as in Redis's event loop, and a second worker only adds wake-ups between threads
+    /// (single node, SET at pipeline 1: 1.15x with one; docs/benchmarks.md, seventh look).
+    /// A cell's nodes also serve replication and forwarded requests beside their clients,
+    /// and get one worker per core.
+    pub fn worker_threads(&self) -> usize {
+        match self.io_threads {
+            0 if self.peers.is_empty() => 1,
+            0 => std::thread::available_parallelism().map_or(1, |cores| cores.get()),
+            configured => configured,
+        }
     }
 }
 
@@ -1289,6 +1305,25 @@ mod tests {
             ..Flags::default()
         };
         Config::merge(flags, FileConfig::default())
+    }
+
+    #[test]
+    fn unset_io_threads_give_a_lone_node_one_worker_and_a_cell_node_one_per_core() {
+        let lone = Config::merge(Flags::default(), FileConfig::default()).expect("valid");
+        assert_eq!(lone.io_threads, 0);
+        assert_eq!(lone.worker_threads(), 1);
+        let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+        let member = with_peers(2, None, PEERS).expect("valid");
+        assert_eq!(member.worker_threads(), cores);
+        let configured = Config::merge(
+            Flags {
+                io_threads: Some(3),
+                ..Flags::default()
+            },
+            FileConfig::default(),
+        )
+        .expect("valid");
+        assert_eq!(configured.worker_threads(), 3);
     }
 
     #[test]

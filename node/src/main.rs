@@ -15,10 +15,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> anyhow::Result<()> {
     let config = Config::load(Flags::parse()).context("configuration")?;
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    runtime.enable_all();
-    if config.io_threads > 0 {
-        runtime.worker_threads(config.io_threads);
-    }
+    runtime.enable_all().worker_threads(config.worker_threads());
     runtime
         .build()
         .context("starting the runtime")?

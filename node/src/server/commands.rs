@@ -403,7 +403,7 @@ fn config_values(session: &Session) -> Vec<(&'static str, String)> {
         ),
         ("slowlog-max-len", runtime.slowlog_max_len.to_string()),
         ("secret-prefixes", runtime.secret_prefixes.join(",")),
-        ("io-threads", config.io_threads.to_string()),
+        ("io-threads", config.worker_threads().to_string()),
         // Every write is in the Raft log, fsynced before it is acknowledged.
         ("appendonly", "yes".into()),
         ("appendfsync", "always".into()),

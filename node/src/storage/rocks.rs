@@ -14,8 +14,12 @@
 //! its last update only means re-applying less on restart, and the next synced write makes it
 //! durable anyway, since RocksDB's WAL is one ordered file.
 //!
-//! Disk I/O that waits for an fsync runs on the blocking pool, so it never stalls a runtime
-//! worker thread. Nothing read from disk is unwrapped: undecodable data becomes an
+//! A synced write runs on the task that asks for it, which is Raft's core: the core waits
+//! for the append either way, and while its thread is in the fsync the requests that arrive
+//! pile up and are proposed as the next entry, one fsync for all of them, as Redis's event
+//! loop does around its AOF fsync. Handing the write to the blocking pool instead cost two
+//! thread wake-ups per fsync and left each fsync with fewer writes (docs/benchmarks.md,
+//! seventh look). Nothing read from disk is unwrapped: undecodable data becomes an
 //! `InvalidData` error, which openraft turns into a storage error that stops the node.
 
 use std::fmt::Debug;
@@ -139,26 +143,20 @@ impl RocksLogStore {
         }
     }
 
-    /// Writes `ops` atomically on the blocking pool; `sync` waits for the fsync.
-    async fn write(&self, ops: Vec<WriteOp>, sync: bool) -> io::Result<()> {
-        let db = self.db.clone();
-        let work = move || -> io::Result<()> {
-            let mut batch = WriteBatch::default();
-            for op in &ops {
-                match op {
-                    WriteOp::Put(name, key, value) => batch.put_cf(cf(&db, name)?, key, value),
-                    WriteOp::DeleteRange(name, from, to) => {
-                        batch.delete_range_cf(cf(&db, name)?, from, to)
-                    }
+    /// Writes `ops` atomically and fsyncs them, on the calling task (see the module doc).
+    fn write_synced(&self, ops: Vec<WriteOp>) -> io::Result<()> {
+        let mut batch = WriteBatch::default();
+        for op in &ops {
+            match op {
+                WriteOp::Put(name, key, value) => batch.put_cf(cf(&self.db, name)?, key, value),
+                WriteOp::DeleteRange(name, from, to) => {
+                    batch.delete_range_cf(cf(&self.db, name)?, from, to)
                 }
             }
-            let mut opts = WriteOptions::default();
-            opts.set_sync(sync);
-            db.write_opt(batch, &opts).map_err(rocks_err)
-        };
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(io::Error::other)?
+        }
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        self.db.write_opt(batch, &opts).map_err(rocks_err)
     }
 }
 
@@ -266,13 +264,12 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
         let value = encode(vote)?;
-        self.write(vec![WriteOp::Put(CF_VOTE, KEY_VOTE.to_vec(), value)], true)
-            .await
+        self.write_synced(vec![WriteOp::Put(CF_VOTE, KEY_VOTE.to_vec(), value)])
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
         let value = encode(&committed)?;
-        // Unsynced on purpose (see the module doc); a plain memtable write needs no pool thread.
+        // Unsynced on purpose (see the module doc).
         let cf = cf(&self.db, CF_META)?;
         self.db.put_cf(cf, KEY_COMMITTED, value).map_err(rocks_err)
     }
@@ -304,7 +301,7 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
             callback.io_completed(Ok(()));
             return Ok(());
         }
-        match self.write(ops, true).await {
+        match self.write_synced(ops) {
             Ok(()) => {
                 callback.io_completed(Ok(()));
                 Ok(())
@@ -323,7 +320,7 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
             index_key(from).to_vec(),
             index_key(u64::MAX).to_vec(),
         )];
-        self.write(ops, true).await
+        self.write_synced(ops)
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
@@ -340,7 +337,7 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
                 index_key(log_id.index.saturating_add(1)).to_vec(),
             ),
         ];
-        self.write(ops, true).await
+        self.write_synced(ops)
     }
 }
 
