@@ -62,9 +62,16 @@ pub struct Db {
     /// The estimated bytes of every key (`memory::entry_size`), kept current by apply.
     used: u64,
     /// Keys handed out for change in place, with their size before: settled (the estimate
-    /// taken again) before the next insert or removal and at the end of each command.
+    /// taken again) before the next insert or removal, once [`MAX_UNSETTLED`] keys wait, and
+    /// at the end of each log entry.
     dirty: Vec<(Bytes, u64)>,
 }
+
+/// Most keys changed in place that wait to be settled. Settling once per entry rather than
+/// once per command lets the commands of an entry that change one key again and again (a
+/// pipeline of LPUSHes to one queue) take its size estimate, a sample of its elements, twice
+/// instead of twice each; the bound keeps the search of the waiting keys short.
+const MAX_UNSETTLED: usize = 8;
 
 impl Db {
     /// Number of keys, counting those expired but not yet deleted (as Redis's DBSIZE does).
@@ -205,6 +212,9 @@ impl Db {
     /// stamping it: the caller stamps it if it did change something.
     pub(super) fn get_mut_unstamped(&mut self, name: &[u8]) -> Option<&mut Entry> {
         if !self.dirty.iter().any(|(k, _)| k.as_ref() == name) {
+            if self.dirty.len() >= MAX_UNSETTLED {
+                self.settle();
+            }
             let before = entry_size(name, self.get_any(name)?, ACCOUNTING_SAMPLES);
             self.dirty.push((Bytes::copy_from_slice(name), before));
         }

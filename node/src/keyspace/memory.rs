@@ -547,6 +547,32 @@ mod tests {
         assert_eq!(ks.used_memory(), 0);
     }
 
+    /// Changes in place are settled at the end of an entry (and whenever more keys than the
+    /// bound wait), not after each command: one entry changing one key many times and many
+    /// keys once each must still leave the running count equal to a recount.
+    #[test]
+    fn one_entry_of_many_changes_in_place_settles_to_the_recount() {
+        let command = |line: String| Op::Command {
+            db: 0,
+            args: line
+                .split(' ')
+                .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+                .collect(),
+        };
+        let mut lines: Vec<String> = (0..40).map(|i| format!("lpush queue item-{i}")).collect();
+        lines.extend((0..20).map(|i| format!("hset h{i} f {i}")));
+        lines.extend((0..20).map(|i| format!("hset h{i} g a-longer-value-{i}")));
+        lines.extend((0..12).map(|i| format!("rpop queue {i}")));
+        lines.push("del h3".to_string());
+        lines.push("sadd s a b c".to_string());
+        lines.extend((0..30).map(|i| format!("sadd s member-{i}")));
+        let ops = lines.into_iter().map(command).collect();
+        let mut ks = Keyspace::new();
+        apply_op(&mut ks, 1, Op::Batch(ops));
+        assert_eq!(ks.used_memory(), super::recount_used(&ks));
+        assert!(ks.used_memory() > 0);
+    }
+
     #[test]
     fn growing_commands_fail_over_the_limit_and_the_rest_work() {
         let mut ks = Keyspace::new();

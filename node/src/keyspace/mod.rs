@@ -260,14 +260,18 @@ impl Keyspace {
         if index.is_multiple_of(sessions::PRUNE_EVERY) {
             self.sessions.prune(now_ms);
         }
-        match &request.op {
+        let reply = match &request.op {
             Op::Batch(ops) => Frame::Array(
                 ops.iter()
                     .map(|op| self.apply_proposed(index, now_ms, op))
                     .collect(),
             ),
             op => self.apply_proposed(index, now_ms, op),
-        }
+        };
+        // Memory is read between entries (INFO, eviction, snapshots); inside one, a command
+        // that could grow settles before it checks the limit (`refuses_growth`).
+        self.settle_memory();
+        reply
     }
 
     /// One proposal of an entry, or of a gathered batch: a connection's batch of writes runs
@@ -362,12 +366,6 @@ impl Keyspace {
     }
 
     fn apply_op(&mut self, index: u64, now_ms: u64, op: &Op) -> Frame {
-        let reply = self.apply_op_unsettled(index, now_ms, op);
-        self.settle_memory();
-        reply
-    }
-
-    fn apply_op_unsettled(&mut self, index: u64, now_ms: u64, op: &Op) -> Frame {
         match op {
             Op::Command { db, args } => {
                 if *db >= DATABASES {
@@ -445,7 +443,7 @@ impl Keyspace {
                     .get(user)
                     .unwrap_or_else(|| Arc::new(crate::acl::User::new(user)));
                 let outer = self.acting_user.replace(acting);
-                let reply = self.apply_op_unsettled(index, now_ms, op);
+                let reply = self.apply_op(index, now_ms, op);
                 self.acting_user = outer;
                 reply
             }
