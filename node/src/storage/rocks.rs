@@ -76,13 +76,6 @@ impl Debug for RocksLogStore {
     }
 }
 
-/// One write of a batch, built before the batch goes to the blocking pool (a `WriteBatch`
-/// cannot cross threads).
-enum WriteOp {
-    Put(&'static str, Vec<u8>, Vec<u8>),
-    DeleteRange(&'static str, Vec<u8>, Vec<u8>),
-}
-
 impl RocksLogStore {
     /// Opens (or creates) the log store in directory `path`.
     pub fn open(path: impl AsRef<Path>) -> io::Result<RocksLogStore> {
@@ -143,17 +136,8 @@ impl RocksLogStore {
         }
     }
 
-    /// Writes `ops` atomically and fsyncs them, on the calling task (see the module doc).
-    fn write_synced(&self, ops: Vec<WriteOp>) -> io::Result<()> {
-        let mut batch = WriteBatch::default();
-        for op in &ops {
-            match op {
-                WriteOp::Put(name, key, value) => batch.put_cf(cf(&self.db, name)?, key, value),
-                WriteOp::DeleteRange(name, from, to) => {
-                    batch.delete_range_cf(cf(&self.db, name)?, from, to)
-                }
-            }
-        }
+    /// Writes `batch` atomically and fsyncs it, on the calling task (see the module doc).
+    fn write_synced(&self, batch: WriteBatch) -> io::Result<()> {
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
         self.db.write_opt(batch, &opts).map_err(rocks_err)
@@ -264,7 +248,9 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
         let value = encode(vote)?;
-        self.write_synced(vec![WriteOp::Put(CF_VOTE, KEY_VOTE.to_vec(), value)])
+        let mut batch = WriteBatch::default();
+        batch.put_cf(cf(&self.db, CF_VOTE)?, KEY_VOTE, value);
+        self.write_synced(batch)
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
@@ -288,20 +274,16 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut ops = Vec::new();
+        let log = cf(&self.db, CF_LOG)?;
+        let mut batch = WriteBatch::default();
         for entry in entries {
-            let value = encode(&entry)?;
-            ops.push(WriteOp::Put(
-                CF_LOG,
-                index_key(entry.log_id.index).to_vec(),
-                value,
-            ));
+            batch.put_cf(log, index_key(entry.log_id.index), encode(&entry)?);
         }
-        if ops.is_empty() {
+        if batch.is_empty() {
             callback.io_completed(Ok(()));
             return Ok(());
         }
-        match self.write_synced(ops) {
+        match self.write_synced(batch) {
             Ok(()) => {
                 callback.io_completed(Ok(()));
                 Ok(())
@@ -315,12 +297,9 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
         let from = last_log_id.map_or(0, |id| id.index.saturating_add(1));
-        let ops = vec![WriteOp::DeleteRange(
-            CF_LOG,
-            index_key(from).to_vec(),
-            index_key(u64::MAX).to_vec(),
-        )];
-        self.write_synced(ops)
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(cf(&self.db, CF_LOG)?, index_key(from), index_key(u64::MAX));
+        self.write_synced(batch)
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
@@ -329,15 +308,14 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
             return Ok(());
         }
         // The pointer and the deletion go in one batch: a crash leaves either both or neither.
-        let ops = vec![
-            WriteOp::Put(CF_META, KEY_LAST_PURGED.to_vec(), encode(&log_id)?),
-            WriteOp::DeleteRange(
-                CF_LOG,
-                index_key(0).to_vec(),
-                index_key(log_id.index.saturating_add(1)).to_vec(),
-            ),
-        ];
-        self.write_synced(ops)
+        let mut batch = WriteBatch::default();
+        batch.put_cf(cf(&self.db, CF_META)?, KEY_LAST_PURGED, encode(&log_id)?);
+        batch.delete_range_cf(
+            cf(&self.db, CF_LOG)?,
+            index_key(0),
+            index_key(log_id.index.saturating_add(1)),
+        );
+        self.write_synced(batch)
     }
 }
 
