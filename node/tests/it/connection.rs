@@ -297,6 +297,15 @@ fn info_and_config() {
             Value::BulkString(Vec::new())
         ])
     );
+    // io-threads 0 (the default) gives a node without peers one worker, and CONFIG GET
+    // reports the workers in use.
+    assert_eq!(
+        must_cmd(&mut con, &["CONFIG", "GET", "io-threads"]),
+        Value::Array(vec![
+            Value::BulkString(b"io-threads".to_vec()),
+            Value::BulkString(b"1".to_vec())
+        ])
+    );
     assert_eq!(
         must_cmd(&mut con, &["CONFIG", "SET", "maxclients", "50"]),
         Value::Okay
