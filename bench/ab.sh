@@ -25,8 +25,6 @@ source bench/lib.sh
 TEST="${TEST:-set}"
 PIPELINE="${PIPELINE:-1}"
 ROUNDS="${ROUNDS:-5}"
-REQUESTS="${REQUESTS:-200000}"
-CLIENTS="${CLIENTS:-50}"
 WARM="${WARM:-0}"
 
 # One measured run of binary $2 with extra flags $3: prints "req/s CPU-µs-per-request".

@@ -13,36 +13,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
-REQUESTS="${REQUESTS:-200000}"
-CLIENTS="${CLIENTS:-50}"
 PIPELINE="${PIPELINE:-1}"
 TEST="${TEST:-set}"
 ROLE="${ROLE:-leader}"
 
-read -r -a RAFT_PORTS <<<"$(free_port) $(free_port) $(free_port)"
-PEERS="1@127.0.0.1:${RAFT_PORTS[0]},2@127.0.0.1:${RAFT_PORTS[1]},3@127.0.0.1:${RAFT_PORTS[2]}"
-declare -A NODE_PORT NODE_PID
-for id in 1 2 3; do
-    NODE_PORT[$id]=$(free_port)
-    # shellcheck disable=SC2086 # the extra flags are words on purpose
-    "$CELLKV_BIN" --node-id "$id" --port "${NODE_PORT[$id]}" \
-        --raft-port "${RAFT_PORTS[$((id - 1))]}" --peers "$PEERS" --dir "$WORK/cell$id" \
-        --log-level warn ${CELLKV_ARGS:-} >"$WORK/cell$id.out" 2>"$WORK/cell$id.log" &
-    NODE_PID[$id]=$!
-    PIDS+=($!)
-done
-for id in 1 2 3; do wait_ping "${NODE_PORT[$id]}"; done
-LEADER=""
-for _ in $(seq 1 300); do
-    for id in 1 2 3; do
-        if redis-cli -p "${NODE_PORT[$id]}" INFO replication 2>/dev/null | grep -q '^role:master'; then
-            LEADER=$id
-        fi
-    done
-    [ -n "$LEADER" ] && break
-    sleep 0.1
-done
-[ -n "$LEADER" ] || { echo "the cell elected no leader" >&2; exit 1; }
+start_cell
 TARGET=$LEADER
 [ "$ROLE" = follower ] && TARGET=$((LEADER % 3 + 1))
 
@@ -81,6 +56,7 @@ echo "|---|---|---|---|---|---|"
 for id in 1 2 3; do
     role=follower
     [ "$id" = "$LEADER" ] && role=leader
+    [ "$id" = "$TARGET" ] && role+=" (clients here)"
     python3 -c "
 hz, n = $(getconf CLK_TCK), $REQUESTS
 b, a = [int(x) for x in '${BEFORE[$id]}'.split()], [int(x) for x in '$(cpu_split "${NODE_PID[$id]}")'.split()]

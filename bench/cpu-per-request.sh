@@ -12,8 +12,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
-REQUESTS="${REQUESTS:-200000}"
-CLIENTS="${CLIENTS:-50}"
 PIPELINE="${PIPELINE:-1}"
 TESTS="${TESTS:-set get incr lpush hset}"
 

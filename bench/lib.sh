@@ -14,6 +14,10 @@ if [ "${BENCH_NEEDS_CLI:-0}" = 1 ] && [ -z "${CELLKV_CLI:-}" ]; then
     CELLKV_CLI="$CARGO_TARGET_DIR/release/cellkv-cli"
 fi
 
+# The load of a redis-benchmark run (bench_rps), unless the sourcing script set it first.
+REQUESTS="${REQUESTS:-200000}"
+CLIENTS="${CLIENTS:-50}"
+
 WORK="$(mktemp -d)"
 PIDS=()
 cleanup() {
@@ -59,4 +63,36 @@ cpu_split() {
     switches=$(cat /proc/"$1"/task/*/status 2>/dev/null |
         awk '/^(non)?voluntary_ctxt_switches/ {n += $2} END {print n + 0}')
     echo "$utime $stime $switches"
+}
+
+# Starts a three-node cell of $CELLKV_BIN on loopback, every node with its own data
+# directory and fsync, and any flags in $CELLKV_ARGS. Sets NODE_PORT and NODE_PID (by node
+# id) and LEADER once the cell has elected one; exits if it does not within 30 s.
+start_cell() {
+    local raft_ports peers id
+    read -r -a raft_ports <<<"$(free_port) $(free_port) $(free_port)"
+    peers="1@127.0.0.1:${raft_ports[0]},2@127.0.0.1:${raft_ports[1]},3@127.0.0.1:${raft_ports[2]}"
+    declare -gA NODE_PORT NODE_PID
+    for id in 1 2 3; do
+        NODE_PORT[$id]=$(free_port)
+        # shellcheck disable=SC2086 # the extra flags are words on purpose
+        "$CELLKV_BIN" --node-id "$id" --port "${NODE_PORT[$id]}" \
+            --raft-port "${raft_ports[$((id - 1))]}" --peers "$peers" --dir "$WORK/cell$id" \
+            --log-level warn ${CELLKV_ARGS:-} >"$WORK/cell$id.out" 2>"$WORK/cell$id.log" &
+        NODE_PID[$id]=$!
+        PIDS+=($!)
+    done
+    for id in 1 2 3; do wait_ping "${NODE_PORT[$id]}"; done
+    LEADER=""
+    for _ in $(seq 1 300); do
+        for id in 1 2 3; do
+            if redis-cli -p "${NODE_PORT[$id]}" INFO replication 2>/dev/null | grep -q '^role:master'; then
+                LEADER=$id
+            fi
+        done
+        [ -n "$LEADER" ] && return 0
+        sleep 0.1
+    done
+    echo "the cell elected no leader" >&2
+    exit 1
 }

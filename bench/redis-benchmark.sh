@@ -16,8 +16,6 @@ cd "$(dirname "$0")/.."
 source bench/lib.sh
 CELLKV="$CELLKV_BIN"
 
-REQUESTS="${REQUESTS:-200000}"
-CLIENTS="${CLIENTS:-50}"
 OUT="${BENCH_OUT:-docs/benchmarks.md}"
 
 REDIS_PORT=$(free_port)
@@ -75,28 +73,7 @@ if [ "${CLUSTER_ONLY:-0}" != 1 ]; then
 fi
 
 # A three-node cell: every node with its own data directory and fsync, all on this machine.
-read -r -a RAFT_PORTS <<<"$(free_port) $(free_port) $(free_port)"
-PEERS="1@127.0.0.1:${RAFT_PORTS[0]},2@127.0.0.1:${RAFT_PORTS[1]},3@127.0.0.1:${RAFT_PORTS[2]}"
-declare -A NODE_PORT
-for id in 1 2 3; do
-    NODE_PORT[$id]=$(free_port)
-    "$CELLKV" --node-id "$id" --port "${NODE_PORT[$id]}" --raft-port "${RAFT_PORTS[$((id - 1))]}" \
-        --peers "$PEERS" --dir "$WORK/cell$id" --log-level warn \
-        >"$WORK/cell$id.out" 2>"$WORK/cell$id.log" &
-    PIDS+=($!)
-done
-for id in 1 2 3; do wait_ping "${NODE_PORT[$id]}"; done
-LEADER=""
-for _ in $(seq 1 300); do
-    for id in 1 2 3; do
-        if redis-cli -p "${NODE_PORT[$id]}" INFO replication 2>/dev/null | grep -q '^role:master'; then
-            LEADER=$id
-        fi
-    done
-    [ -n "$LEADER" ] && break
-    sleep 0.1
-done
-[ -n "$LEADER" ] || { echo "the cell elected no leader" >&2; exit 1; }
+start_cell
 FOLLOWER=$(( LEADER % 3 + 1 ))
 declare -A CELL_TARGET=([leader:set]=0.7 [follower:set]=0.7 [leader:get]=0.5 [follower:get]=0.5)
 {

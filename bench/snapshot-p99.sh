@@ -16,11 +16,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCH_NEEDS_CLI=1
+# Before lib.sh, whose defaults are for throughput runs.
+CLIENTS="${CLIENTS:-10}"
+REQUESTS="${REQUESTS:-60000}"
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 KEYS="${KEYS:-1000000}"
-CLIENTS="${CLIENTS:-10}"
-REQUESTS="${REQUESTS:-60000}"
 declare -A PID_OF
 
 read -r -a RAFT_PORTS <<<"$(free_port) $(free_port) $(free_port)"
