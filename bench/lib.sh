@@ -67,7 +67,7 @@ cpu_split() {
 
 # Starts a three-node cell of $CELLKV_BIN on loopback, every node with its own data
 # directory and fsync, and any flags in $CELLKV_ARGS. Sets NODE_PORT and NODE_PID (by node
-# id) and LEADER once the cell has elected one; exits if it does not within 30 s.
+# id) and LEADER once the cell has elected one (find_leader).
 start_cell() {
     local raft_ports peers id
     read -r -a raft_ports <<<"$(free_port) $(free_port) $(free_port)"
@@ -83,14 +83,20 @@ start_cell() {
         PIDS+=($!)
     done
     for id in 1 2 3; do wait_ping "${NODE_PORT[$id]}"; done
-    LEADER=""
+    LEADER=$(find_leader)
+}
+
+# Prints the id of the node among NODE_PORT's that reports `role:master`; fails if none
+# does within 30 s.
+find_leader() {
+    local id
     for _ in $(seq 1 300); do
-        for id in 1 2 3; do
+        for id in "${!NODE_PORT[@]}"; do
             if redis-cli -p "${NODE_PORT[$id]}" INFO replication 2>/dev/null | grep -q '^role:master'; then
-                LEADER=$id
+                echo "$id"
+                return 0
             fi
         done
-        [ -n "$LEADER" ] && return 0
         sleep 0.1
     done
     echo "the cell elected no leader" >&2

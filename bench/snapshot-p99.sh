@@ -40,23 +40,9 @@ start_node() {
     PIDS+=($!)
 }
 
-leader() {
-    for _ in $(seq 1 300); do
-        for id in 1 2 3; do
-            if redis-cli -p "${NODE_PORT[$id]}" INFO replication 2>/dev/null | grep -q '^role:master'; then
-                echo "$id"
-                return 0
-            fi
-        done
-        sleep 0.1
-    done
-    echo "no leader" >&2
-    exit 1
-}
-
 for id in 1 2 3; do start_node "$id"; done
 for id in 1 2 3; do wait_ping "${NODE_PORT[$id]}"; done
-LEADER=$(leader)
+LEADER=$(find_leader)
 LPORT=${NODE_PORT[$LEADER]}
 FOLLOWER=$(( LEADER % 3 + 1 ))
 
