@@ -166,6 +166,13 @@ fn parse_set_options(args: &[Bytes], now_ms: u64) -> Result<SetOptions, Frame> {
 pub fn set(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     let opts = try_frame!(parse_set_options(&args[3..], ctx.now_ms));
     let key = &args[1];
+    // A plain SET, the common case, needs nothing of the old entry: the insert alone
+    // replaces it, without a lookup before it.
+    let needs_old = opts.nx || opts.xx || opts.get || matches!(opts.expiry, Some(Expiry::Keep));
+    if !needs_old {
+        store_string(ctx, key, &args[2], opts.expiry.unwrap_or(Expiry::Persist));
+        return Frame::ok();
+    }
     // One lookup serves the GET option, NX/XX and KEEPTTL; the old value is copied only
     // when GET asks for it.
     let (exists, old_expiry, old) = match ctx.get(key) {
@@ -472,6 +479,16 @@ mod tests {
             Frame::ok()
         );
         assert_eq!(must_apply(&mut ks, 2000, "exists gone"), Frame::Integer(0));
+        // A plain SET replaces a value of any type, and its TTL, without looking at it.
+        assert_eq!(must_apply(&mut ks, 2000, "rpush l a"), Frame::Integer(1));
+        assert_eq!(must_apply(&mut ks, 2000, "expire l 100"), Frame::Integer(1));
+        assert_eq!(must_apply(&mut ks, 2000, "set l v"), Frame::ok());
+        assert_eq!(
+            must_apply(&mut ks, 2000, "type l"),
+            Frame::Simple("string".into())
+        );
+        assert_eq!(must_apply(&mut ks, 2000, "ttl l"), Frame::Integer(-1));
+        assert_eq!(must_apply(&mut ks, 2000, "set l w get"), bulk("v"));
     }
 
     #[test]
