@@ -65,23 +65,36 @@ cpu_split() {
     echo "$utime $stime $switches"
 }
 
-# Starts a three-node cell of $CELLKV_BIN on loopback, every node with its own data
-# directory and fsync, and any flags in $CELLKV_ARGS. Sets NODE_PORT and NODE_PID (by node
-# id) and LEADER once the cell has elected one (find_leader).
-start_cell() {
-    local raft_ports peers id
-    read -r -a raft_ports <<<"$(free_port) $(free_port) $(free_port)"
-    peers="1@127.0.0.1:${raft_ports[0]},2@127.0.0.1:${raft_ports[1]},3@127.0.0.1:${raft_ports[2]}"
-    declare -gA NODE_PORT NODE_PID
+# Picks the ports of a three-node cell on loopback: NODE_PORT (RESP) and RAFT_PORT by node
+# id, and the PEERS list every node is started with.
+cell_ports() {
+    local id
+    declare -gA NODE_PORT RAFT_PORT NODE_PID
     for id in 1 2 3; do
         NODE_PORT[$id]=$(free_port)
-        # shellcheck disable=SC2086 # the extra flags are words on purpose
-        "$CELLKV_BIN" --node-id "$id" --port "${NODE_PORT[$id]}" \
-            --raft-port "${raft_ports[$((id - 1))]}" --peers "$peers" --dir "$WORK/cell$id" \
-            --log-level warn ${CELLKV_ARGS:-} >"$WORK/cell$id.out" 2>"$WORK/cell$id.log" &
-        NODE_PID[$id]=$!
-        PIDS+=($!)
+        RAFT_PORT[$id]=$(free_port)
     done
+    PEERS="1@127.0.0.1:${RAFT_PORT[1]},2@127.0.0.1:${RAFT_PORT[2]},3@127.0.0.1:${RAFT_PORT[3]}"
+}
+
+# Starts (or restarts) node $1 of the cell of cell_ports with its own data directory and
+# any flags in $CELLKV_ARGS; a restart appends to the node's output files. Sets NODE_PID.
+start_cell_node() {
+    local id=$1
+    # shellcheck disable=SC2086 # the extra flags are words on purpose
+    "$CELLKV_BIN" --node-id "$id" --port "${NODE_PORT[$id]}" --raft-port "${RAFT_PORT[$id]}" \
+        --peers "$PEERS" --dir "$WORK/cell$id" --log-level warn ${CELLKV_ARGS:-} \
+        >>"$WORK/cell$id.out" 2>>"$WORK/cell$id.log" &
+    NODE_PID[$id]=$!
+    PIDS+=($!)
+}
+
+# Starts a three-node cell of $CELLKV_BIN, every node with its own fsync, and sets LEADER
+# once the cell has elected one (find_leader).
+start_cell() {
+    local id
+    cell_ports
+    for id in 1 2 3; do start_cell_node "$id"; done
     for id in 1 2 3; do wait_ping "${NODE_PORT[$id]}"; done
     LEADER=$(find_leader)
 }

@@ -22,27 +22,9 @@ REQUESTS="${REQUESTS:-60000}"
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 KEYS="${KEYS:-1000000}"
-declare -A PID_OF
-
-read -r -a RAFT_PORTS <<<"$(free_port) $(free_port) $(free_port)"
-PEERS="1@127.0.0.1:${RAFT_PORTS[0]},2@127.0.0.1:${RAFT_PORTS[1]},3@127.0.0.1:${RAFT_PORTS[2]}"
-declare -A NODE_PORT
-for id in 1 2 3; do NODE_PORT[$id]=$(free_port); done
-
-start_node() {
-    local id=$1
-    # Snapshots only when told, so each phase measures the one it asks for.
-    "$CELLKV_BIN" --node-id "$id" --port "${NODE_PORT[$id]}" \
-        --raft-port "${RAFT_PORTS[$((id - 1))]}" --peers "$PEERS" --dir "$WORK/n$id" \
-        --snapshot-entries 1000000000 --snapshot-interval 1000000s --log-level warn \
-        >>"$WORK/n$id.out" 2>>"$WORK/n$id.log" &
-    PID_OF[$id]=$!
-    PIDS+=($!)
-}
-
-for id in 1 2 3; do start_node "$id"; done
-for id in 1 2 3; do wait_ping "${NODE_PORT[$id]}"; done
-LEADER=$(find_leader)
+# Snapshots only when told, so each phase measures the one it asks for.
+CELLKV_ARGS="--snapshot-entries 1000000000 --snapshot-interval 1000000s ${CELLKV_ARGS:-}"
+start_cell
 LPORT=${NODE_PORT[$LEADER]}
 FOLLOWER=$(( LEADER % 3 + 1 ))
 
@@ -73,17 +55,17 @@ read -r IDLE50 IDLE99 IDLEMAX <<<"$(load)"
 
 echo "snapshot build on the leader..." >&2
 before=$(persistence_field "$LPORT" raft_snapshots_built)
-( sleep 0.5; "$CELLKV_CLI" --node "127.0.0.1:${RAFT_PORTS[$((LEADER - 1))]}" cluster snapshot >"$WORK/snap1.out" 2>&1 ) &
+( sleep 0.5; "$CELLKV_CLI" --node "127.0.0.1:${RAFT_PORT[$LEADER]}" cluster snapshot >"$WORK/snap1.out" 2>&1 ) &
 read -r BUILD50 BUILD99 BUILDMAX <<<"$(load)"
 wait $! || true
 after=$(persistence_field "$LPORT" raft_snapshots_built)
 
 echo "snapshot shipped to a follower that fell behind..." >&2
-kill -9 "${PID_OF[$FOLLOWER]}"
-wait "${PID_OF[$FOLLOWER]}" 2>/dev/null || true
+kill -9 "${NODE_PID[$FOLLOWER]}"
+wait "${NODE_PID[$FOLLOWER]}" 2>/dev/null || true
 redis-benchmark -h 127.0.0.1 -p "$LPORT" -c 10 -n 5000 -r 1000000 -t set -q >/dev/null 2>&1
-"$CELLKV_CLI" --node "127.0.0.1:${RAFT_PORTS[$((LEADER - 1))]}" cluster snapshot >"$WORK/snap2.out" 2>&1
-( sleep 0.5; start_node "$FOLLOWER" ) &
+"$CELLKV_CLI" --node "127.0.0.1:${RAFT_PORT[$LEADER]}" cluster snapshot >"$WORK/snap2.out" 2>&1
+( sleep 0.5; start_cell_node "$FOLLOWER" ) &
 read -r SHIP50 SHIP99 SHIPMAX <<<"$(load)"
 wait $! || true
 wait_ping "${NODE_PORT[$FOLLOWER]}"

@@ -166,16 +166,12 @@ fn parse_set_options(args: &[Bytes], now_ms: u64) -> Result<SetOptions, Frame> {
 pub fn set(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     let opts = try_frame!(parse_set_options(&args[3..], ctx.now_ms));
     let key = &args[1];
-    // A plain SET, the common case, needs nothing of the old entry: the insert alone
-    // replaces it, without a lookup before it.
-    let needs_old = opts.nx || opts.xx || opts.get || matches!(opts.expiry, Some(Expiry::Keep));
-    if !needs_old {
-        store_string(ctx, key, &args[2], opts.expiry.unwrap_or(Expiry::Persist));
-        return Frame::ok();
-    }
     // One lookup serves the GET option, NX/XX and KEEPTTL; the old value is copied only
-    // when GET asks for it.
-    let (exists, old_expiry, old) = match ctx.get(key) {
+    // when GET asks for it. A plain SET, the common case, needs nothing of the old entry:
+    // the insert alone replaces it.
+    let needs_old = opts.nx || opts.xx || opts.get || matches!(opts.expiry, Some(Expiry::Keep));
+    let old_entry = if needs_old { ctx.get(key) } else { None };
+    let (exists, old_expiry, old) = match old_entry {
         None => (false, None, None),
         Some(entry) => match &entry.value {
             Value::Str(s) => (true, entry.expires_at(), opts.get.then(|| s.to_bytes())),

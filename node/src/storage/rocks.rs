@@ -80,14 +80,14 @@ pub struct RocksLogStore {
 /// written when the last clone of the store is dropped.
 struct PendingCommitted {
     db: Arc<Db>,
-    value: parking_lot::Mutex<Option<Vec<u8>>>,
+    value: parking_lot::Mutex<Option<Option<LogId>>>,
 }
 
 impl PendingCommitted {
     /// Adds the pending pointer, if any, to `batch`.
     fn add_to(&self, batch: &mut WriteBatch) -> io::Result<()> {
-        if let Some(value) = self.value.lock().take() {
-            batch.put_cf(cf(&self.db, CF_META)?, KEY_COMMITTED, value);
+        if let Some(committed) = self.value.lock().take() {
+            batch.put_cf(cf(&self.db, CF_META)?, KEY_COMMITTED, encode(&committed)?);
         }
         Ok(())
     }
@@ -95,12 +95,12 @@ impl PendingCommitted {
 
 impl Drop for PendingCommitted {
     fn drop(&mut self) {
-        let Some(value) = self.value.get_mut().take() else {
+        let Some(committed) = self.value.get_mut().take() else {
             return;
         };
         let written = cf(&self.db, CF_META).and_then(|meta| {
             self.db
-                .put_cf(meta, KEY_COMMITTED, value)
+                .put_cf(meta, KEY_COMMITTED, encode(&committed)?)
                 .map_err(rocks_err)
         });
         if let Err(e) = written {
@@ -325,14 +325,13 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
         // Written with the next synced batch (see the module doc).
-        *self.committed.value.lock() = Some(encode(&committed)?);
+        *self.committed.value.lock() = Some(committed);
         Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
-        if let Some(pending) = self.committed.value.lock().as_deref() {
-            let committed: Option<LogId> = decode(pending)?;
-            return Ok(committed);
+        if let Some(pending) = *self.committed.value.lock() {
+            return Ok(pending);
         }
         let committed: Option<Option<LogId>> = self.get_meta(CF_META, KEY_COMMITTED)?;
         Ok(committed.flatten())
