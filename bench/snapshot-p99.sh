@@ -65,9 +65,14 @@ kill -9 "${NODE_PID[$FOLLOWER]}"
 wait "${NODE_PID[$FOLLOWER]}" 2>/dev/null || true
 redis-benchmark -h 127.0.0.1 -p "$LPORT" -c 10 -n 5000 -r 1000000 -t set -q >/dev/null 2>&1
 "$CELLKV_CLI" --node "127.0.0.1:${RAFT_PORT[$LEADER]}" cluster snapshot >"$WORK/snap2.out" 2>&1
-( sleep 0.5; start_cell_node "$FOLLOWER" ) &
-read -r SHIP50 SHIP99 SHIPMAX <<<"$(load)"
-wait $! || true
+# The follower restarts from this shell, not a subshell, so that its pid reaches the
+# clean-up list and it is stopped with the others.
+load >"$WORK/ship.txt" &
+loader=$!
+sleep 0.5
+start_cell_node "$FOLLOWER"
+wait "$loader"
+read -r SHIP50 SHIP99 SHIPMAX <"$WORK/ship.txt"
 wait_ping "${NODE_PORT[$FOLLOWER]}"
 for _ in $(seq 1 600); do
     [ "$(redis-cli -p "${NODE_PORT[$FOLLOWER]}" DBSIZE 2>/dev/null)" -ge "$KEYS" ] 2>/dev/null && break
