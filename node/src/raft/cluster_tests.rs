@@ -283,3 +283,83 @@ async fn three_nodes_form_replicate_fail_over_and_catch_up_by_snapshot() {
         member.stop().await;
     }
 }
+
+/// The server side of a replication stream: requests are answered in order, and a refused
+/// one (another cell's) is answered with its refusal after the answers to those before it,
+/// and ends the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replication_stream_answers_in_order_and_ends_at_a_refusal() {
+    use cellkv_proto::v1::raft_client::RaftClient;
+    use cellkv_proto::v1::{RaftReply, RaftRequest};
+    use futures_util::StreamExt;
+    use openraft::raft::{AppendEntriesRequest, StreamAppendResult};
+
+    let mut peers = BTreeMap::new();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    peers.insert(2, listener.local_addr().expect("addr").to_string());
+    // Node 1 never starts: node 2 stays pristine and admits appends from it, a listed peer.
+    peers.insert(1, "127.0.0.1:1".to_string());
+    let node = start_member(
+        2,
+        &peers,
+        listener,
+        MemLogStore::new(),
+        SnapshotStore::memory(),
+    )
+    .await;
+
+    let request = |cluster: &str| {
+        let heartbeat = AppendEntriesRequest::<TypeConfig> {
+            vote: openraft::impls::Vote::new_committed(1, 1),
+            prev_log_id: None,
+            entries: Vec::new(),
+            leader_commit: None,
+        };
+        RaftRequest {
+            payload: Bytes::from(grpc::encode(&heartbeat).expect("encodes")),
+            from: 1,
+            cluster: cluster.to_string(),
+            to: 2,
+        }
+    };
+    let sent = vec![
+        request("test-cell"),
+        request("test-cell"),
+        request("other-cell"),
+        request("test-cell"),
+    ];
+    let mut client = RaftClient::connect(format!("http://{}", peers[&2]))
+        .await
+        .expect("connects");
+    let replies: Vec<RaftReply> = tokio::time::timeout(WAIT, async {
+        let mut replies = client
+            .append_stream(futures_util::stream::iter(sent))
+            .await
+            .expect("stream opened")
+            .into_inner();
+        let mut got = Vec::new();
+        while let Some(reply) = replies.next().await {
+            got.push(reply.expect("no transport error"));
+        }
+        got
+    })
+    .await
+    .expect("the stream ends");
+    assert_eq!(
+        replies.len(),
+        3,
+        "two answers, the refusal, nothing after it: {replies:?}"
+    );
+    for reply in &replies[..2] {
+        assert!(reply.error.is_empty(), "{reply:?}");
+        let answer: StreamAppendResult<TypeConfig> =
+            grpc::decode(&reply.payload).expect("an answer");
+        assert!(answer.is_ok(), "the heartbeat is accepted: {answer:?}");
+    }
+    assert!(
+        replies[2].error.contains("'other-cell'"),
+        "{:?}",
+        replies[2]
+    );
+    node.stop().await;
+}

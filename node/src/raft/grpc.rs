@@ -21,16 +21,24 @@
 //! transport has already checked the caller's certificate against the CA before any of this
 //! runs.
 //!
+//! Appends arrive either one per unary call or as a replication stream (`AppendStream`, see
+//! [`RaftService::append_stream`]): every request on a stream passes the same checks as a
+//! unary one, in order, and the first refused request ends the stream after the replies to
+//! the requests before it.
+//!
 //! A snapshot arrives as a client stream: the first chunk carries the leader's vote and the
 //! snapshot's metadata, every chunk its offset, the last one `done`. Chunks must arrive in
 //! order and without gaps; the assembled bytes are installed with
 //! `Raft::install_full_snapshot`.
 
 use std::io::Cursor;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use cellkv_proto::v1::raft_server;
 use cellkv_proto::v1::{RaftReply, RaftRequest, SnapshotChunk};
+use futures_util::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::{Request, Response, Status, Streaming};
@@ -166,23 +174,33 @@ pub type RaftServer = raft_server::RaftServer<RaftService>;
 pub type RaftServer = raft_server::RaftServer<RaftService, tonic::codegen::IdentityInterceptor>;
 
 /// The `Raft` gRPC service of one node.
+#[derive(Clone)]
 pub struct RaftService {
     raft: Raft,
     me: NodeId,
     cluster: String,
     /// The members `--peers` lists, admitted while this node is pristine.
     configured: Vec<NodeId>,
+    /// Turns true when this node's Raft shuts down, which ends its replication streams.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl RaftService {
     /// The service for node `me` of cell `cluster`, driving `raft`; `configured` are the
-    /// ids `--peers` lists.
-    pub fn new(raft: Raft, me: NodeId, cluster: &str, configured: Vec<NodeId>) -> RaftService {
+    /// ids `--peers` lists; `stopping` turns true when `raft` shuts down.
+    pub fn new(
+        raft: Raft,
+        me: NodeId,
+        cluster: &str,
+        configured: Vec<NodeId>,
+        stopping: tokio::sync::watch::Receiver<bool>,
+    ) -> RaftService {
         RaftService {
             raft,
             me,
             cluster: cluster.to_string(),
             configured,
+            stopping,
         }
     }
 
@@ -278,6 +296,29 @@ impl RaftService {
         }
     }
 
+    /// Checks and decodes one request of a replication stream: the unary call's checks, and
+    /// the fault injector's switch, which a stream opened before the cut would otherwise
+    /// outlive. `Err` is why the request is refused.
+    async fn admit_streamed_append(
+        &self,
+        addr: &str,
+        request: RaftRequest,
+    ) -> Result<AppendEntriesRequest, String> {
+        if crate::fault::isolated() {
+            return Err(crate::fault::refusal());
+        }
+        if let Some(reason) = refusal(self.me, &self.cluster, &request.cluster, request.to) {
+            tracing::warn!(from = request.from, %reason, "refused a raft append stream");
+            return Err(reason);
+        }
+        let rpc: AppendEntriesRequest =
+            decode(&request.payload).map_err(|e| format!("undecodable request: {e}"))?;
+        self.check_sender("append_stream", request.from, addr, append_newest(&rpc))
+            .await
+            .map_err(|status| status.message().to_string())?;
+        Ok(rpc)
+    }
+
     /// Receives a streamed snapshot and installs it.
     async fn receive_snapshot(
         &self,
@@ -364,6 +405,61 @@ impl raft_server::Raft for RaftService {
             |raft, rpc| async move { raft.append_entries(rpc).await.map_err(|e| e.to_string()) },
         )
         .await
+    }
+
+    type AppendStreamStream = Pin<Box<dyn Stream<Item = Result<RaftReply, Status>> + Send>>;
+
+    /// Hands the admitted requests to openraft's pipelined `Raft::stream_append`, which
+    /// answers them in order; a refused request ends the input, and its refusal follows the
+    /// replies to the requests before it.
+    async fn append_stream(
+        &self,
+        request: Request<Streaming<RaftRequest>>,
+    ) -> Result<Response<Self::AppendStreamStream>, Status> {
+        let addr = caller(&request);
+        let refused: Arc<parking_lot::Mutex<Option<String>>> = Arc::default();
+        let admitted = futures_util::stream::unfold(
+            (request.into_inner(), self.clone(), addr, refused.clone()),
+            |(mut incoming, mut service, addr, refused)| async move {
+                // A follower's next append may be far off while the leader is idle; a node
+                // that shuts down ends the stream now, so nothing waits on it.
+                let next = tokio::select! {
+                    biased;
+                    _ = service.stopping.wait_for(|stopping| *stopping) => return None,
+                    next = incoming.message() => next,
+                };
+                let request = match next {
+                    Ok(Some(request)) => request,
+                    Ok(None) => return None,
+                    Err(status) => {
+                        tracing::debug!(%addr, %status, "raft append stream broke");
+                        return None;
+                    }
+                };
+                match service.admit_streamed_append(&addr, request).await {
+                    Ok(rpc) => Some((rpc, (incoming, service, addr, refused))),
+                    Err(reason) => {
+                        *refused.lock() = Some(reason);
+                        None
+                    }
+                }
+            },
+        );
+        let replies = self.raft.stream_append(admitted).map(|result| {
+            Ok(match result {
+                Ok(appended) => match encode(&appended) {
+                    Ok(payload) => RaftReply {
+                        payload: Bytes::from(payload),
+                        error: String::new(),
+                    },
+                    Err(e) => error_reply(format!("cannot encode the response: {e}")),
+                },
+                Err(fatal) => error_reply(format!("raft stopped: {fatal}")),
+            })
+        });
+        let refusal = futures_util::stream::once(async move { refused.lock().take() })
+            .filter_map(|reason| async move { reason.map(|reason| Ok(error_reply(reason))) });
+        Ok(Response::new(Box::pin(replies.chain(refusal))))
     }
 
     async fn vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {

@@ -290,6 +290,9 @@ pub struct RaftHandle {
     stats: Arc<SnapshotStats>,
     ever_members: state_machine::EverMembers,
     snapshot_timer: Option<tokio::task::JoinHandle<()>>,
+    /// Turns true when this node's Raft is being shut down: the replication streams its
+    /// service answers end then, instead of waiting for the leader's next append.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// The Raft address of member `id` in `raft`'s current membership.
@@ -338,6 +341,7 @@ impl RaftHandle {
             self.node_id,
             &self.cluster_name,
             self.configured_peers.clone(),
+            self.stopping.subscribe(),
         )
     }
 
@@ -396,6 +400,13 @@ impl RaftHandle {
         if let Some(timer) = self.snapshot_timer.take() {
             timer.abort();
         }
+        self.stop_raft().await
+    }
+
+    /// Ends the replication streams this node answers and stops the Raft node, waiting for
+    /// its core to exit.
+    pub async fn stop_raft(&self) -> Result<(), RaftError> {
+        self.stopping.send_replace(true);
         self.raft
             .shutdown()
             .await
@@ -474,6 +485,7 @@ where
         stats,
         ever_members,
         snapshot_timer,
+        stopping: tokio::sync::watch::channel(false).0,
     })
 }
 

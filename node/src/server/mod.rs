@@ -699,7 +699,7 @@ impl Server {
         for task in &self.tasks {
             task.abort();
         }
-        if let Err(e) = self.node.raft.raft.shutdown().await {
+        if let Err(e) = self.node.raft.stop_raft().await {
             tracing::warn!(error = %e, "raft shutdown");
         }
     }

@@ -54,7 +54,7 @@ impl Stores {
 
 /// The log id of entry `index` in term 1 of leader 1, for the stores' unit tests.
 #[cfg(test)]
-fn test_log_id(index: u64) -> raft::LogId {
+pub(crate) fn test_log_id(index: u64) -> raft::LogId {
     raft::LogId::new(
         openraft::vote::leader_id_adv::LeaderId {
             term: 1,
