@@ -284,16 +284,7 @@ impl RaftService {
         Resp: Serialize,
         Fut: std::future::Future<Output = Result<Resp, String>>,
     {
-        match handle(self.raft.clone(), rpc).await {
-            Ok(response) => match encode(&response) {
-                Ok(payload) => RaftReply {
-                    payload: Bytes::from(payload),
-                    error: String::new(),
-                },
-                Err(e) => error_reply(format!("cannot encode the response: {e}")),
-            },
-            Err(e) => error_reply(e),
-        }
+        reply_with(handle(self.raft.clone(), rpc).await)
     }
 
     /// Checks and decodes one request of a replication stream: the unary call's checks, and
@@ -370,18 +361,23 @@ impl RaftService {
             meta,
             snapshot: Cursor::new(data),
         };
-        Ok(
-            match self.raft.install_full_snapshot(vote, snapshot).await {
-                Ok(response) => match encode(&response) {
-                    Ok(payload) => RaftReply {
-                        payload: Bytes::from(payload),
-                        error: String::new(),
-                    },
-                    Err(e) => error_reply(format!("cannot encode the response: {e}")),
-                },
-                Err(fatal) => error_reply(format!("raft stopped: {fatal}")),
-            },
-        )
+        let installed = self.raft.install_full_snapshot(vote, snapshot).await;
+        Ok(reply_with(
+            installed.map_err(|fatal| format!("raft stopped: {fatal}")),
+        ))
+    }
+}
+
+/// The reply carrying `outcome`: the encoded response, or the error text.
+fn reply_with<T: Serialize>(outcome: Result<T, String>) -> RaftReply {
+    match outcome.and_then(|response| {
+        encode(&response).map_err(|e| format!("cannot encode the response: {e}"))
+    }) {
+        Ok(payload) => RaftReply {
+            payload: Bytes::from(payload),
+            error: String::new(),
+        },
+        Err(e) => error_reply(e),
     }
 }
 
@@ -446,16 +442,9 @@ impl raft_server::Raft for RaftService {
             },
         );
         let replies = self.raft.stream_append(admitted).map(|result| {
-            Ok(match result {
-                Ok(appended) => match encode(&appended) {
-                    Ok(payload) => RaftReply {
-                        payload: Bytes::from(payload),
-                        error: String::new(),
-                    },
-                    Err(e) => error_reply(format!("cannot encode the response: {e}")),
-                },
-                Err(fatal) => error_reply(format!("raft stopped: {fatal}")),
-            })
+            Ok(reply_with(
+                result.map_err(|fatal| format!("raft stopped: {fatal}")),
+            ))
         });
         let refusal = futures_util::stream::once(async move { refused.lock().take() })
             .filter_map(|reason| async move { reason.map(|reason| Ok(error_reply(reason))) });

@@ -873,6 +873,36 @@ mod tests {
 
     const WAIT: Duration = Duration::from_secs(10);
 
+    type Answers<'s> = BoxStream<'s, Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>>;
+
+    /// Opens a replication stream to `peer` with append 1 already fed; returns the feed for
+    /// more and the answers.
+    async fn opened(
+        peer: &mut GrpcPeer,
+        ttl: Duration,
+    ) -> (
+        mpsc::UnboundedSender<AppendEntriesRequest<TypeConfig>>,
+        Answers<'_>,
+    ) {
+        let (feed, input) = fed();
+        feed.send(append(1)).expect("fed");
+        let answers = peer
+            .stream_append(input, RPCOption::new(ttl))
+            .await
+            .expect("stream opened");
+        (feed, answers)
+    }
+
+    /// The next item of `answers`, which must come within [`WAIT`].
+    async fn next_item(
+        answers: &mut Answers<'_>,
+    ) -> Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>> {
+        tokio::time::timeout(WAIT, answers.next())
+            .await
+            .expect("an item in time")
+            .expect("an item, not the end of the stream")
+    }
+
     #[tokio::test]
     async fn appends_go_out_before_earlier_ones_are_answered_and_answers_keep_their_order() {
         let mut peer = peer_with(Script::AnswerInThrees).await;
@@ -888,10 +918,8 @@ mod tests {
         // answer before sending the next request would never get one.
         let mut got: Vec<Option<LogId>> = Vec::new();
         for _ in 0..3 {
-            let answer = tokio::time::timeout(WAIT, answers.next())
+            let answer = next_item(&mut answers)
                 .await
-                .expect("answered in time")
-                .expect("stream open")
                 .expect("no transport error")
                 .expect("appended");
             got.push(answer);
@@ -903,12 +931,7 @@ mod tests {
     async fn an_append_without_entries_waits_for_the_answers_before_it() {
         let events = Events::default();
         let mut peer = peer_logging(Script::Slowly, events.clone()).await;
-        let (feed, input) = fed();
-        feed.send(append(1)).expect("fed");
-        let mut answers = peer
-            .stream_append(input, RPCOption::new(Duration::from_secs(5)))
-            .await
-            .expect("stream opened");
+        let (feed, mut answers) = opened(&mut peer, Duration::from_secs(5)).await;
         feed.send(append(2)).expect("fed");
         // Only the leader's commit index, at the position the second append reaches.
         let commit = AppendEntriesRequest {
@@ -921,10 +944,8 @@ mod tests {
         feed.send(append(3)).expect("fed");
         let mut got = Vec::new();
         for _ in 0..4 {
-            let answer = tokio::time::timeout(WAIT, answers.next())
+            let answer = next_item(&mut answers)
                 .await
-                .expect("answered in time")
-                .expect("an item")
                 .expect("no transport error")
                 .expect("appended");
             got.push(answer.map(|id| id.index));
@@ -958,16 +979,8 @@ mod tests {
     #[tokio::test]
     async fn an_unanswered_append_times_out_after_its_deadline() {
         let mut peer = peer_with(Script::Silent).await;
-        let (feed, input) = fed();
-        feed.send(append(1)).expect("fed");
-        let mut answers = peer
-            .stream_append(input, RPCOption::new(Duration::from_millis(200)))
-            .await
-            .expect("stream opened");
-        let outcome = tokio::time::timeout(WAIT, answers.next())
-            .await
-            .expect("the deadline ends the wait")
-            .expect("an item, not the end of the stream");
+        let (_feed, mut answers) = opened(&mut peer, Duration::from_millis(200)).await;
+        let outcome = next_item(&mut answers).await;
         assert!(matches!(outcome, Err(RPCError::Timeout(_))), "{outcome:?}");
         assert!(
             answers.next().await.is_none(),
@@ -978,12 +991,7 @@ mod tests {
     #[tokio::test]
     async fn an_idle_stream_does_not_time_out() {
         let mut peer = peer_with(Script::Slowly).await;
-        let (feed, input) = fed();
-        feed.send(append(1)).expect("fed");
-        let mut answers = peer
-            .stream_append(input, RPCOption::new(Duration::from_millis(300)))
-            .await
-            .expect("stream opened");
+        let (_feed, mut answers) = opened(&mut peer, Duration::from_millis(300)).await;
         let first = tokio::time::timeout(WAIT, answers.next()).await;
         assert!(
             matches!(first, Ok(Some(Ok(Ok(_))))),
@@ -1026,10 +1034,8 @@ mod tests {
             if index > 1 {
                 feed.send(append(index)).expect("fed");
             }
-            let answer = tokio::time::timeout(WAIT, answers.next())
+            let answer = next_item(&mut answers)
                 .await
-                .expect("answered in time")
-                .expect("an item")
                 .expect("no transport error")
                 .expect("appended");
             assert_eq!(answer, Some(log_id(index)));
@@ -1039,12 +1045,7 @@ mod tests {
     #[tokio::test]
     async fn a_stream_given_up_on_stops_taking_requests() {
         let mut peer = peer_with(Script::Silent).await;
-        let (feed, input) = fed();
-        feed.send(append(1)).expect("fed");
-        let answers = peer
-            .stream_append(input, RPCOption::new(Duration::from_secs(5)))
-            .await
-            .expect("stream opened");
+        let (feed, answers) = opened(&mut peer, Duration::from_secs(5)).await;
         drop(answers);
         tokio::time::timeout(WAIT, feed.closed())
             .await
@@ -1054,16 +1055,8 @@ mod tests {
     #[tokio::test]
     async fn a_refused_append_ends_the_stream_as_unreachable() {
         let mut peer = peer_with(Script::Refuse).await;
-        let (feed, input) = fed();
-        feed.send(append(1)).expect("fed");
-        let mut answers = peer
-            .stream_append(input, RPCOption::new(Duration::from_secs(5)))
-            .await
-            .expect("stream opened");
-        let outcome = tokio::time::timeout(WAIT, answers.next())
-            .await
-            .expect("answered in time")
-            .expect("an item");
+        let (_feed, mut answers) = opened(&mut peer, Duration::from_secs(5)).await;
+        let outcome = next_item(&mut answers).await;
         match outcome {
             Err(RPCError::Unreachable(e)) => {
                 assert!(e.to_string().contains("not a member"), "{e}")
