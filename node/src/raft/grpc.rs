@@ -257,22 +257,34 @@ impl RaftService {
         Fut: std::future::Future<Output = Result<Resp, String>>,
     {
         let addr = caller(&request);
-        let request = request.into_inner();
-        if let Some(reason) = refusal(self.me, &self.cluster, &request.cluster, request.to) {
-            tracing::warn!(from = request.from, %reason, "refused a raft rpc");
-            return Ok(Response::new(error_reply(reason)));
-        }
-        let rpc: Req = match decode(&request.payload) {
+        let rpc = match self.admit(name, &addr, request.into_inner(), newest).await {
             Ok(rpc) => rpc,
-            Err(e) => {
-                return Ok(Response::new(error_reply(format!(
-                    "undecodable request: {e}"
-                ))))
-            }
+            Err(Refused::Reply(reason)) => return Ok(Response::new(error_reply(reason))),
+            Err(Refused::Status(status)) => return Err(status),
         };
-        self.check_sender(name, request.from, &addr, newest(&rpc))
-            .await?;
         Ok(Response::new(self.run(rpc, handle).await))
+    }
+
+    /// The checks every request passes, unary or streamed: the cell and node id it names,
+    /// its payload, and its sender (see [`Self::check_sender`]; `newest` is the log position
+    /// the decoded request vouches for).
+    async fn admit<Req: DeserializeOwned>(
+        &self,
+        name: &'static str,
+        addr: &str,
+        request: RaftRequest,
+        newest: impl FnOnce(&Req) -> Option<LogId>,
+    ) -> Result<Req, Refused> {
+        if let Some(reason) = refusal(self.me, &self.cluster, &request.cluster, request.to) {
+            tracing::warn!(from = request.from, %reason, rpc = name, "refused a raft rpc");
+            return Err(Refused::Reply(reason));
+        }
+        let rpc: Req = decode(&request.payload)
+            .map_err(|e| Refused::Reply(format!("undecodable request: {e}")))?;
+        self.check_sender(name, request.from, addr, newest(&rpc))
+            .await
+            .map_err(Refused::Status)?;
+        Ok(rpc)
     }
 
     async fn run<Req, Resp, Fut>(
@@ -287,7 +299,7 @@ impl RaftService {
         reply_with(handle(self.raft.clone(), rpc).await)
     }
 
-    /// Checks and decodes one request of a replication stream: the unary call's checks, and
+    /// Checks and decodes one request of a replication stream: a unary call's checks, and
     /// the fault injector's switch, which a stream opened before the cut would otherwise
     /// outlive. `Err` is why the request is refused.
     async fn admit_streamed_append(
@@ -298,16 +310,12 @@ impl RaftService {
         if crate::fault::isolated() {
             return Err(crate::fault::refusal());
         }
-        if let Some(reason) = refusal(self.me, &self.cluster, &request.cluster, request.to) {
-            tracing::warn!(from = request.from, %reason, "refused a raft append stream");
-            return Err(reason);
-        }
-        let rpc: AppendEntriesRequest =
-            decode(&request.payload).map_err(|e| format!("undecodable request: {e}"))?;
-        self.check_sender("append_stream", request.from, addr, append_newest(&rpc))
+        self.admit("append_stream", addr, request, append_newest)
             .await
-            .map_err(|status| status.message().to_string())?;
-        Ok(rpc)
+            .map_err(|refused| match refused {
+                Refused::Reply(reason) => reason,
+                Refused::Status(status) => status.message().to_string(),
+            })
     }
 
     /// Receives a streamed snapshot and installs it.
@@ -366,6 +374,13 @@ impl RaftService {
             installed.map_err(|fatal| format!("raft stopped: {fatal}")),
         ))
     }
+}
+
+/// Why a request was refused: answered with a reply whose `error` says why (another cell,
+/// another node id, an undecodable payload), or with a gRPC status (a non-member sender).
+enum Refused {
+    Reply(String),
+    Status(Status),
 }
 
 /// The reply carrying `outcome`: the encoded response, or the error text.
