@@ -167,9 +167,26 @@ pub struct CommandSpec {
     pub handler: Handler,
     /// Subcommands of a container.
     pub subcommands: &'static [CommandSpec],
+    /// For a write: its reply when the current state shows it would change nothing, so the
+    /// node answers it as a read instead of appending a log entry (Redis likewise neither
+    /// propagates nor fsyncs a write that changed nothing).
+    pub unchanged: Option<UnchangedCheck>,
 }
 
+/// Answers a write from the state before it, or `None` when it may change something. Any
+/// `Some` reply must equal what apply would answer in that state, with the state left as it
+/// was: [`crate::keyspace::tests::check_transcript`] holds every transcript to that.
+pub type UnchangedCheck = fn(&ReadCtx<'_>, &[Bytes]) -> Option<Frame>;
+
 impl CommandSpec {
+    /// The same command, answered without a log entry when `check` finds it changes nothing.
+    pub const fn unless_unchanged(self, check: UnchangedCheck) -> Self {
+        CommandSpec {
+            unchanged: Some(check),
+            ..self
+        }
+    }
+
     /// Whether `argc` arguments (name included) satisfy the arity.
     pub fn arity_ok(&self, argc: usize) -> bool {
         let argc = argc as i64;

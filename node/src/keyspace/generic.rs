@@ -12,6 +12,16 @@ pub fn del(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     Frame::Integer(args[1..].iter().filter(|k| ctx.remove(k).is_some()).count() as i64)
 }
 
+/// DEL and UNLINK of keys none of which is there. An expired key still held counts as
+/// there: deleting it is a change (it leaves a tombstone for WATCH).
+pub fn del_unchanged(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Option<Frame> {
+    let db = ctx.db();
+    args[1..]
+        .iter()
+        .all(|k| db.get_any(k).is_none())
+        .then_some(Frame::Integer(0))
+}
+
 /// EXISTS key [key ...]: a key named twice counts twice.
 pub fn exists(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
     Frame::Integer(args[1..].iter().filter(|k| ctx.get(k).is_some()).count() as i64)

@@ -96,6 +96,12 @@ pub fn hsetnx(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     Frame::Integer(1)
 }
 
+/// HSETNX whose field is already set.
+pub fn hsetnx_unchanged(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Option<Frame> {
+    let hash = read_hash(ctx, &args[1]).ok()??;
+    hash.contains_key(&args[2]).then_some(Frame::Integer(0))
+}
+
 /// HGET key field
 pub fn hget(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
     try_frame!(read_hash(ctx, &args[1]))
@@ -134,6 +140,13 @@ pub fn hdel(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     }
     ctx.remove_if_empty(key);
     Frame::Integer(deleted)
+}
+
+/// HDEL that deletes nothing: no hash there, or none of the fields in it.
+pub fn hdel_unchanged(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Option<Frame> {
+    let hash = read_hash(ctx, &args[1]).ok()?;
+    let absent = hash.is_none_or(|h| !args[2..].iter().any(|f| h.contains_key(f)));
+    absent.then_some(Frame::Integer(0))
 }
 
 /// HEXISTS key field

@@ -356,6 +356,11 @@ impl Keyspace {
         }
     }
 
+    /// Whether a `maxmemory` limit is set, under which apply may refuse growing commands.
+    pub(crate) fn has_memory_limit(&self) -> bool {
+        self.memory.maxmemory != 0
+    }
+
     /// Whether a growing command must be refused now (`-OOM`).
     pub(crate) fn refuses_growth(&mut self) -> bool {
         if self.memory.maxmemory == 0 {
@@ -977,10 +982,60 @@ pub(crate) mod tests {
         assert_eq!(back.client_sessions(), 2);
     }
 
+    /// The keyspace's replicated state as snapshot bytes, with the clock (which every
+    /// applied entry may raise, and every record carries) set aside.
+    fn state_bytes(ks: &Keyspace) -> Vec<u8> {
+        let mut timeless = ks.clone();
+        timeless.clock_ms = 0;
+        let mut out = Vec::new();
+        timeless.write_snapshot(&mut out).expect("snapshot");
+        out
+    }
+
+    /// Holds a write's [`command::UnchangedCheck`] to its promise: when it answers, apply
+    /// answers the same and changes nothing. Returns apply's reply.
+    fn apply_checking_unchanged(ks: &mut Keyspace, index: u64, args: Args) -> Frame {
+        let check = match command::resolve(&args) {
+            Resolved::Command(spec) => spec.unchanged,
+            Resolved::Error(_) => None,
+        };
+        let promised = check.and_then(|check| {
+            check(
+                &ReadCtx {
+                    keyspace: ks,
+                    db: 0,
+                    now_ms: 1000,
+                    seed: 42,
+                    touch: true,
+                    user: None,
+                },
+                &args,
+            )
+        });
+        let before = promised.as_ref().map(|_| state_bytes(ks));
+        let line = format!("{args:?}");
+        let reply = ks.apply(
+            index,
+            &Request {
+                time_ms: 1000,
+                op: Op::Command { db: 0, args },
+            },
+        );
+        if let (Some(promised), Some(before)) = (promised, before) {
+            assert_eq!(promised, reply, "{line}: unchanged check against apply");
+            assert!(
+                before == state_bytes(ks),
+                "{line}: the unchanged check answered but apply changed the state"
+            );
+        }
+        reply
+    }
+
     /// Runs `(command line, RESP2 reply, RESP3 reply)` rows in order against one keyspace
     /// and compares the exact reply bytes; an empty RESP3 column means "same as RESP2".
     /// Writes go through apply (log index 1, 2, ...), reads through the read path, all at
     /// time 1000 ms in database 0. Command lines use redis-cli quoting (`""` is empty).
+    /// A write with an unchanged check is held to it on the way.
     pub fn check_transcript(rows: &[(&str, &str, &str)]) {
         let mut ks = Keyspace::new();
         for (index, (line, resp2, resp3)) in rows.iter().enumerate() {
@@ -1003,13 +1058,7 @@ pub(crate) mod tests {
                         &args,
                     )
                 }
-                _ => ks.apply(
-                    index as u64 + 1,
-                    &Request {
-                        time_ms: 1000,
-                        op: Op::Command { db: 0, args },
-                    },
-                ),
+                _ => apply_checking_unchanged(&mut ks, index as u64 + 1, args),
             };
             for (resp3_on, want) in [
                 (false, *resp2),
@@ -1025,6 +1074,133 @@ pub(crate) mod tests {
                 );
             }
         }
+    }
+
+    /// Command lines over a few keys of every type, with expiries that lapse as time moves:
+    /// the writes that have an unchanged check and the writes that shape the state they see.
+    fn unchanged_check_lines() -> impl proptest::strategy::Strategy<Value = Vec<(u64, String)>> {
+        use proptest::prelude::*;
+        let key = prop::sample::select(vec!["k0", "k1", "k2"]);
+        let member = prop::sample::select(vec!["a", "b", "c"]);
+        let line = (0..16usize, key.clone(), key, member.clone(), member).prop_map(
+            |(form, k, other, m, n)| match form {
+                0 => format!("sadd {k} {m}"),
+                1 => format!("sadd {k} {m} {n}"),
+                2 => format!("srem {k} {m} {n}"),
+                3 => format!("hset {k} {m} v"),
+                4 => format!("hdel {k} {m} {n}"),
+                5 => format!("hsetnx {k} {m} w"),
+                6 => format!("zadd {k} 1 {m}"),
+                7 => format!("zrem {k} {m} {n}"),
+                8 => format!("set {k} v"),
+                9 => format!("setnx {k} w"),
+                10 => format!("del {k} {other}"),
+                11 => format!("unlink {k}"),
+                12 => format!("pexpire {k} 3"),
+                13 => format!("set {k} v px 2"),
+                14 => format!("rpush {k} {m}"),
+                _ => format!("srem {k} {m}"),
+            },
+        );
+        proptest::collection::vec((0..3u64, line), 1..40)
+    }
+
+    proptest::proptest! {
+        /// Whatever the state, a write's unchanged check answers only where apply, at the
+        /// same time, would answer the same and leave the state as it was.
+        #[test]
+        fn unchanged_checks_agree_with_apply(lines in unchanged_check_lines()) {
+            let mut ks = Keyspace::new();
+            let mut now_ms = 1_000;
+            for (index, (step, line)) in lines.into_iter().enumerate() {
+                now_ms += step;
+                let args = split(&line);
+                let Resolved::Command(spec) = command::resolve(&args) else {
+                    panic!("{line} resolves");
+                };
+                let promised = spec.unchanged.and_then(|check| {
+                    check(
+                        &ReadCtx { keyspace: &ks, db: 0, now_ms, seed: 0, touch: true, user: None },
+                        &args,
+                    )
+                });
+                let before = state_bytes(&ks);
+                let reply = ks.apply(
+                    index as u64 + 1,
+                    &Request { time_ms: now_ms, op: Op::Command { db: 0, args } },
+                );
+                if let Some(promised) = promised {
+                    proptest::prop_assert_eq!(&promised, &reply, "{}", line);
+                    proptest::prop_assert!(before == state_bytes(&ks), "{} changed the state", line);
+                }
+            }
+        }
+    }
+
+    /// Each check does answer where nothing would change, and refuses where something
+    /// would (or where apply answers an error).
+    #[test]
+    fn unchanged_checks_answer_only_for_writes_that_change_nothing() {
+        let mut ks = Keyspace::new();
+        for line in [
+            "sadd s a b",
+            "hset h f v",
+            "zadd z 1 m",
+            "set str v",
+            "set old v px 5",
+        ] {
+            must_apply(&mut ks, 1000, line);
+        }
+        let check = |ks: &Keyspace, now_ms: u64, line: &str| {
+            let args = split(line);
+            let Resolved::Command(spec) = command::resolve(&args) else {
+                panic!("{line} resolves");
+            };
+            let check = spec
+                .unchanged
+                .unwrap_or_else(|| panic!("{line} has a check"));
+            let ctx = ReadCtx {
+                keyspace: ks,
+                db: 0,
+                now_ms,
+                seed: 0,
+                touch: true,
+                user: None,
+            };
+            check(&ctx, &args)
+        };
+        let zero = Some(Frame::Integer(0));
+        for (line, want) in [
+            ("sadd s a", zero.clone()),
+            ("sadd s a b a", zero.clone()),
+            ("sadd s a c", None),
+            ("sadd missing a", None),
+            ("sadd str a", None),
+            ("srem s c", zero.clone()),
+            ("srem missing a", zero.clone()),
+            ("srem s c a", None),
+            ("srem str a", None),
+            ("hdel h g", zero.clone()),
+            ("hdel h g f", None),
+            ("hsetnx h f w", zero.clone()),
+            ("hsetnx h g w", None),
+            ("zrem z n", zero.clone()),
+            ("zrem z m", None),
+            ("zrem str m", None),
+            ("setnx str w", zero.clone()),
+            ("setnx s w", zero.clone()),
+            ("setnx fresh w", None),
+            ("del missing other", zero.clone()),
+            ("del missing str", None),
+            ("unlink missing", zero.clone()),
+        ] {
+            assert_eq!(check(&ks, 1000, line), want, "{line}");
+        }
+        // An expired key still held is a change to delete (it leaves a tombstone) and no
+        // longer there for SETNX.
+        assert_eq!(check(&ks, 1010, "del old"), None);
+        assert_eq!(check(&ks, 1010, "setnx old w"), None);
+        assert_eq!(check(&ks, 1004, "setnx old w"), zero);
     }
 
     #[test]

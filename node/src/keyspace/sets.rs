@@ -86,6 +86,22 @@ pub fn sadd(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     Frame::Integer(added)
 }
 
+/// SADD that adds nothing: every member is already in the set.
+pub fn sadd_unchanged(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Option<Frame> {
+    let set = read_set(ctx, &args[1]).ok()??;
+    args[2..]
+        .iter()
+        .all(|m| set.contains(&m[..]))
+        .then_some(Frame::Integer(0))
+}
+
+/// SREM that removes nothing: no set there, or none of the members in it.
+pub fn srem_unchanged(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Option<Frame> {
+    let set = read_set(ctx, &args[1]).ok()?;
+    let absent = set.is_none_or(|s| !args[2..].iter().any(|m| s.contains(&m[..])));
+    absent.then_some(Frame::Integer(0))
+}
+
 /// SREM key member [member ...]
 pub fn srem(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     let key = &args[1];

@@ -219,6 +219,11 @@ pub fn setnx(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     Frame::Integer(1)
 }
 
+/// SETNX on a key that is there, of any type.
+pub fn setnx_unchanged(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Option<Frame> {
+    ctx.get(&args[1]).map(|_| Frame::Integer(0))
+}
+
 /// SETEX key seconds value
 pub fn setex(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     setex_generic(ctx, args, 1000, "setex")

@@ -788,6 +788,13 @@ pub fn zrem(ctx: &mut WriteCtx<'_>, args: &[Bytes]) -> Frame {
     Frame::Integer(deleted.unwrap_or(0))
 }
 
+/// ZREM that removes nothing: no sorted set there, or none of the members in it.
+pub fn zrem_unchanged(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Option<Frame> {
+    let zset = zset_of(ctx.get(&args[1])).ok()?;
+    let absent = zset.is_none_or(|z| args[2..].iter().all(|m| z.score(m).is_none()));
+    absent.then_some(Frame::Integer(0))
+}
+
 /// The range of a ZREMRANGEBY* or ZRANGE command.
 #[derive(Clone, Debug)]
 enum RangeSpec {

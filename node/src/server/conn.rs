@@ -25,7 +25,7 @@ use super::pubsub::{Delivery, OutputLimit};
 use super::security;
 use super::subscribe::{self as sub};
 use super::{clock, Node, Session};
-use crate::command::{self, flag, CommandSpec, Handler, Resolved};
+use crate::command::{self, flag, CommandSpec, Handler, Resolved, UnchangedCheck};
 use crate::keyspace::{owned, rules_changed, Op, ReadCtx, Watch, BLOCKED};
 use crate::resp::{encode, Frame, RequestLimits, RequestParser};
 use crate::tls::Acceptor;
@@ -539,6 +539,9 @@ impl Batch {
         self.queued_bytes = 0;
         let node = session.node.clone();
         let mut write_replies = node.propose_many(&mut session.writer, ops).await;
+        // Forwarded writes come back once the leader applied them, maybe before this node
+        // did: a later read of the batch needs a confirmation of its own to see them.
+        self.read_confirmed = false;
         for reply in std::mem::take(&mut self.replies) {
             let frame = match reply {
                 Some(frame) => frame,
@@ -654,6 +657,9 @@ impl Batch {
                 }
             }
             Handler::Write(_) => {
+                if let Some(reply) = self.answer_if_unchanged(session, spec, &args[..]).await {
+                    return self.push(session, reply, output);
+                }
                 let op = Op::Command {
                     db: session.db,
                     args: std::mem::take(args),
@@ -774,6 +780,36 @@ impl Batch {
             self.read_confirmed = true;
         }
         Ok(())
+    }
+
+    /// Answers a write that would change nothing as a read, without a log entry (Redis does
+    /// not propagate such a write either), or `None` to send it to the log.
+    ///
+    /// Only while none of this batch's writes wait to be proposed: the check sees the
+    /// applied state, which must already hold every earlier command of the connection. Only
+    /// with linearizable reads: a write must never be judged on a stale state, whatever
+    /// `read-consistency` allows reads. It
+    /// runs first on the state as it is, so a write that changes something, the common
+    /// case, goes to the log without waiting for a read confirmation; a write found to
+    /// change nothing is confirmed as a read is and checked again.
+    async fn answer_if_unchanged(
+        &mut self,
+        session: &Session,
+        spec: &'static CommandSpec,
+        args: &[Bytes],
+    ) -> Option<Frame> {
+        let check = spec.unchanged?;
+        if !self.writes.is_empty() || !session.node.read_barrier.is_linearizable() {
+            return None;
+        }
+        let already_confirmed = self.read_confirmed;
+        let unconfirmed = check_unchanged(&session.node, session, spec, check, args)?;
+        if already_confirmed {
+            return Some(unconfirmed);
+        }
+        // A node that cannot confirm (no leader) leaves the write to the log's own errors.
+        self.confirm_read(&session.node).await.ok()?;
+        check_unchanged(&session.node, session, spec, check, args)
     }
 
     /// Queues a command between MULTI and EXEC, refusing what Redis refuses there.
@@ -912,6 +948,31 @@ impl Batch {
 }
 
 /// Commands that run at once even inside MULTI, as in Redis.
+/// Runs a write's [`UnchangedCheck`] on the node's applied state at the cell's time.
+fn check_unchanged(
+    node: &Node,
+    session: &Session,
+    spec: &CommandSpec,
+    check: UnchangedCheck,
+    args: &[Bytes],
+) -> Option<Frame> {
+    let keyspace = node.keyspace.read();
+    // Under `maxmemory` Redis refuses a growing command before running it, even one that
+    // would change nothing; apply decides that on every replica alike.
+    if spec.flags & flag::DENYOOM != 0 && keyspace.has_memory_limit() {
+        return None;
+    }
+    let ctx = ReadCtx {
+        keyspace: &keyspace,
+        db: session.db,
+        now_ms: node.cell_now_ms(&keyspace),
+        seed: 0,
+        touch: !session.no_touch,
+        user: restricted(session),
+    };
+    check(&ctx, args)
+}
+
 fn runs_inside_multi(spec: &CommandSpec) -> bool {
     matches!(
         spec.name,

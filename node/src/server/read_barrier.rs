@@ -52,6 +52,12 @@ impl ReadBarrier {
         self.sole_voter_leader.store(sole, Ordering::Release);
     }
 
+    /// Whether [`ReadBarrier::confirm`] makes a read linearizable (`read-consistency
+    /// linearizable`, the default), not merely fast.
+    pub fn is_linearizable(&self) -> bool {
+        self.consistency == ReadConsistency::Linearizable
+    }
+
     /// Waits until a read issued now is linearizable on this node.
     pub async fn confirm(&self) -> Result<(), Frame> {
         if self.consistency == ReadConsistency::Local

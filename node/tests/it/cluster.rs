@@ -325,6 +325,51 @@ fn three_nodes_form_serve_fail_over_and_restart() {
     check_serving(&cell, fourth, "fourth");
 }
 
+/// A follower's replies come from the leader's state, never from its own older copy: a
+/// pipelined read after a write in the same pipeline sees that write, and a write that the
+/// follower's copy shows as changing nothing (an SADD of a member another client has just
+/// removed through the leader) is judged again on confirmed state and applied.
+#[test]
+fn a_follower_reads_its_own_pipelined_writes_and_judges_no_op_writes_on_fresh_state() {
+    let cell = Cell::must_start(3);
+    let leader = cell.must_leader();
+    let follower = cell.follower_of(leader);
+    let mut via_follower = cell.con(follower);
+    let mut via_leader = cell.con(leader);
+    for round in 0..30 {
+        let value = format!("v{round}");
+        let mut pipe = redis::pipe();
+        pipe.cmd("GET").arg("k");
+        pipe.cmd("SET").arg("k").arg(&value);
+        pipe.cmd("GET").arg("k");
+        let (_, _, after): (Value, Value, Value) = pipe.query(&mut via_follower).expect("pipeline");
+        assert_eq!(
+            after,
+            bulk(&value),
+            "round {round}: read after a pipelined write"
+        );
+
+        let member = format!("m{round}");
+        assert_eq!(
+            must_cmd(&mut via_follower, &["SADD", "s", &member]),
+            Value::Int(1)
+        );
+        assert_eq!(
+            must_cmd(&mut via_follower, &["SADD", "s", &member]),
+            Value::Int(0)
+        );
+        assert_eq!(
+            must_cmd(&mut via_leader, &["SREM", "s", &member]),
+            Value::Int(1)
+        );
+        assert_eq!(
+            must_cmd(&mut via_follower, &["SADD", "s", &member]),
+            Value::Int(1),
+            "round {round}: SADD after another client's SREM"
+        );
+    }
+}
+
 /// `read-consistency local` serves what a follower has applied even with the rest of the
 /// cell gone; the default, linearizable, refuses that read instead of risking a stale value.
 #[test]

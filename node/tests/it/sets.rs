@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use redis::Value;
 
 use crate::harness::{
-    must_cmd, must_exchange, must_exchange_until, must_fail, must_start, must_start_in,
+    info_field, must_cmd, must_exchange, must_exchange_until, must_fail, must_start, must_start_in,
 };
 use crate::hashes::must_await_snapshot;
 
@@ -30,6 +30,52 @@ fn strings(value: Value) -> Vec<String> {
             other => panic!("not a bulk: {other:?}"),
         })
         .collect()
+}
+
+fn last_log_index(con: &mut redis::Connection) -> u64 {
+    info_field(con, "raft_last_log_index")
+        .and_then(|v| v.parse().ok())
+        .expect("raft_last_log_index")
+}
+
+/// Writes that change nothing (SADD of members already there, SREM, DEL and SETNX that find
+/// nothing to do) are answered without a log entry, as Redis neither propagates nor fsyncs
+/// them; one that follows another write of the same pipeline still sees that write.
+#[test]
+fn writes_that_change_nothing_take_no_log_entry() {
+    let (node, _dir) = must_start(&[]);
+    let mut con = node.must_connect();
+    assert_eq!(must_cmd(&mut con, &["SADD", "s", "a", "b"]), Value::Int(2));
+    let before = last_log_index(&mut con);
+    for args in [
+        &["SADD", "s", "a"][..],
+        &["SADD", "s", "b", "a"],
+        &["SREM", "s", "zz"],
+        &["SREM", "nokey", "a"],
+        &["DEL", "nokey", "other"],
+        &["SETNX", "s", "x"],
+        &["HDEL", "nokey", "f"],
+        &["ZREM", "nokey", "m"],
+    ] {
+        assert_eq!(must_cmd(&mut con, args), Value::Int(0), "{args:?}");
+    }
+    assert_eq!(
+        last_log_index(&mut con),
+        before,
+        "a no-op write took an entry"
+    );
+
+    // A write that changes something still takes its entry, and the next check sees it.
+    assert_eq!(must_cmd(&mut con, &["SREM", "s", "a"]), Value::Int(1));
+    assert!(last_log_index(&mut con) > before);
+    assert_eq!(must_cmd(&mut con, &["SADD", "s", "a"]), Value::Int(1));
+    let mut pipe = redis::pipe();
+    pipe.cmd("SREM").arg("s").arg("a");
+    pipe.cmd("SADD").arg("s").arg("a");
+    pipe.cmd("SADD").arg("s").arg("a");
+    let replies: Vec<i64> = pipe.query(&mut con).expect("pipeline");
+    assert_eq!(replies, vec![1, 1, 0]);
+    assert_eq!(must_cmd(&mut con, &["SMEMBERS", "s"]), bulks(&["a", "b"]));
 }
 
 /// SADD, SREM, SISMEMBER, SMISMEMBER, SMOVE and the algebra, as a client sees them.

@@ -540,7 +540,7 @@ pub(super) static BASE: &[CommandSpec] = &[
     // strings
     spec!("get", 2, READONLY | FAST, ONE_KEY, ["read", "string", "fast"], "string", "1.0.0", R(ks::get), "Returns the string value of a key."),
     spec!("set", -3, WRITE | DENYOOM, ONE_KEY, ["write", "string", "slow"], "string", "1.0.0", W(ks::set), "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist."),
-    spec!("setnx", 3, WRITE | DENYOOM | FAST, ONE_KEY, ["write", "string", "fast"], "string", "1.0.0", W(ks::setnx), "Set the string value of a key only when the key doesn't exist."),
+    spec!("setnx", 3, WRITE | DENYOOM | FAST, ONE_KEY, ["write", "string", "fast"], "string", "1.0.0", W(ks::setnx), "Set the string value of a key only when the key doesn't exist.").unless_unchanged(ks::setnx_unchanged),
     spec!("setex", 4, WRITE | DENYOOM, ONE_KEY, ["write", "string", "slow"], "string", "2.0.0", W(ks::setex), "Sets the string value and expiration time of a key. Creates the key if it doesn't exist."),
     spec!("psetex", 4, WRITE | DENYOOM, ONE_KEY, ["write", "string", "slow"], "string", "2.6.0", W(ks::psetex), "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist."),
     spec!("getset", 3, WRITE | DENYOOM | FAST, ONE_KEY, ["write", "string", "fast"], "string", "1.0.0", W(ks::getset), "Returns the previous string value of a key after setting it to a new value."),
@@ -559,8 +559,8 @@ pub(super) static BASE: &[CommandSpec] = &[
     spec!("decrby", 3, WRITE | DENYOOM | FAST, ONE_KEY, ["write", "string", "fast"], "string", "1.0.0", W(ks::decrby), "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist."),
     spec!("incrbyfloat", 3, WRITE | DENYOOM | FAST, ONE_KEY, ["write", "string", "fast"], "string", "2.6.0", W(ks::incrbyfloat), "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
     // keys
-    spec!("del", -2, WRITE, ALL_KEYS, ["keyspace", "write", "slow"], "generic", "1.0.0", W(ks::del), "Deletes one or more keys."),
-    spec!("unlink", -2, WRITE | FAST, ALL_KEYS, ["keyspace", "write", "fast"], "generic", "4.0.0", W(ks::del), "Asynchronously deletes one or more keys."),
+    spec!("del", -2, WRITE, ALL_KEYS, ["keyspace", "write", "slow"], "generic", "1.0.0", W(ks::del), "Deletes one or more keys.").unless_unchanged(ks::del_unchanged),
+    spec!("unlink", -2, WRITE | FAST, ALL_KEYS, ["keyspace", "write", "fast"], "generic", "4.0.0", W(ks::del), "Asynchronously deletes one or more keys.").unless_unchanged(ks::del_unchanged),
     spec!("exists", -2, READONLY | FAST, ALL_KEYS, ["keyspace", "read", "fast"], "generic", "1.0.0", R(ks::exists), "Determines whether one or more keys exist."),
     spec!("touch", -2, READONLY | FAST, ALL_KEYS, ["keyspace", "read", "fast"], "generic", "3.2.1", R(ks::touch), "Returns the number of existing keys out of those specified after updating the time they were last accessed."),
     spec!("type", 2, READONLY | FAST, ONE_KEY, ["keyspace", "read", "fast"], "generic", "1.0.0", R(ks::type_of), "Determines the type of value stored at a key."),

@@ -41,6 +41,7 @@ macro_rules! spec {
             summary: $summary,
             handler: $handler,
             subcommands: &[],
+            unchanged: None,
         }
     };
 }
@@ -59,6 +60,7 @@ macro_rules! container {
             summary: $summary,
             handler: $handler,
             subcommands: $subs,
+            unchanged: None,
         }
     };
 }
