@@ -20,6 +20,7 @@ use std::sync::Arc;
 use openraft::ReadPolicy;
 use tokio::sync::{mpsc, oneshot};
 
+use super::gather::collect_wave;
 use super::peers::{Peers, ReadIndex};
 use crate::config::ReadConsistency;
 use crate::raft::Raft;
@@ -85,10 +86,9 @@ async fn confirm_loop(
 ) {
     while let Some(first) = rx.recv().await {
         // Everyone queued now arrived before this confirmation starts: one round serves all.
-        let mut batch = vec![first];
-        while let Ok(next) = rx.try_recv() {
-            batch.push(next);
-        }
+        // The connections woken with the first reader queue theirs too before it starts, as
+        // a wave of writes gathers (a round costs every node the same however many it serves).
+        let batch = collect_wave(&mut rx, first, usize::MAX, |_| 0).await;
         let outcome = confirm(&raft, &peers, consistency).await;
         for waiter in batch {
             let _ = waiter.send(outcome.clone());
