@@ -391,7 +391,7 @@ mod tests {
     fn zset(members: &[&str]) -> Value {
         let mut z = SortedSet::new();
         for (i, m) in members.iter().enumerate() {
-            z.insert(b(m), i as f64);
+            z.insert(crate::keyspace::CompactBytes::copy(m.as_bytes()), i as f64);
         }
         Value::ZSet(Box::new(z))
     }

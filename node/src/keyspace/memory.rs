@@ -459,16 +459,19 @@ pub fn value_size(value: &Value, samples: usize) -> u64 {
             let member = |m: &CompactBytes| 32 + compact_size(m.len());
             COLLECTION_OVERHEAD + extrapolate(set.len(), samples, set.iter().map(member))
         }
-        // Each member sits in two trees (by member and by score), sharing one allocation.
+        // Each member sits in two trees (by member and by score), a `CompactBytes` beside an
+        // 8-byte score in each; a long member's two handles share one copy of its bytes.
         Value::ZSet(zset) => {
+            let member = |m: &CompactBytes| {
+                let heap = if m.len() <= compact::INLINE {
+                    0
+                } else {
+                    2 * alloc(std::mem::size_of::<Bytes>()) + alloc(m.len())
+                };
+                2 * 40 + heap
+            };
             COLLECTION_OVERHEAD
-                + extrapolate(
-                    zset.len(),
-                    samples,
-                    zset.by_member()
-                        .keys()
-                        .map(|m| 2 * 48 + 16 + alloc(m.len())),
-                )
+                + extrapolate(zset.len(), samples, zset.by_member().keys().map(member))
         }
     }
 }

@@ -281,7 +281,7 @@ mod tests {
         hash.insert(b"f", b"v");
         let set: imbl::OrdSet<CompactBytes> = [CompactBytes::from("m")].into_iter().collect();
         let mut zset = SortedSet::new();
-        zset.insert(Bytes::from("z"), 1.5);
+        zset.insert(CompactBytes::from("z"), 1.5);
         let values = [
             Value::List(Box::new(list)),
             Value::Hash(Box::new(hash)),

@@ -1,5 +1,7 @@
 //! The sorted-set value: members with scores, ordered by (score, member) as Redis orders
-//! them, in two persistent maps so a snapshot's clone stays O(1).
+//! them, in two persistent maps so a snapshot's clone stays O(1). Members are
+//! [`CompactBytes`]: one of up to 22 bytes sits inside the tree node, so a lookup compares
+//! it without following a pointer to another allocation.
 
 use std::cmp::Ordering;
 use std::ops::Bound;
@@ -7,6 +9,8 @@ use std::ops::Bound;
 use bytes::Bytes;
 use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::CompactBytes;
 
 /// A score with a total order. NaN is never stored (Redis refuses it before it gets here),
 /// and `-0.0` is stored as `0.0`, so the order agrees with `==` on every stored value.
@@ -30,8 +34,8 @@ impl Ord for Score {
 /// Members and their scores.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SortedSet {
-    scores: OrdMap<Bytes, f64>,
-    order: OrdSet<(Score, Bytes)>,
+    scores: OrdMap<CompactBytes, f64>,
+    order: OrdSet<(Score, CompactBytes)>,
 }
 
 impl SortedSet {
@@ -55,9 +59,8 @@ impl SortedSet {
         self.scores.get(member).copied()
     }
 
-    /// Sets `member`'s score; returns the previous one. The member's bytes are stored as
-    /// given, so callers pass owned copies (see [`super::owned`]).
-    pub fn insert(&mut self, member: Bytes, score: f64) -> Option<f64> {
+    /// Sets `member`'s score; returns the previous one.
+    pub fn insert(&mut self, member: CompactBytes, score: f64) -> Option<f64> {
         let score = if score == 0.0 { 0.0 } else { score };
         let old = self.scores.insert(member.clone(), score);
         if let Some(old) = old {
@@ -75,52 +78,52 @@ impl SortedSet {
     }
 
     /// Members in ascending (score, member) order.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&Bytes, f64)> {
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&CompactBytes, f64)> {
         self.order.iter().map(|(s, m)| (m, s.0))
     }
 
     /// Members from the first with (score, member) >= `from`, ascending.
-    pub fn iter_from(&self, from: (f64, Bytes)) -> impl Iterator<Item = (&Bytes, f64)> {
+    pub fn iter_from(&self, from: (f64, &[u8])) -> impl Iterator<Item = (&CompactBytes, f64)> {
         self.order
-            .range((Score(from.0), from.1)..)
+            .range((Score(from.0), CompactBytes::copy(from.1))..)
             .map(|(s, m)| (m, s.0))
     }
 
     /// Members with (score, member) <= `to`, descending.
-    pub fn iter_rev_to(&self, to: (f64, Bytes)) -> impl Iterator<Item = (&Bytes, f64)> {
+    pub fn iter_rev_to(&self, to: (f64, &[u8])) -> impl Iterator<Item = (&CompactBytes, f64)> {
         self.order
-            .range(..=(Score(to.0), to.1))
+            .range(..=(Score(to.0), CompactBytes::copy(to.1)))
             .rev()
             .map(|(s, m)| (m, s.0))
     }
 
     /// Members in member (byte) order, for lexicographic ranges and `ZSCAN`.
-    pub fn by_member(&self) -> &OrdMap<Bytes, f64> {
+    pub fn by_member(&self) -> &OrdMap<CompactBytes, f64> {
         &self.scores
     }
 
     /// The first member in (score, member) order.
-    pub fn first(&self) -> Option<(&Bytes, f64)> {
+    pub fn first(&self) -> Option<(&CompactBytes, f64)> {
         self.order.get_min().map(|(s, m)| (m, s.0))
     }
 
     /// The last member in (score, member) order.
-    pub fn last(&self) -> Option<(&Bytes, f64)> {
+    pub fn last(&self) -> Option<(&CompactBytes, f64)> {
         self.order.get_max().map(|(s, m)| (m, s.0))
     }
 
     /// Removes and returns the member with the lowest (score, member).
     pub fn pop_min(&mut self) -> Option<(Bytes, f64)> {
-        let (score, member) = self.order.remove_min()?;
+        let (score, mut member) = self.order.remove_min()?;
         self.scores.remove(&member);
-        Some((member, score.0))
+        Some((member.take_bytes(), score.0))
     }
 
     /// Removes and returns the member with the highest (score, member).
     pub fn pop_max(&mut self) -> Option<(Bytes, f64)> {
-        let (score, member) = self.order.remove_max()?;
+        let (score, mut member) = self.order.remove_max()?;
         self.scores.remove(&member);
-        Some((member, score.0))
+        Some((member.take_bytes(), score.0))
     }
 
     /// The 0-based ascending rank of `member` and its score.
@@ -139,12 +142,12 @@ impl SortedSet {
         &self,
         min: f64,
         exclusive: bool,
-    ) -> impl DoubleEndedIterator<Item = (&Bytes, f64)> {
+    ) -> impl DoubleEndedIterator<Item = (&CompactBytes, f64)> {
         // The smallest key of score `start` is (start, ""); `next_up` skips every member
         // scored exactly `min`, and maps -0 past +0 as C's `>` does.
         let start = if exclusive { min.next_up() } else { min };
         self.order
-            .range((Score(start), Bytes::new())..)
+            .range((Score(start), CompactBytes::new())..)
             .map(|(s, m)| (m, s.0))
     }
 
@@ -153,13 +156,13 @@ impl SortedSet {
         &self,
         max: f64,
         exclusive: bool,
-    ) -> impl Iterator<Item = (&Bytes, f64)> {
+    ) -> impl Iterator<Item = (&CompactBytes, f64)> {
         let end = if exclusive {
-            Bound::Excluded((Score(max), Bytes::new()))
+            Bound::Excluded((Score(max), CompactBytes::new()))
         } else if max == f64::INFINITY {
             Bound::Unbounded
         } else {
-            Bound::Excluded((Score(max.next_up()), Bytes::new()))
+            Bound::Excluded((Score(max.next_up()), CompactBytes::new()))
         };
         self.order
             .range((Bound::Unbounded, end))
@@ -179,7 +182,7 @@ impl<'de> Deserialize<'de> for SortedSet {
         let pairs: Vec<(Bytes, f64)> = Vec::deserialize(deserializer)?;
         let mut set = SortedSet::new();
         for (member, score) in pairs {
-            set.insert(member, score);
+            set.insert(CompactBytes::from_owned(member), score);
         }
         Ok(set)
     }
@@ -192,37 +195,31 @@ mod tests {
     #[test]
     fn order_follows_score_then_member_and_rescoring_moves() {
         let mut z = SortedSet::new();
-        z.insert(Bytes::from("b"), 1.0);
-        z.insert(Bytes::from("a"), 1.0);
-        z.insert(Bytes::from("c"), f64::NEG_INFINITY);
-        assert_eq!(z.insert(Bytes::from("c"), 2.0), Some(f64::NEG_INFINITY));
-        let members: Vec<_> = z.iter().map(|(m, _)| m.clone()).collect();
-        assert_eq!(members, vec!["a", "b", "c"]);
+        z.insert(CompactBytes::from("b"), 1.0);
+        z.insert(CompactBytes::from("a"), 1.0);
+        z.insert(CompactBytes::from("c"), f64::NEG_INFINITY);
+        assert_eq!(
+            z.insert(CompactBytes::from("c"), 2.0),
+            Some(f64::NEG_INFINITY)
+        );
+        assert_eq!(names(z.iter()), vec![&b"a"[..], b"b", b"c"]);
         assert_eq!(z.remove(b"a"), Some(1.0));
         assert_eq!((z.len(), z.score(b"a")), (2, None));
-        z.insert(Bytes::from("z"), -0.0);
+        z.insert(CompactBytes::from("z"), -0.0);
         assert_eq!(z.score(b"z").map(f64::to_bits), Some(0.0f64.to_bits()));
-        let from: Vec<_> = z
-            .iter_from((1.0, Bytes::new()))
-            .map(|(m, _)| m.clone())
-            .collect();
-        assert_eq!(from, vec!["b", "c"]);
-        let down: Vec<_> = z
-            .iter_rev_to((1.0, Bytes::from("zz")))
-            .map(|(m, _)| m.clone())
-            .collect();
-        assert_eq!(down, vec!["b", "z"]);
+        assert_eq!(names(z.iter_from((1.0, b""))), vec![&b"b"[..], b"c"]);
+        assert_eq!(names(z.iter_rev_to((1.0, b"zz"))), vec![&b"b"[..], b"z"]);
     }
 
     fn set_of(pairs: &[(&str, f64)]) -> SortedSet {
         let mut z = SortedSet::new();
         for (m, s) in pairs {
-            z.insert(Bytes::copy_from_slice(m.as_bytes()), *s);
+            z.insert(CompactBytes::copy(m.as_bytes()), *s);
         }
         z
     }
 
-    fn names<'a>(items: impl Iterator<Item = (&'a Bytes, f64)>) -> Vec<&'a [u8]> {
+    fn names<'a>(items: impl Iterator<Item = (&'a CompactBytes, f64)>) -> Vec<&'a [u8]> {
         items.map(|(m, _)| m.as_ref()).collect()
     }
 
@@ -233,8 +230,8 @@ mod tests {
         assert_eq!(z.rank(b"a"), Some((0, 1.0)));
         assert_eq!(z.rank(b"c"), Some((2, 2.0)));
         assert_eq!(z.rank(b"x"), None);
-        assert_eq!(z.first(), Some((&Bytes::from("a"), 1.0)));
-        assert_eq!(z.last(), Some((&Bytes::from("d"), 3.0)));
+        assert_eq!(z.first(), Some((&CompactBytes::from("a"), 1.0)));
+        assert_eq!(z.last(), Some((&CompactBytes::from("d"), 3.0)));
         assert_eq!(z.pop_min(), Some((Bytes::from("a"), 1.0)));
         assert_eq!(z.pop_max(), Some((Bytes::from("d"), 3.0)));
         assert_eq!((z.len(), z.score(b"a"), z.score(b"d")), (2, None, None));
@@ -276,8 +273,8 @@ mod tests {
     #[test]
     fn serde_round_trip() {
         let mut z = SortedSet::new();
-        z.insert(Bytes::from("x"), 2.5);
-        z.insert(Bytes::from("y"), f64::INFINITY);
+        z.insert(CompactBytes::from("x"), 2.5);
+        z.insert(CompactBytes::from("y"), f64::INFINITY);
         let bytes = postcard::to_allocvec(&z).expect("encode");
         let back: SortedSet = postcard::from_bytes(&bytes).expect("decode");
         assert_eq!(back, z);

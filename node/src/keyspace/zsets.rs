@@ -11,10 +11,11 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::ops::Bound;
 
 use bytes::Bytes;
 
-use super::{glob, owned, CompactBytes, Entry, ReadCtx, Rng, SortedSet, Value, WriteCtx, BLOCKED};
+use super::{glob, CompactBytes, Entry, ReadCtx, Rng, SortedSet, Value, WriteCtx, BLOCKED};
 use crate::command::errors as err;
 use crate::command::parse_i64;
 use crate::resp::{format_double, Frame};
@@ -378,7 +379,7 @@ impl LexRange {
     }
 }
 
-type Item<'a> = (&'a Bytes, f64);
+type Item<'a> = (&'a CompactBytes, f64);
 
 /// Redis's walk over a range: from the first member in range (the last when `reverse`),
 /// skip `offset` members without looking at them, then take members while they are in
@@ -455,14 +456,14 @@ fn by_lex<'a>(
     let same_scores = first_score == last_score;
     if reverse {
         let start: Box<dyn Iterator<Item = Item<'a>> + 'a> = match range.max.text() {
-            Some(bound) if same_scores => Box::new(zset.iter_rev_to((first_score, bound.clone()))),
+            Some(bound) if same_scores => Box::new(zset.iter_rev_to((first_score, &bound[..]))),
             _ => Box::new(zset.iter().rev()),
         };
         let start = start.skip_while(|(m, _)| !range.below_max(m));
         walk(start, |(m, _)| range.above_min(m), offset, limit)
     } else {
         let start: Box<dyn Iterator<Item = Item<'a>> + 'a> = match range.min.text() {
-            Some(bound) if same_scores => Box::new(zset.iter_from((first_score, bound.clone()))),
+            Some(bound) if same_scores => Box::new(zset.iter_from((first_score, &bound[..]))),
             _ => Box::new(zset.iter()),
         };
         let start = start.skip_while(|(m, _)| !range.above_min(m));
@@ -559,17 +560,37 @@ fn store_result(ctx: &mut WriteCtx<'_>, dst: &Bytes, zset: SortedSet) -> Frame {
     Frame::Integer(len as i64)
 }
 
+/// A member as a reply's bulk string: stored members and computed ones alike.
+trait MemberBytes {
+    fn reply_bytes(&self) -> Bytes;
+}
+
+impl MemberBytes for &CompactBytes {
+    fn reply_bytes(&self) -> Bytes {
+        self.to_bytes()
+    }
+}
+
+impl MemberBytes for &Bytes {
+    fn reply_bytes(&self) -> Bytes {
+        Bytes::clone(self)
+    }
+}
+
 /// Members alone, or with their scores: flat in RESP2, `[member, score]` pairs in RESP3.
-fn members_reply<'a>(items: impl IntoIterator<Item = Item<'a>>, withscores: bool) -> Frame {
+fn members_reply<M: MemberBytes>(
+    items: impl IntoIterator<Item = (M, f64)>,
+    withscores: bool,
+) -> Frame {
     let items = items.into_iter();
     if withscores {
         Frame::Pairs(
             items
-                .map(|(m, s)| (Frame::Bulk(m.clone()), Frame::Double(s)))
+                .map(|(m, s)| (Frame::Bulk(m.reply_bytes()), Frame::Double(s)))
                 .collect(),
         )
     } else {
-        Frame::Array(items.map(|(m, _)| Frame::Bulk(m.clone())).collect())
+        Frame::Array(items.map(|(m, _)| Frame::Bulk(m.reply_bytes())).collect())
     }
 }
 
@@ -620,7 +641,7 @@ fn add_one(zset: &mut SortedSet, score: f64, member: &Bytes, flags: AddFlags) ->
         if flags.xx {
             return Some(Added::Skipped);
         }
-        zset.insert(owned(member), score);
+        zset.insert(CompactBytes::copy(member), score);
         return Some(Added::New(score));
     };
     if flags.nx {
@@ -636,7 +657,7 @@ fn add_one(zset: &mut SortedSet, score: f64, member: &Bytes, flags: AddFlags) ->
     if score == current {
         return Some(Added::Same(score));
     }
-    zset.insert(owned(member), score);
+    zset.insert(CompactBytes::copy(member), score);
     Some(Added::Updated(score))
 }
 
@@ -827,7 +848,7 @@ fn remove_range(ctx: &mut WriteCtx<'_>, args: &[Bytes], by: RangeBy) -> Frame {
     let spec = try_frame!(parse_spec(by, &args[2], &args[3]));
     let key = &args[1];
     let removed = try_frame!(edit_zset(ctx, key, |zset| {
-        let doomed: Vec<Bytes> = match &spec {
+        let doomed: Vec<CompactBytes> = match &spec {
             RangeSpec::Rank(start, end) => by_rank(zset, *start, *end, false),
             RangeSpec::Score(range) => by_score(zset, range, false, 0, -1),
             RangeSpec::Lex(range) => by_lex(zset, range, false, 0, -1),
@@ -1306,27 +1327,17 @@ enum Input<'a> {
     Plain(&'a imbl::OrdSet<CompactBytes>),
 }
 
-/// A member of an input, borrowed: a sorted set's `Bytes` is shared when the member is kept,
-/// a set's in-place member is copied out.
+/// A member of an input, borrowed.
 #[derive(Clone, Copy)]
-enum InputMember<'a> {
-    Sorted(&'a Bytes),
-    Plain(&'a CompactBytes),
-}
+struct InputMember<'a>(&'a CompactBytes);
 
 impl<'a> InputMember<'a> {
     fn as_slice(self) -> &'a [u8] {
-        match self {
-            InputMember::Sorted(m) => m,
-            InputMember::Plain(m) => m.as_slice(),
-        }
+        self.0.as_slice()
     }
 
     fn to_bytes(self) -> Bytes {
-        match self {
-            InputMember::Sorted(m) => m.clone(),
-            InputMember::Plain(m) => m.to_bytes(),
-        }
+        self.0.to_bytes()
     }
 }
 
@@ -1350,8 +1361,8 @@ impl<'a> Input<'a> {
     fn iter(&self) -> Box<dyn Iterator<Item = (InputMember<'a>, f64)> + 'a> {
         match *self {
             Input::Missing => Box::new(std::iter::empty()),
-            Input::Sorted(z) => Box::new(z.iter().map(|(m, s)| (InputMember::Sorted(m), s))),
-            Input::Plain(s) => Box::new(s.iter().map(|m| (InputMember::Plain(m), 1.0))),
+            Input::Sorted(z) => Box::new(z.iter().map(|(m, s)| (InputMember(m), s))),
+            Input::Plain(s) => Box::new(s.iter().map(|m| (InputMember(m), 1.0))),
         }
     }
 }
@@ -1528,7 +1539,7 @@ fn combine_store(ctx: &mut WriteCtx<'_>, args: &[Bytes], op: SetOp) -> Frame {
     let mut result = SortedSet::new();
     if let Combined::Members(members, _) = combined {
         for (member, score) in members {
-            result.insert(member, score);
+            result.insert(CompactBytes::from_owned(member), score);
         }
     }
     store_result(ctx, &args[1], result)
@@ -1618,10 +1629,10 @@ pub fn zscan(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
         }
         i += 2;
     }
-    let wanted = |member: &Bytes| pattern.is_none_or(|p| glob::matches(p, member, false));
+    let wanted = |member: &CompactBytes| pattern.is_none_or(|p| glob::matches(p, member, false));
     let mut found = Vec::new();
-    let mut push = |member: &Bytes, score: f64| {
-        found.push(Frame::Bulk(member.clone()));
+    let mut push = |member: &CompactBytes, score: f64| {
+        found.push(Frame::Bulk(member.to_bytes()));
         found.push(Frame::bulk(format_double(score)));
     };
     let mut next = 0u64;
@@ -1634,9 +1645,12 @@ pub fn zscan(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
         // member of that group sorts at or after it, every earlier group before it.
         let head = cursor.to_be_bytes();
         let len = 8 - head.iter().rev().take_while(|&&b| b == 0).count();
-        let from = Bytes::copy_from_slice(&head[..len]);
+        let from = &head[..len];
         let mut last = None;
-        for (visited, (member, score)) in zset.by_member().range(from..).enumerate() {
+        let members = zset
+            .by_member()
+            .range::<_, [u8]>((Bound::Included(from), Bound::Unbounded));
+        for (visited, (member, score)) in members.enumerate() {
             let group = cursor_of(member);
             if visited >= count && last != Some(group) {
                 next = group;
@@ -1666,7 +1680,7 @@ pub fn zrandmember(ctx: &ReadCtx<'_>, args: &[Bytes]) -> Frame {
         return zset
             .iter()
             .nth(pick)
-            .map_or(Frame::Null, |(m, _)| Frame::Bulk(m.clone()));
+            .map_or(Frame::Null, |(m, _)| Frame::Bulk(m.to_bytes()));
     };
     let count = match parse_i64(raw_count) {
         None => return Frame::error(err::NOT_INTEGER),
