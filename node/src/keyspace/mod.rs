@@ -982,6 +982,19 @@ pub(crate) mod tests {
         assert_eq!(back.client_sessions(), 2);
     }
 
+    /// The read path's view of `ks` in database 0 at `now_ms`, as a client without
+    /// restrictions sees it.
+    fn test_read_ctx(ks: &Keyspace, now_ms: u64) -> ReadCtx<'_> {
+        ReadCtx {
+            keyspace: ks,
+            db: 0,
+            now_ms,
+            seed: 42,
+            touch: true,
+            user: None,
+        }
+    }
+
     /// The keyspace's replicated state as snapshot bytes, with the clock (which every
     /// applied entry may raise, and every record carries) set aside.
     fn state_bytes(ks: &Keyspace) -> Vec<u8> {
@@ -999,19 +1012,7 @@ pub(crate) mod tests {
             Resolved::Command(spec) => spec.unchanged,
             Resolved::Error(_) => None,
         };
-        let promised = check.and_then(|check| {
-            check(
-                &ReadCtx {
-                    keyspace: ks,
-                    db: 0,
-                    now_ms: 1000,
-                    seed: 42,
-                    touch: true,
-                    user: None,
-                },
-                &args,
-            )
-        });
+        let promised = check.and_then(|check| check(&test_read_ctx(ks, 1000), &args));
         let before = promised.as_ref().map(|_| state_bytes(ks));
         let line = format!("{args:?}");
         let reply = ks.apply(
@@ -1046,17 +1047,7 @@ pub(crate) mod tests {
                     let Handler::Read(run) = spec.handler else {
                         unreachable!()
                     };
-                    run(
-                        &ReadCtx {
-                            keyspace: &ks,
-                            db: 0,
-                            now_ms: 1000,
-                            seed: 42,
-                            touch: true,
-                            user: None,
-                        },
-                        &args,
-                    )
+                    run(&test_read_ctx(&ks, 1000), &args)
                 }
                 _ => apply_checking_unchanged(&mut ks, index as u64 + 1, args),
             };
@@ -1119,10 +1110,7 @@ pub(crate) mod tests {
                     panic!("{line} resolves");
                 };
                 let promised = spec.unchanged.and_then(|check| {
-                    check(
-                        &ReadCtx { keyspace: &ks, db: 0, now_ms, seed: 0, touch: true, user: None },
-                        &args,
-                    )
+                    check(&test_read_ctx(&ks, now_ms), &args)
                 });
                 let before = state_bytes(&ks);
                 let reply = ks.apply(
@@ -1159,15 +1147,7 @@ pub(crate) mod tests {
             let check = spec
                 .unchanged
                 .unwrap_or_else(|| panic!("{line} has a check"));
-            let ctx = ReadCtx {
-                keyspace: ks,
-                db: 0,
-                now_ms,
-                seed: 0,
-                touch: true,
-                user: None,
-            };
-            check(&ctx, &args)
+            check(&test_read_ctx(ks, now_ms), &args)
         };
         let zero = Some(Frame::Integer(0));
         for (line, want) in [
