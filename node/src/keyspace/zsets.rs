@@ -560,37 +560,17 @@ fn store_result(ctx: &mut WriteCtx<'_>, dst: &Bytes, zset: SortedSet) -> Frame {
     Frame::Integer(len as i64)
 }
 
-/// A member as a reply's bulk string: stored members and computed ones alike.
-trait MemberBytes {
-    fn reply_bytes(&self) -> Bytes;
-}
-
-impl MemberBytes for &CompactBytes {
-    fn reply_bytes(&self) -> Bytes {
-        self.to_bytes()
-    }
-}
-
-impl MemberBytes for &Bytes {
-    fn reply_bytes(&self) -> Bytes {
-        Bytes::clone(self)
-    }
-}
-
 /// Members alone, or with their scores: flat in RESP2, `[member, score]` pairs in RESP3.
-fn members_reply<M: MemberBytes>(
-    items: impl IntoIterator<Item = (M, f64)>,
-    withscores: bool,
-) -> Frame {
+fn members_reply<'a>(items: impl IntoIterator<Item = Item<'a>>, withscores: bool) -> Frame {
     let items = items.into_iter();
     if withscores {
         Frame::Pairs(
             items
-                .map(|(m, s)| (Frame::Bulk(m.reply_bytes()), Frame::Double(s)))
+                .map(|(m, s)| (Frame::Bulk(m.to_bytes()), Frame::Double(s)))
                 .collect(),
         )
     } else {
-        Frame::Array(items.map(|(m, _)| Frame::Bulk(m.reply_bytes())).collect())
+        Frame::Array(items.map(|(m, _)| Frame::Bulk(m.to_bytes())).collect())
     }
 }
 
@@ -1327,20 +1307,6 @@ enum Input<'a> {
     Plain(&'a imbl::OrdSet<CompactBytes>),
 }
 
-/// A member of an input, borrowed.
-#[derive(Clone, Copy)]
-struct InputMember<'a>(&'a CompactBytes);
-
-impl<'a> InputMember<'a> {
-    fn as_slice(self) -> &'a [u8] {
-        self.0.as_slice()
-    }
-
-    fn to_bytes(self) -> Bytes {
-        self.0.to_bytes()
-    }
-}
-
 impl<'a> Input<'a> {
     fn len(&self) -> usize {
         match self {
@@ -1358,11 +1324,11 @@ impl<'a> Input<'a> {
         }
     }
 
-    fn iter(&self) -> Box<dyn Iterator<Item = (InputMember<'a>, f64)> + 'a> {
+    fn iter(&self) -> Box<dyn Iterator<Item = Item<'a>> + 'a> {
         match *self {
             Input::Missing => Box::new(std::iter::empty()),
-            Input::Sorted(z) => Box::new(z.iter().map(|(m, s)| (InputMember(m), s))),
-            Input::Plain(s) => Box::new(s.iter().map(|m| (InputMember(m), 1.0))),
+            Input::Sorted(z) => Box::new(z.iter()),
+            Input::Plain(s) => Box::new(s.iter().map(|m| (m, 1.0))),
         }
     }
 }
@@ -1370,7 +1336,7 @@ impl<'a> Input<'a> {
 /// What a union, intersection or difference produced.
 enum Combined {
     /// Members and scores in Redis's order: by score (where -0 equals 0), then member.
-    Members(Vec<(Bytes, f64)>, bool),
+    Members(Vec<(CompactBytes, f64)>, bool),
     /// ZINTERCARD's count.
     Count(usize),
 }
@@ -1455,7 +1421,7 @@ fn combine(
             score
         }
     };
-    let mut members: Vec<(Bytes, f64)> = Vec::new();
+    let mut members: Vec<(CompactBytes, f64)> = Vec::new();
     let Some(((first, first_weight), rest)) = sources.split_first() else {
         return Ok(Combined::Members(members, withscores));
     };
@@ -1483,7 +1449,7 @@ fn combine(
                         break;
                     }
                 } else {
-                    members.push((member.to_bytes(), total));
+                    members.push((member.clone(), total));
                 }
             }
             if count_only {
@@ -1491,7 +1457,7 @@ fn combine(
             }
         }
         SetOp::Union => {
-            let mut totals: HashMap<&[u8], (InputMember<'_>, f64)> = HashMap::new();
+            let mut totals: HashMap<&[u8], Item<'_>> = HashMap::new();
             for (input, weight) in &sources {
                 for (member, score) in input.iter() {
                     let score = weighted(score, *weight);
@@ -1501,10 +1467,7 @@ fn combine(
                         .or_insert((member, score));
                 }
             }
-            members = totals
-                .into_values()
-                .map(|(m, s)| (m.to_bytes(), s))
-                .collect();
+            members = totals.into_values().map(|(m, s)| (m.clone(), s)).collect();
         }
         SetOp::Diff => {
             for (member, score) in first.iter() {
@@ -1512,7 +1475,7 @@ fn combine(
                     .iter()
                     .all(|(input, _)| input.score(member.as_slice()).is_none())
                 {
-                    members.push((member.to_bytes(), score));
+                    members.push((member.clone(), score));
                 }
             }
         }
@@ -1539,7 +1502,7 @@ fn combine_store(ctx: &mut WriteCtx<'_>, args: &[Bytes], op: SetOp) -> Frame {
     let mut result = SortedSet::new();
     if let Combined::Members(members, _) = combined {
         for (member, score) in members {
-            result.insert(CompactBytes::from_owned(member), score);
+            result.insert(member, score);
         }
     }
     store_result(ctx, &args[1], result)

@@ -26,7 +26,7 @@ use super::security;
 use super::subscribe::{self as sub};
 use super::{clock, Node, Session};
 use crate::command::{self, flag, CommandSpec, Handler, Resolved, UnchangedCheck};
-use crate::keyspace::{owned, rules_changed, Op, ReadCtx, Watch, BLOCKED};
+use crate::keyspace::{owned, rules_changed, Keyspace, Op, ReadCtx, Watch, BLOCKED};
 use crate::resp::{encode, Frame, RequestLimits, RequestParser};
 use crate::tls::Acceptor;
 
@@ -683,15 +683,10 @@ impl Batch {
                         None => node.cell_now_ms(&keyspace),
                     };
                     self.read_time_ms = Some(now_ms);
-                    let ctx = ReadCtx {
-                        keyspace: &keyspace,
-                        db: session.db,
-                        now_ms,
-                        seed: rand::random(),
-                        touch: !session.no_touch || spec.name == "touch",
-                        user: restricted(session),
-                    };
-                    run(&ctx, &args[..])
+                    run(
+                        &session_read_ctx(session, spec, &keyspace, now_ms),
+                        &args[..],
+                    )
                 };
                 self.push(session, reply, output);
             }
@@ -788,10 +783,10 @@ impl Batch {
     /// Only while none of this batch's writes wait to be proposed: the check sees the
     /// applied state, which must already hold every earlier command of the connection. Only
     /// with linearizable reads: a write must never be judged on a stale state, whatever
-    /// `read-consistency` allows reads. It
-    /// runs first on the state as it is, so a write that changes something, the common
-    /// case, goes to the log without waiting for a read confirmation; a write found to
-    /// change nothing is confirmed as a read is and checked again.
+    /// `read-consistency` allows reads. It runs first on the state as it is, so a write
+    /// that changes something, the common case, goes to the log without waiting for a read
+    /// confirmation; a write found to change nothing is confirmed as a read is and checked
+    /// again.
     async fn answer_if_unchanged(
         &mut self,
         session: &Session,
@@ -803,13 +798,13 @@ impl Batch {
             return None;
         }
         let already_confirmed = self.read_confirmed;
-        let unconfirmed = check_unchanged(&session.node, session, spec, check, args)?;
+        let unconfirmed = check_unchanged(session, spec, check, args)?;
         if already_confirmed {
             return Some(unconfirmed);
         }
         // A node that cannot confirm (no leader) leaves the write to the log's own errors.
         self.confirm_read(&session.node).await.ok()?;
-        check_unchanged(&session.node, session, spec, check, args)
+        check_unchanged(session, spec, check, args)
     }
 
     /// Queues a command between MULTI and EXEC, refusing what Redis refuses there.
@@ -947,32 +942,41 @@ impl Batch {
     }
 }
 
-/// Commands that run at once even inside MULTI, as in Redis.
+/// The read path's view of `keyspace` for a command of `session` at `now_ms`.
+fn session_read_ctx<'k>(
+    session: &'k Session,
+    spec: &CommandSpec,
+    keyspace: &'k Keyspace,
+    now_ms: u64,
+) -> ReadCtx<'k> {
+    ReadCtx {
+        keyspace,
+        db: session.db,
+        now_ms,
+        seed: rand::random(),
+        touch: !session.no_touch || spec.name == "touch",
+        user: restricted(session),
+    }
+}
+
 /// Runs a write's [`UnchangedCheck`] on the node's applied state at the cell's time.
 fn check_unchanged(
-    node: &Node,
     session: &Session,
     spec: &CommandSpec,
     check: UnchangedCheck,
     args: &[Bytes],
 ) -> Option<Frame> {
-    let keyspace = node.keyspace.read();
+    let keyspace = session.node.keyspace.read();
     // Under `maxmemory` Redis refuses a growing command before running it, even one that
     // would change nothing; apply decides that on every replica alike.
     if spec.flags & flag::DENYOOM != 0 && keyspace.has_memory_limit() {
         return None;
     }
-    let ctx = ReadCtx {
-        keyspace: &keyspace,
-        db: session.db,
-        now_ms: node.cell_now_ms(&keyspace),
-        seed: 0,
-        touch: !session.no_touch,
-        user: restricted(session),
-    };
-    check(&ctx, args)
+    let now_ms = session.node.cell_now_ms(&keyspace);
+    check(&session_read_ctx(session, spec, &keyspace, now_ms), args)
 }
 
+/// Commands that run at once even inside MULTI, as in Redis.
 fn runs_inside_multi(spec: &CommandSpec) -> bool {
     matches!(
         spec.name,
