@@ -43,12 +43,13 @@ async fn memory_store_conformance() {
 
 #[cfg(feature = "rocksdb")]
 mod rocks {
-    use cellkv_node::storage::RocksLogStore;
+    use cellkv_node::storage::{AppendSync, RocksLogStore};
     use tempfile::TempDir;
 
     use super::*;
 
-    struct RocksBuilder;
+    /// Builds RocksDB stores that sync their appends as the field says.
+    struct RocksBuilder(AppendSync);
 
     impl StoreBuilder<TypeConfig, RocksLogStore, KeyspaceStateMachine, TempDir> for RocksBuilder {
         async fn build(
@@ -57,7 +58,8 @@ mod rocks {
         {
             let to_storage = |e: std::io::Error| StorageError::read(TypeConfig::err_from_error(&e));
             let dir = tempfile::tempdir().map_err(to_storage)?;
-            let log = RocksLogStore::open(dir.path().join("raft")).map_err(to_storage)?;
+            let log =
+                RocksLogStore::open_with(dir.path().join("raft"), self.0).map_err(to_storage)?;
             let snapshots = SnapshotStore::dir(dir.path().join("snapshots")).map_err(to_storage)?;
             Ok((dir, log, state_machine(snapshots)?))
         }
@@ -65,8 +67,15 @@ mod rocks {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn rocksdb_store_conformance() {
-        Suite::test_all(RocksBuilder)
+        Suite::test_all(RocksBuilder(AppendSync::OnCaller))
             .await
             .expect("rocksdb store conformance");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rocksdb_store_with_a_sync_thread_conformance() {
+        Suite::test_all(RocksBuilder(AppendSync::OnSyncThread))
+            .await
+            .expect("rocksdb store (sync thread) conformance");
     }
 }

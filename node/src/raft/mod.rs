@@ -431,7 +431,14 @@ pub async fn start(
     settings: RaftSettings,
     keyspace: SharedKeyspace,
 ) -> Result<RaftHandle, RaftError> {
-    let log_store = crate::storage::RocksLogStore::open(settings.dir.join("raft"))?;
+    // A lone node syncs on Raft's core; a cell's node on a thread of the store's own, so that
+    // a leader replicates while its own disk syncs (`storage::AppendSync`).
+    let sync = if settings.peers.len() > 1 {
+        crate::storage::AppendSync::OnSyncThread
+    } else {
+        crate::storage::AppendSync::OnCaller
+    };
+    let log_store = crate::storage::RocksLogStore::open_with(settings.dir.join("raft"), sync)?;
     let snapshots = SnapshotStore::dir(settings.dir.join("snapshots"))?;
     start_with_stores(settings, keyspace, log_store, snapshots).await
 }

@@ -16,7 +16,7 @@ mod rocks;
 
 pub use memory::MemLogStore;
 #[cfg(feature = "rocksdb")]
-pub use rocks::RocksLogStore;
+pub use rocks::{AppendSync, RocksLogStore};
 
 use crate::keyspace::SharedKeyspace;
 use crate::raft::{self, RaftError, RaftHandle, RaftSettings, SnapshotStore};

@@ -7,8 +7,8 @@
 //! - `meta`: `committed` (the last committed log id, so a restart re-applies the log tail up to
 //!   it) and `last_purged` (the log id purging stopped at, which must outlive the entries).
 //!
-//! Durability: every append is one `WriteBatch` written with `sync = true`, and only then is
-//! openraft told the entries are flushed. openraft hands over many entries per append while the
+//! Durability: every append is one `WriteBatch`, and openraft is told the entries are flushed
+//! only once the WAL that holds them is fsynced. openraft hands over many entries per append while the
 //! previous fsync is running, so one fsync covers a whole batch of client writes. The vote,
 //! truncations and purges are synced too. `committed` alone is not synced: losing its last
 //! update only means re-applying less on restart. It is not even written on its own: the
@@ -16,19 +16,25 @@
 //! lone node's CPU at pipeline 1, so the newest value rides in the next synced batch (or is
 //! written when the store closes).
 //!
-//! A synced write runs on the task that asks for it, which is Raft's core: the core waits
-//! for the append either way, and while its thread is in the fsync the requests that arrive
-//! pile up and are proposed as the next entry, one fsync for all of them, as Redis's event
-//! loop does around its AOF fsync. Handing the write to the blocking pool instead cost two
-//! thread wake-ups per fsync and left each fsync with fewer writes (docs/benchmarks.md,
-//! seventh look). Nothing read from disk is unwrapped: undecodable data becomes an
-//! `InvalidData` error, which openraft turns into a storage error that stops the node.
+//! Where an append's fsync runs ([`AppendSync`]) depends on whether the node has peers. A
+//! lone node syncs on the task that asks for it, which is Raft's core: the core waits for the
+//! append either way, and while its thread is in the fsync the requests that arrive pile up
+//! and are proposed as the next entry, one fsync for all of them, as Redis's event loop does
+//! around its AOF fsync. Handing the write to another thread instead cost two thread wake-ups
+//! per fsync and left each fsync with fewer writes (docs/benchmarks.md, seventh look). A
+//! node of a cell writes the entries without a sync and lets a thread of the store's own
+//! sync them: openraft sends new entries to the followers only once `append` returns, so a
+//! leader that synced on its core kept its followers waiting for its own disk, and a follower
+//! kept the leader's next entries waiting (docs/benchmarks.md, twelfth look).
+//!
+//! Nothing read from disk is unwrapped: undecodable data becomes an `InvalidData` error,
+//! which openraft turns into a storage error that stops the node.
 
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::OptionalSend;
@@ -69,11 +75,86 @@ const KEY_LAST_PURGED: &[u8] = b"last_purged";
 /// iterator for that cost more than the point lookups.
 const MAX_POINT_READS: u64 = 16;
 
+/// Where an append's fsync runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendSync {
+    /// On the task that appends, Raft's core (see the module doc): best for a lone node,
+    /// which has nothing to do while its disk syncs but gather the next entry.
+    OnCaller,
+    /// On the store's own thread: `append` returns once the entries are readable and the
+    /// thread reports them flushed after one fsync for every append that arrived meanwhile,
+    /// so a leader sends new entries to its followers while its own disk syncs them.
+    OnSyncThread,
+}
+
 /// The RocksDB-backed Raft log store. Clones share the database; the log reader is a clone.
 #[derive(Clone)]
 pub struct RocksLogStore {
     db: Arc<Db>,
     committed: Arc<PendingCommitted>,
+    /// The thread that syncs appends, if they are synced there.
+    sync_thread: Option<Arc<SyncThread>>,
+}
+
+/// The thread of [`AppendSync::OnSyncThread`]: it waits for an append, takes every one
+/// queued behind it, syncs the WAL once and reports them all flushed in the order they were
+/// appended.
+struct SyncThread {
+    appended: Option<mpsc::Sender<IOFlushed<TypeConfig>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SyncThread {
+    fn spawn(db: Arc<Db>) -> io::Result<SyncThread> {
+        let (appended, queued) = mpsc::channel::<IOFlushed<TypeConfig>>();
+        let thread = std::thread::Builder::new()
+            .name("cellkv-log-sync".into())
+            .spawn(move || {
+                while let Ok(first) = queued.recv() {
+                    let mut waiting = vec![first];
+                    waiting.extend(queued.try_iter());
+                    let synced = db.flush_wal(true);
+                    for callback in waiting {
+                        callback.io_completed(match &synced {
+                            Ok(()) => Ok(()),
+                            Err(e) => Err(io::Error::other(e.to_string())),
+                        });
+                    }
+                }
+            })?;
+        Ok(SyncThread {
+            appended: Some(appended),
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues `callback` for the next sync.
+    fn queue(&self, callback: IOFlushed<TypeConfig>) -> io::Result<()> {
+        let stopped = || io::Error::other("the raft log's sync thread has stopped");
+        let Some(appended) = &self.appended else {
+            callback.io_completed(Err(stopped()));
+            return Err(stopped());
+        };
+        appended
+            .send(callback)
+            .map_err(|mpsc::SendError(callback)| {
+                callback.io_completed(Err(stopped()));
+                stopped()
+            })
+    }
+}
+
+impl Drop for SyncThread {
+    /// Ends the thread and waits for it, so that the database is closed (and can be opened
+    /// again, as a restarted node does) once the last store clone is gone.
+    fn drop(&mut self) {
+        drop(self.appended.take());
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::warn!("the raft log's sync thread panicked");
+            }
+        }
+    }
 }
 
 /// The newest `committed` pointer not yet written: it goes into the next synced batch, or is
@@ -118,8 +199,13 @@ impl Debug for RocksLogStore {
 }
 
 impl RocksLogStore {
-    /// Opens (or creates) the log store in directory `path`.
+    /// Opens (or creates) the log store in directory `path`, syncing appends on the caller.
     pub fn open(path: impl AsRef<Path>) -> io::Result<RocksLogStore> {
+        Self::open_with(path, AppendSync::OnCaller)
+    }
+
+    /// Opens (or creates) the log store in directory `path`, syncing appends as `sync` says.
+    pub fn open_with(path: impl AsRef<Path>, sync: AppendSync) -> io::Result<RocksLogStore> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
@@ -146,7 +232,15 @@ impl RocksLogStore {
             db: db.clone(),
             value: parking_lot::Mutex::new(None),
         });
-        Ok(RocksLogStore { db, committed })
+        let sync_thread = match sync {
+            AppendSync::OnCaller => None,
+            AppendSync::OnSyncThread => Some(Arc::new(SyncThread::spawn(db.clone())?)),
+        };
+        Ok(RocksLogStore {
+            db,
+            committed,
+            sync_thread,
+        })
     }
 
     /// Index of the first entry still held, if any (for tests that check purging).
@@ -183,10 +277,15 @@ impl RocksLogStore {
 
     /// Writes `batch` atomically, with the pending `committed` pointer, and fsyncs it, on
     /// the calling task (see the module doc).
-    fn write_synced(&self, mut batch: WriteBatch) -> io::Result<()> {
+    fn write_synced(&self, batch: WriteBatch) -> io::Result<()> {
+        self.write(batch, true)
+    }
+
+    /// Writes `batch` atomically with the pending `committed` pointer, fsynced if `sync`.
+    fn write(&self, mut batch: WriteBatch, sync: bool) -> io::Result<()> {
         self.committed.add_to(&mut batch)?;
         let mut opts = WriteOptions::default();
-        opts.set_sync(true);
+        opts.set_sync(sync);
         self.db.write_opt(batch, &opts).map_err(rocks_err)
     }
 }
@@ -355,6 +454,13 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
             callback.io_completed(Ok(()));
             return Ok(());
         }
+        if let Some(sync_thread) = &self.sync_thread {
+            if let Err(e) = self.write(batch, false) {
+                callback.io_completed(Err(io::Error::new(e.kind(), e.to_string())));
+                return Err(e);
+            }
+            return sync_thread.queue(callback);
+        }
         match self.write_synced(batch) {
             Ok(()) => {
                 callback.io_completed(Ok(()));
@@ -395,6 +501,7 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
 mod tests {
     use bytes::Bytes;
     use openraft::entry::RaftEntry;
+    use openraft::type_config::TypeConfigExt;
 
     use super::*;
     use crate::keyspace::{Op, Request};
@@ -465,6 +572,45 @@ mod tests {
             indexes(store.try_get_log_entries(3..).await.expect("read")),
             vec![3, 4, 5]
         );
+    }
+
+    /// With a sync thread, entries are readable as soon as `append` returns, every append is
+    /// reported flushed, and they are all there after the store is closed and opened again
+    /// (which needs the thread to have let go of the database).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sync_thread_reports_every_append_flushed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("raft");
+        let mut store = RocksLogStore::open_with(&path, AppendSync::OnSyncThread).expect("open");
+        const APPENDS: u64 = 20;
+        const PER_APPEND: u64 = 5;
+        let mut reports = Vec::new();
+        for batch in 0..APPENDS {
+            let first = batch * PER_APPEND + 1;
+            let last = first + PER_APPEND - 1;
+            let (flushed, report) = TypeConfig::oneshot::<Result<(), io::Error>>();
+            store
+                .append((first..=last).map(set_entry), IOFlushed::signal(flushed))
+                .await
+                .expect("append");
+            let state = store.get_log_state().await.expect("log state");
+            assert_eq!(state.last_log_id, Some(log_id(last)));
+            reports.push(report);
+        }
+        for report in reports {
+            tokio::time::timeout(std::time::Duration::from_secs(10), report)
+                .await
+                .expect("reported in time")
+                .expect("reported")
+                .expect("flushed");
+        }
+        drop(store);
+        let mut store = RocksLogStore::open_with(&path, AppendSync::OnSyncThread).expect("reopen");
+        let entries = store
+            .try_get_log_entries(1..=APPENDS * PER_APPEND)
+            .await
+            .expect("read after reopen");
+        assert_eq!(entries.len() as u64, APPENDS * PER_APPEND);
     }
 
     fn wal_bytes(dir: &Path) -> u64 {
