@@ -8,7 +8,7 @@
 #   bench/cell-cpu.sh                          # SET at -P 1 through the leader
 #   TEST=set PIPELINE=16 ROLE=follower bench/cell-cpu.sh
 #   SYSCALLS=2 bench/cell-cpu.sh               # also count node 2's syscalls and switches
-#   CELLKV_ARGS="--io-threads 1" bench/cell-cpu.sh
+#   CELL_IO_THREADS=0 bench/cell-cpu.sh         # nodes with the default workers (bench/lib.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh

@@ -77,13 +77,21 @@ cell_ports() {
     PEERS="1@127.0.0.1:${RAFT_PORT[1]},2@127.0.0.1:${RAFT_PORT[2]},3@127.0.0.1:${RAFT_PORT[3]}"
 }
 
-# Starts (or restarts) node $1 of the cell of cell_ports with its own data directory and
-# any flags in $CELLKV_ARGS; a restart appends to the node's output files. Sets NODE_PID.
+# Worker threads of each node of a bench cell. The three nodes and the load generator share
+# this machine's two cores, so each node gets one, as an operator who puts a cell's nodes
+# on shared cores would set (`io-threads 0` gives each node one per core: six workers on
+# two cores here). CELL_IO_THREADS=0 runs the nodes with the default.
+CELL_IO_THREADS="${CELL_IO_THREADS:-1}"
+
+# Starts (or restarts) node $1 of the cell of cell_ports with its own data directory,
+# $CELL_IO_THREADS workers and any flags in $CELLKV_ARGS; a restart appends to the node's
+# output files. Sets NODE_PID.
 start_cell_node() {
     local id=$1
     # shellcheck disable=SC2086 # the extra flags are words on purpose
     "$CELLKV_BIN" --node-id "$id" --port "${NODE_PORT[$id]}" --raft-port "${RAFT_PORT[$id]}" \
-        --peers "$PEERS" --dir "$WORK/cell$id" --log-level warn ${CELLKV_ARGS:-} \
+        --peers "$PEERS" --dir "$WORK/cell$id" --log-level warn \
+        --io-threads "$CELL_IO_THREADS" ${CELLKV_ARGS:-} \
         >>"$WORK/cell$id.out" 2>>"$WORK/cell$id.log" &
     NODE_PID[$id]=$!
     PIDS+=($!)

@@ -83,6 +83,8 @@ declare -A CELL_TARGET=([leader:set]=0.7 [follower:set]=0.7 [leader:get]=0.5 [fo
     echo "A cell of three cellkv processes on loopback (each fsyncing its own log); a write is"
     echo "acknowledged once a majority has it on disk. Reads are linearizable (read index). A"
     echo "follower forwards writes to the leader and asks it for a read index before reading."
+    echo "The three nodes share the machine's cores with the load generator, so each runs"
+    echo "\`--io-threads $CELL_IO_THREADS\` (bench/lib.sh, CELL_IO_THREADS)."
     echo
     echo "| test | pipeline | redis req/s | cell req/s | cell / redis | target |"
     echo "|---|---|---|---|---|---|"
