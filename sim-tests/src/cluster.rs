@@ -180,6 +180,8 @@ impl Cell {
         let flags = Flags::try_parse_from(args).expect("flags");
         let config = Config::load(flags).expect("config");
         let disk = MemLogStore::disk(options.fsync);
+        // As a cell's RocksDB store does: an append returns before its sync.
+        disk.set_syncs_behind(true);
         if options.ack_before_sync {
             disk.set_ack_before_sync(true);
         }

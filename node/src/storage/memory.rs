@@ -15,7 +15,9 @@
 //!   is a power loss: the volatile image goes back to the durable one plus a prefix of the
 //!   journal (the writes the OS happened to flush), and the rest is lost. An append is
 //!   acknowledged to openraft only after its sync, so a crash never loses an acknowledged
-//!   entry.
+//!   entry. With [`MemLogStore::set_syncs_behind`] (the simulation's cells) an append returns
+//!   before its sync and is acknowledged when the sync, running beside the caller, is done,
+//!   as a cell's RocksDB store does.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -80,6 +82,9 @@ struct Disk {
     journal: Vec<Write>,
     /// How long a sync takes.
     fsync: Duration,
+    /// Appends return before their sync, which runs beside the caller and reports them
+    /// flushed when it is done, as a cell's RocksDB store does (`AppendSync::OnSyncThread`).
+    syncs_behind: bool,
     /// Test-only fault: acknowledge appends before their sync.
     #[cfg(madsim)]
     ack_before_sync: bool,
@@ -173,6 +178,15 @@ impl MemLogStore {
         }
     }
 
+    /// Makes appends return before their sync, which then runs beside the caller and
+    /// reports them flushed when done, as a cell's RocksDB store does
+    /// (`AppendSync::OnSyncThread`). No effect on a store that is not a simulated disk.
+    pub fn set_syncs_behind(&self, on: bool) {
+        if let Some(disk) = &mut self.inner.lock().disk {
+            disk.syncs_behind = on;
+        }
+    }
+
     /// Test-only fault for the simulation (`cfg(madsim)`): appends are written without a sync
     /// and acknowledged to openraft at once, as a store that forgot its fsync would. A crash
     /// can then lose acknowledged entries, and the simulation's checkers must notice.
@@ -224,12 +238,26 @@ impl MemLogStore {
                 _ => return,
             }
         };
-        // A node killed during this sleep never syncs: the write stays in the journal and a
-        // crash loses it.
+        self.sync_after(fsync).await;
+    }
+
+    /// Waits out `fsync` and makes the journal durable. A node killed during the wait never
+    /// syncs: its writes stay in the journal and a crash loses them.
+    async fn sync_after(&self, fsync: Duration) {
         if !fsync.is_zero() {
             tokio::time::sleep(fsync).await;
         }
         self.inner.lock().sync();
+    }
+
+    /// The time a sync takes if appends sync beside the caller, else `None`.
+    fn sync_behind(&self) -> Option<Duration> {
+        self.inner
+            .lock()
+            .disk
+            .as_ref()
+            .filter(|d| d.syncs_behind)
+            .map(|d| d.fsync)
     }
 
     #[cfg(madsim)]
@@ -350,6 +378,17 @@ impl RaftLogStorage<TypeConfig> for MemLogStore {
             callback.io_completed(Ok(()));
             return Ok(());
         }
+        if let Some(fsync) = self.sync_behind() {
+            // Each append's sync is a task of its own, so they may finish in any order when
+            // the disk's speed changes; each reports only what its sync made durable.
+            self.write(Write::Append(entries), false).await;
+            let store = self.clone();
+            tokio::spawn(async move {
+                store.sync_after(fsync).await;
+                callback.io_completed(Ok(()));
+            });
+            return Ok(());
+        }
         self.write(Write::Append(entries), true).await;
         callback.io_completed(Ok(()));
         Ok(())
@@ -386,6 +425,36 @@ mod tests {
             .append(indexes.map(blank), IOFlushed::noop())
             .await
             .expect("append");
+    }
+
+    /// A disk that syncs behind returns from `append` with the entries readable and not yet
+    /// durable, reports them flushed once its sync is done, and loses them in a crash
+    /// before that.
+    #[tokio::test]
+    async fn a_disk_that_syncs_behind_reports_appends_after_their_sync() {
+        use openraft::type_config::TypeConfigExt;
+        let mut store = MemLogStore::disk(Duration::from_millis(20));
+        store.set_syncs_behind(true);
+        let (flushed, report) = TypeConfig::oneshot::<Result<(), io::Error>>();
+        store
+            .append((1..=3).map(blank), IOFlushed::signal(flushed))
+            .await
+            .expect("append");
+        assert_eq!(store.len(), 3);
+        assert_eq!(store.unsynced(), 1);
+        report.await.expect("reported").expect("flushed");
+        assert_eq!(store.unsynced(), 0);
+        assert_eq!(store.crash(0), 0);
+        assert_eq!(store.len(), 3);
+
+        // Killed before its sync ran: the entries were never reported and are lost.
+        let mut lost = MemLogStore::disk(Duration::from_secs(3600));
+        lost.set_syncs_behind(true);
+        lost.append((1..=2).map(blank), IOFlushed::noop())
+            .await
+            .expect("append");
+        assert_eq!(lost.crash(0), 1);
+        assert!(lost.is_empty());
     }
 
     /// A plain memory store keeps everything: a crash is a no-op.
