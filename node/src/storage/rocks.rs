@@ -8,13 +8,13 @@
 //!   it) and `last_purged` (the log id purging stopped at, which must outlive the entries).
 //!
 //! Durability: every append is one `WriteBatch`, and openraft is told the entries are flushed
-//! only once the WAL that holds them is fsynced. openraft hands over many entries per append while the
-//! previous fsync is running, so one fsync covers a whole batch of client writes. The vote,
-//! truncations and purges are synced too. `committed` alone is not synced: losing its last
-//! update only means re-applying less on restart. It is not even written on its own: the
-//! core advances it once per append, and a RocksDB write of its own cost about 3 % of a
-//! lone node's CPU at pipeline 1, so the newest value rides in the next synced batch (or is
-//! written when the store closes).
+//! only once the WAL that holds them is fsynced. openraft hands over many entries per append
+//! while the previous fsync is running, so one fsync covers a whole batch of client writes.
+//! The vote, truncations and purges are synced too. `committed` alone is not synced: losing
+//! its last update only means re-applying less on restart. It is not even written on its
+//! own: the core advances it once per append, and a RocksDB write of its own cost about 3 %
+//! of a lone node's CPU at pipeline 1, so the newest value rides in the next synced batch (or
+//! is written when the store closes).
 //!
 //! Where an append's fsync runs ([`AppendSync`]) depends on whether the node has peers. A
 //! lone node syncs on the task that asks for it, which is Raft's core: the core waits for the
