@@ -454,21 +454,16 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
             callback.io_completed(Ok(()));
             return Ok(());
         }
-        if let Some(sync_thread) = &self.sync_thread {
-            if let Err(e) = self.write(batch, false) {
-                callback.io_completed(Err(io::Error::new(e.kind(), e.to_string())));
-                return Err(e);
-            }
-            return sync_thread.queue(callback);
+        // Synced here unless the sync thread does it.
+        if let Err(e) = self.write(batch, self.sync_thread.is_none()) {
+            callback.io_completed(Err(io::Error::new(e.kind(), e.to_string())));
+            return Err(e);
         }
-        match self.write_synced(batch) {
-            Ok(()) => {
+        match &self.sync_thread {
+            Some(sync_thread) => sync_thread.queue(callback),
+            None => {
                 callback.io_completed(Ok(()));
                 Ok(())
-            }
-            Err(e) => {
-                callback.io_completed(Err(io::Error::new(e.kind(), e.to_string())));
-                Err(e)
             }
         }
     }
