@@ -32,10 +32,24 @@ fn strings(value: Value) -> Vec<String> {
         .collect()
 }
 
-fn last_log_index(con: &mut redis::Connection) -> u64 {
-    info_field(con, "raft_last_log_index")
+fn index_field(con: &mut redis::Connection, field: &str) -> u64 {
+    info_field(con, field)
         .and_then(|v| v.parse().ok())
-        .expect("raft_last_log_index")
+        .unwrap_or_else(|| panic!("INFO has no {field}"))
+}
+
+/// The node's last log index once Raft's metrics, which trail apply a little, have caught
+/// up with every write already answered (`raft_applied_index` is the keyspace's own).
+fn last_log_index(con: &mut redis::Connection) -> u64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let applied = index_field(con, "raft_applied_index");
+        let last = index_field(con, "raft_last_log_index");
+        if last >= applied || std::time::Instant::now() >= deadline {
+            return last;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 /// Writes that change nothing (SADD of members already there, SREM, DEL and SETNX that find
